@@ -1,0 +1,34 @@
+# The two commands of a fresh machine: `make run` and `make test`.
+# Everything they need is installed here: a virtualenv with the project and its test tools.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: run test bench venv clean
+
+run: $(STAMP)
+	$(BIN)/mpfleet serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP) bench-tools
+	$(BIN)/python bench/http_bench.py
+
+venv: $(STAMP)
+
+# Reinstalled whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# wrk, the HTTP load generator of the benchmarks, from Debian when missing.
+.PHONY: bench-tools
+bench-tools:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache

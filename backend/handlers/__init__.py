@@ -1,0 +1,1 @@
+"""HTTP handlers: validate the request, call storage, shape the answer."""

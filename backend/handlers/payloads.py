@@ -1,0 +1,80 @@
+"""How rows look in the API: the JSON shapes of seed 004, every field present."""
+
+from mpfleet.boards import catalog
+
+
+def _platform_and_board(device):
+    board = catalog().get(device.board_key)
+    if board is None:  # a board definition removed after the device was registered
+        unknown = {"id": None, "name": device.board_key, "key": device.board_key}
+        return {"id": None, "name": device.platform_key, "key": device.platform_key}, unknown
+    return board.platform, board.board
+
+
+def device_compact(device):
+    platform, board = _platform_and_board(device)
+    return {
+        "uid": device.uid,
+        "name": device.name,
+        "status": device.status,
+        "last_seen_at": device.last_seen_at,
+        "platform": platform,
+        "board": board,
+        "board_variant": device.board_variant,
+    }
+
+
+def device_detail(device, settings):
+    platform, board = _platform_and_board(device)
+    return {
+        "uid": device.uid,
+        "name": device.name,
+        "description": device.description,
+        "status": device.status,
+        "is_online": device.is_online,
+        "public_ip": device.public_ip,
+        "local_ip": device.local_ip,
+        "port": settings.mqtt_tls_port,
+        "last_rssi": device.last_rssi,
+        "first_seen_at": device.first_seen_at,
+        "last_seen_at": device.last_seen_at,
+        "last_ota_at": device.last_ota_at,
+        "platform": platform,
+        "board": board,
+        "board_variant": device.board_variant,
+        "current_firmware": firmware(device.current_firmware) if device.current_firmware else None,
+        "target_firmware": firmware(device.target_firmware) if device.target_firmware else None,
+        "meta": {"mqtt_port": settings.mqtt_tls_port, **device.meta},
+    }
+
+
+def mqtt_credentials(device, password, settings, ca_cert):
+    """The broker login of a new device; the password appears here and nowhere else."""
+    return {
+        "host": settings.mqtt_public_host,
+        "port": settings.mqtt_tls_port,
+        "username": device.uid,
+        "password": password,
+        "client_id": device.uid,
+        "tls": True,
+        "ca_cert": ca_cert,
+    }
+
+
+def firmware(fw):
+    return {
+        "id": fw.id,
+        "name": fw.name,
+        "version": fw.version,
+        "notes": fw.notes,
+        "md5": fw.md5,
+        "size": fw.size,
+        "kind": fw.kind,
+        "created_at": fw.created_at,
+        "is_current": fw.is_current,
+        "is_target": fw.is_target,
+    }
+
+
+def button(b):
+    return {"id": b.id, "label": b.label, "payload": b.payload, "confirm": b.confirm}

@@ -1,0 +1,66 @@
+"""Authentication and the one place where every failure becomes a JSON answer."""
+
+import logging
+
+from aiohttp import web
+
+from . import keys
+from .errors import ApiError, ValidationError
+from .storage import Conflict, NotFound, User
+
+log = logging.getLogger(__name__)
+
+UNAUTHENTICATED = "Unauthenticated."
+_PROTECTED_PREFIX = "/v1/user/"
+USER = web.RequestKey("user", User)  # the authenticated caller
+
+# aiohttp's own HTTP errors, in our words.
+_HTTP_MESSAGES = {
+    400: "Bad request.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "Request body is too large.",
+}
+
+
+@web.middleware
+async def json_errors(request, handler):
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return _answer(error.status, error.message)
+    except ValidationError as error:
+        return _answer(422, error.message, errors=error.errors)
+    except NotFound as error:
+        return _answer(404, error.message)
+    except Conflict as error:
+        return _answer(409, error.message)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+        return _answer(error.status, _HTTP_MESSAGES.get(error.status, error.reason), headers=headers)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return _answer(500, "Server error.")
+
+
+@web.middleware
+async def bearer_auth(request, handler):
+    """Every /v1/user/... request needs `Authorization: Bearer <token>` of a known user."""
+    if request.path.startswith(_PROTECTED_PREFIX):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        user = None
+        if scheme.lower() == "bearer" and token.strip():
+            user = await request.app[keys.STORAGE].users.for_token(token.strip())
+        if user is None:
+            return _answer(401, UNAUTHENTICATED, headers={"WWW-Authenticate": "Bearer"})
+        request[USER] = user
+    return await handler(request)
+
+
+def _answer(status, message, *, errors=None, headers=None):
+    body = {"message": message}
+    if errors is not None:
+        body["errors"] = errors
+    return web.json_response(body, status=status, headers=headers)

@@ -1,0 +1,37 @@
+"""The route table: every path of the API, and nothing else."""
+
+from aiohttp import web
+
+from .handlers import buttons, catalog, commands, devices, firmwares
+
+DEVICE = "/v1/user/devices/{uid}"
+
+
+def setup_routes(app):
+    app.add_routes([
+        web.get("/v1/openapi.json", catalog.openapi_document),
+        web.get("/v1/platforms", catalog.list_platforms),
+        web.get("/v1/boards", catalog.list_boards),
+
+        web.get("/v1/user/devices", devices.list_devices),
+        web.post("/v1/user/devices", devices.register_device),
+        web.get(DEVICE, devices.show_device),
+        web.patch(DEVICE, devices.update_device),
+        web.delete(DEVICE, devices.delete_device),
+
+        web.post(DEVICE + "/reboot", commands.reboot),
+        web.post(DEVICE + "/wifi-reset", commands.wifi_reset),
+        web.post(DEVICE + "/ota", commands.trigger_ota),
+        web.post(DEVICE + "/commands", commands.send_command),
+
+        web.get(DEVICE + "/command-buttons", buttons.list_buttons),
+        web.post(DEVICE + "/command-buttons", buttons.create_button),
+        web.delete(DEVICE + "/command-buttons/{button_id}", buttons.delete_button),
+        web.post(DEVICE + "/command-buttons/{button_id}/send", buttons.send_button),
+
+        web.get(DEVICE + "/firmwares", firmwares.list_firmwares),
+        web.post(DEVICE + "/firmwares", firmwares.upload_firmware),
+        web.post(DEVICE + "/firmwares/set-target", firmwares.set_target),
+        web.patch(DEVICE + r"/firmwares/{firmware_id:\d+}", firmwares.update_firmware),
+        web.delete(DEVICE + r"/firmwares/{firmware_id:\d+}", firmwares.delete_firmware),
+    ])

@@ -1,0 +1,166 @@
+"""Validation of request bodies. Each function returns clean values or raises ValidationError.
+
+Messages follow one pattern ("The <field> field ..."), so clients can show them as they are.
+"""
+
+import json
+import re
+
+from .errors import ValidationError
+
+MAX_PAYLOAD_BYTES = 4096  # a command payload must fit a board's RAM (an ESP8266 has ~35 KB free)
+_NAME_MAX = 100
+_DESCRIPTION_MAX = 1000
+_BUTTON_ID = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+_BUTTON_ID_MAX = 64
+_LABEL_MAX = 64
+_VERSION_MAX = 64
+_NOTES_MAX = 2000
+_MD5 = re.compile(r"[0-9a-f]{32}\Z")
+
+
+class _Fields:
+    """Reads fields of one body and collects every error before raising."""
+
+    def __init__(self, body):
+        self.body = body
+        self.errors = {}
+
+    def fail(self, field, message):
+        self.errors.setdefault(field, []).append(message)
+
+    def present(self, field):
+        return field in self.body
+
+    def text(self, field, *, required=False, max_len, nullable=False):
+        """A string, stripped; None when absent (or null where allowed)."""
+        value = self.body.get(field)
+        if value is None:
+            if required:
+                self.fail(field, f"The {field} field is required.")
+            elif field in self.body and not nullable:
+                self.fail(field, f"The {field} field must be a string.")
+            return None
+        if not isinstance(value, str):
+            self.fail(field, f"The {field} field must be a string.")
+            return None
+        value = value.strip()
+        if required and not value:
+            self.fail(field, f"The {field} field is required.")
+        elif len(value) > max_len:
+            self.fail(field, f"The {field} field must not be greater than {max_len} characters.")
+        return value
+
+    def boolean(self, field, *, default):
+        value = self.body.get(field, default)
+        if not isinstance(value, bool):
+            self.fail(field, f"The {field} field must be true or false.")
+        return value
+
+    def payload(self, field):
+        """A JSON object that serializes to at most MAX_PAYLOAD_BYTES."""
+        value = self.body.get(field)
+        if value is None:
+            self.fail(field, f"The {field} field is required.")
+        elif not isinstance(value, dict):
+            self.fail(field, f"The {field} field must be a JSON object.")
+        elif len(compact_json(value)) > MAX_PAYLOAD_BYTES:
+            self.fail(field, f"The {field} field must not be larger than {MAX_PAYLOAD_BYTES} bytes as JSON.")
+        return value
+
+    def done(self):
+        if self.errors:
+            raise ValidationError(self.errors)
+
+
+def compact_json(value):
+    """The bytes a payload takes on the wire."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def device_registration(body, boards):
+    """{name, platform, board, description?} → (name, description, platform_key, board_key)."""
+    fields = _Fields(body)
+    name = fields.text("name", required=True, max_len=_NAME_MAX)
+    description = fields.text("description", max_len=_DESCRIPTION_MAX, nullable=True)
+    platform_key = fields.text("platform", required=True, max_len=64)
+    board_key = fields.text("board", required=True, max_len=64)
+    known_platforms = {b.platform["key"] for b in boards.values()}
+    if platform_key and platform_key not in known_platforms:
+        fields.fail("platform", "The selected platform is invalid.")
+    elif board_key and board_key not in boards:
+        fields.fail("board", "The selected board is invalid.")
+    elif platform_key and board_key and boards[board_key].platform["key"] != platform_key:
+        fields.fail("board", f"The selected board does not belong to the {platform_key} platform.")
+    fields.done()
+    return name, description or None, platform_key, board_key
+
+
+def device_update(body):
+    """{name?, description?} → the columns to change."""
+    fields = _Fields(body)
+    changes = {}
+    if fields.present("name"):
+        changes["name"] = fields.text("name", required=True, max_len=_NAME_MAX)
+    if fields.present("description"):
+        changes["description"] = fields.text("description", max_len=_DESCRIPTION_MAX, nullable=True) or None
+    fields.done()
+    return changes
+
+
+def command_button(body):
+    """{id, label, payload, confirm?} → (id, label, payload, confirm)."""
+    fields = _Fields(body)
+    button_id = fields.text("id", required=True, max_len=_BUTTON_ID_MAX)
+    if button_id and not _BUTTON_ID.match(button_id):
+        fields.fail("id", "The id field must contain only lowercase letters, digits, dashes and underscores.")
+    label = fields.text("label", required=True, max_len=_LABEL_MAX)
+    payload = fields.payload("payload")
+    confirm = fields.boolean("confirm", default=False)
+    fields.done()
+    return button_id, label, payload, confirm
+
+
+def command(body):
+    """{payload} → the payload object."""
+    fields = _Fields(body)
+    payload = fields.payload("payload")
+    fields.done()
+    return payload
+
+
+def firmware_upload(form, *, has_file):
+    """Multipart text fields {name, version?, notes?} → keyword arguments for storage."""
+    fields = _Fields(form)
+    values = {
+        "name": fields.text("name", required=True, max_len=_NAME_MAX),
+        "version": fields.text("version", max_len=_VERSION_MAX) or None,
+        "notes": fields.text("notes", max_len=_NOTES_MAX) or None,
+    }
+    if not has_file:
+        fields.fail("file", "The file field is required.")
+    fields.done()
+    return values
+
+
+def firmware_update(body):
+    """{name?, version?, notes?} → the columns to change."""
+    fields = _Fields(body)
+    changes = {}
+    if fields.present("name"):
+        changes["name"] = fields.text("name", required=True, max_len=_NAME_MAX)
+    for field, max_len in (("version", _VERSION_MAX), ("notes", _NOTES_MAX)):
+        if fields.present(field):
+            changes[field] = fields.text(field, max_len=max_len, nullable=True) or None
+    fields.done()
+    return changes
+
+
+def firmware_md5(body):
+    """{md5} → the md5 in lowercase hex."""
+    fields = _Fields(body)
+    md5 = fields.text("md5", required=True, max_len=32)
+    if md5 and not _MD5.match(md5.lower()):
+        fields.fail("md5", "The md5 field must be 32 hexadecimal characters.")
+    fields.done()
+    return md5.lower()

@@ -1,0 +1,41 @@
+"""The storage layer: every SQL statement and every firmware file operation lives here.
+
+Imports neither aiohttp nor MQTT. Callers get typed rows (dataclasses) and the
+errors of `errors.py`.
+"""
+
+from pathlib import Path
+
+from .blobs import BlobStore, TooLarge
+from .buttons import Button, ButtonStore
+from .database import Database
+from .devices import Device, DeviceStore
+from .errors import Conflict, NotFound, StorageError
+from .firmwares import Firmware, FirmwareStore
+from .users import User, UserStore
+
+__all__ = [
+    "Button", "Conflict", "Device", "Firmware", "NotFound", "Storage", "StorageError", "TooLarge", "User",
+]
+
+
+class Storage:
+    """The database file and the firmware folder of one data directory."""
+
+    def __init__(self, data_dir):
+        data_dir = Path(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(data_dir / "mpfleet.db")
+        self.blobs = BlobStore(data_dir / "firmware")
+        self.users = UserStore(self.db)
+        self.devices = DeviceStore(self.db, self.blobs)
+        self.buttons = ButtonStore(self.db)
+        self.firmwares = FirmwareStore(self.db, self.blobs)
+
+    async def open(self):
+        """Open (creating or migrating) the database and clear what a crash left behind."""
+        await self.db.open()
+        self.blobs.sweep(await self.firmwares.referenced_md5s())
+
+    async def close(self):
+        await self.db.close()

@@ -1,0 +1,97 @@
+"""Firmware files on disk, named by their md5: DATA/firmware/<md5>.bin.
+
+An upload is streamed into DATA/firmware/incoming/ while it is hashed, then
+moved into place with one rename. Anything left in incoming/ (a crash mid-upload)
+and any blob no firmware row refers to (a crash between rename and commit) is
+removed by `sweep()` at start-up.
+"""
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# The first bytes that tell an image kind apart (see docs/firmware-images.md).
+ESP32_APP_MAGIC = b"\xe9"
+BUNDLE_MAGIC = b"MPFLEET-BUNDLE\x00\x01"
+
+
+class TooLarge(Exception):
+    """The upload passed the size limit; nothing of it is kept."""
+
+
+def image_kind(head):
+    """`esp32-app`, `bundle` or `raw`, from the first bytes of an image."""
+    if head.startswith(BUNDLE_MAGIC):
+        return "bundle"
+    if head.startswith(ESP32_APP_MAGIC):
+        return "esp32-app"
+    return "raw"
+
+
+class IncomingBlob:
+    """A file being received: hashed and size-checked chunk by chunk, never held in memory."""
+
+    def __init__(self, folder, limit):
+        fd, name = tempfile.mkstemp(dir=folder, suffix=".part")
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb")
+        self._md5 = hashlib.md5()
+        self._head = b""
+        self.limit = limit
+        self.size = 0
+
+    def write(self, chunk):
+        """Append a chunk. Raises TooLarge past the limit."""
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise TooLarge(self.size)
+        if len(self._head) < len(BUNDLE_MAGIC):
+            self._head += chunk[: len(BUNDLE_MAGIC)]
+        self._md5.update(chunk)
+        # A blocking write of one chunk lands in the page cache in microseconds;
+        # a thread hop per chunk would cost more than it saves.
+        self._file.write(chunk)
+
+    def finish(self):
+        """Flush to disk; return (md5 hex, size, kind)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return self._md5.hexdigest(), self.size, image_kind(self._head)
+
+    def discard(self):
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class BlobStore:
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.incoming = self.folder / "incoming"
+        self.incoming.mkdir(parents=True, exist_ok=True)
+
+    def path(self, md5):
+        return self.folder / f"{md5}.bin"
+
+    def receive(self, limit):
+        return IncomingBlob(self.incoming, limit)
+
+    def adopt(self, incoming, md5):
+        """Move a finished upload into place. A blob with this md5 has the same bytes."""
+        os.replace(incoming.path, self.path(md5))
+
+    def remove(self, md5):
+        self.path(md5).unlink(missing_ok=True)
+
+    def sweep(self, referenced):
+        """Delete unfinished uploads and blobs whose md5 is not in `referenced`."""
+        for leftover in self.incoming.iterdir():
+            leftover.unlink(missing_ok=True)
+        for blob in self.folder.glob("*.bin"):
+            if blob.stem not in referenced:
+                log.info("removing orphan firmware blob %s", blob.name)
+                blob.unlink(missing_ok=True)

@@ -1,0 +1,143 @@
+"""Devices: registration, lookup by owner, edits, deletion."""
+
+import json
+import sqlite3
+from dataclasses import dataclass, replace
+
+from .. import credentials
+from .database import utc_now
+from .errors import NotFound
+from .firmwares import Firmware, firmware_from_row, remove_unreferenced_blobs
+
+NOT_FOUND = "Device not found."
+
+_COLUMNS = (
+    "id, uid, user_id, name, description, platform_key, board_key, board_variant, enabled, is_online,"
+    " public_ip, local_ip, last_rssi, first_seen_at, last_seen_at, last_ota_at,"
+    " current_firmware_id, target_firmware_id, meta, created_at"
+)
+
+
+@dataclass(frozen=True)
+class Device:
+    id: int
+    uid: str
+    user_id: int
+    name: str
+    description: str | None
+    platform_key: str
+    board_key: str
+    board_variant: str | None
+    enabled: bool
+    is_online: bool
+    public_ip: str | None
+    local_ip: str | None
+    last_rssi: int | None
+    first_seen_at: str | None
+    last_seen_at: str | None
+    last_ota_at: str | None
+    current_firmware_id: int | None
+    target_firmware_id: int | None
+    meta: dict
+    created_at: str
+    current_firmware: Firmware | None = None
+    target_firmware: Firmware | None = None
+
+    @property
+    def status(self):
+        """pending (never connected) → online / offline; disabled overrides all."""
+        if not self.enabled:
+            return "disabled"
+        if self.first_seen_at is None:
+            return "pending"
+        return "online" if self.is_online else "offline"
+
+
+def _device_from_row(row):
+    fields = {key: row[key] for key in row.keys()}
+    fields.update(enabled=bool(row["enabled"]), is_online=bool(row["is_online"]), meta=json.loads(row["meta"]))
+    return Device(**fields)
+
+
+class DeviceStore:
+    def __init__(self, db, blobs):
+        self.db = db
+        self.blobs = blobs
+
+    async def create(self, user_id, *, name, description, platform_key, board_key, password):
+        """Register a device; only a salted hash of its MQTT password is kept."""
+        password_hash = credentials.hash_password(password)
+        for _ in range(5):  # a uid collision is ~1 in 62^12; retry rather than fail
+            uid = credentials.new_device_uid(platform_key)
+            try:
+                async with self.db.transaction() as tx:
+                    await tx.execute(
+                        "INSERT INTO devices (uid, user_id, name, description, platform_key, board_key,"
+                        " mqtt_password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (uid, user_id, name, description, platform_key, board_key, password_hash, utc_now()),
+                    )
+            except sqlite3.IntegrityError:
+                continue
+            return await self.get(user_id, uid)
+        raise RuntimeError("could not find a free device uid")
+
+    async def list(self, user_id):
+        rows = await self.db.fetch_all(f"SELECT {_COLUMNS} FROM devices WHERE user_id = ? ORDER BY id", (user_id,))
+        return [_device_from_row(row) for row in rows]
+
+    async def get(self, user_id, uid):
+        """The device with its current and target firmware. Raises NotFound, also for another user's uid."""
+        row = await self.db.fetch_one(
+            f"SELECT {_COLUMNS} FROM devices WHERE uid = ? AND user_id = ?", (uid, user_id)
+        )
+        if row is None:
+            raise NotFound(NOT_FOUND)
+        device = _device_from_row(row)
+        if device.current_firmware_id is None and device.target_firmware_id is None:
+            return device
+        return await self._with_firmwares(device)
+
+    async def _with_firmwares(self, device):
+        rows = await self.db.fetch_all(
+            "SELECT id, device_id, name, version, notes, md5, size, kind, created_at FROM firmwares"
+            " WHERE id IN (?, ?)",
+            (device.current_firmware_id, device.target_firmware_id),
+        )
+        by_id = {row["id"]: firmware_from_row(row, device) for row in rows}
+        return replace(
+            device,
+            current_firmware=by_id.get(device.current_firmware_id),
+            target_firmware=by_id.get(device.target_firmware_id),
+        )
+
+    async def update(self, user_id, uid, fields):
+        """Change editable columns (name, description). Raises NotFound."""
+        if fields:
+            assignments = ", ".join(f"{column} = ?" for column in fields)
+            async with self.db.transaction() as tx:
+                cursor = await tx.execute(
+                    f"UPDATE devices SET {assignments} WHERE uid = ? AND user_id = ?",
+                    (*fields.values(), uid, user_id),
+                )
+                if cursor.rowcount == 0:
+                    raise NotFound(NOT_FOUND)
+        return await self.get(user_id, uid)
+
+    async def delete(self, user_id, uid):
+        """Delete a device with its buttons and firmwares (and blobs no one else uses). Raises NotFound."""
+        async with self.db.transaction() as tx:
+            row = await (
+                await tx.execute("SELECT id FROM devices WHERE uid = ? AND user_id = ?", (uid, user_id))
+            ).fetchone()
+            if row is None:
+                raise NotFound(NOT_FOUND)
+            md5s = [r["md5"] for r in await tx.execute_fetchall(
+                "SELECT md5 FROM firmwares WHERE device_id = ?", (row["id"],)
+            )]
+            # Drop the assignments first: the device row points at firmwares the cascade deletes.
+            await tx.execute(
+                "UPDATE devices SET current_firmware_id = NULL, target_firmware_id = NULL WHERE id = ?", (row["id"],)
+            )
+            await tx.execute("DELETE FROM devices WHERE id = ?", (row["id"],))
+            await remove_unreferenced_blobs(self.db, tx, self.blobs, md5s)
+

@@ -1,0 +1,195 @@
+"""HTTP benchmark of the mpfleet REST backend (run: `make bench`).
+
+What is measured, against one `mpfleet serve` process on 127.0.0.1 with a fresh data dir:
+
+* GET /v1/user/devices/{uid}  (device detail; bearer auth + 1 SQLite read per request)
+* GET /v1/user/devices        (list of 50 devices)
+  Both driven by `wrk -t1 -c50 -d10s --latency` (one wrk thread: the machine has
+  2 cores, one for the single-threaded server, one for wrk). Reported: requests/s,
+  mean and p99 latency, and non-2xx responses (must be 0).
+  Target: >= 3000 req/s each.
+* POST /v1/user/devices/{uid}/firmwares with 5 different random 4 MB files
+  (exactly 4194304 bytes, sent by curl). Reported: time and MB/s of each upload,
+  and the server's RSS growth during it (VmRSS sampled every ~1 ms, peak minus
+  the value just before; VmHWM before/after as a cross-check).
+  Target: RSS growth < 1 MiB, i.e. far below the 4 MB file: the server streams
+  uploads to disk. Upload time is reported without a target.
+
+Exit code is 0 whatever the figures; PASS/MISS is printed beside each target.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+DEVICES = 50
+WRK_ARGS = ["-t1", "-c50", "-d10s", "--latency"]
+UPLOADS = 5
+UPLOAD_BYTES = 4 * 1024 * 1024
+RPS_TARGET = 3000
+RSS_TARGET_KB = 1024
+MPFLEET = Path(sys.executable).with_name("mpfleet")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(data_dir, port, log):
+    cmd = [str(MPFLEET), "serve", "--data", str(data_dir), "--host", "127.0.0.1", "--http-port", str(port)]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_ready(server, base, data_dir, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(base + "/v1/platforms", timeout=1):
+                return (data_dir / "admin.token").read_text().strip()
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not answer in time")
+
+
+def stop_server(server):
+    if server.poll() is None:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def register_devices(base, token, count):
+    uids = []
+    for i in range(count):
+        body = json.dumps({"name": f"bench-{i}", "platform": "espressif8266", "board": "esp07s"}).encode()
+        request = urllib.request.Request(base + "/v1/user/devices", data=body, method="POST", headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            uids.append(json.load(response)["data"]["uid"])
+    return uids
+
+
+def to_ms(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+
+
+def run_wrk(url, token):
+    cmd = ["wrk", *WRK_ARGS, "-H", f"Authorization: Bearer {token}", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1)),
+        "mean_ms": to_ms(re.search(r"Latency\s+(\S+)", out).group(1)),
+        "p99_ms": to_ms(re.search(r"99%\s+(\S+)", out).group(1)),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(0) if errors else "",
+    }
+
+
+def proc_kb(pid, field):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def sample_peak_rss(pid, stop, result):
+    peak = 0
+    while not stop.is_set():
+        peak = max(peak, proc_kb(pid, "VmRSS"))
+        time.sleep(0.001)
+    result.append(peak)
+
+
+def upload(base, token, uid, path, pid):
+    """One curl upload; returns (seconds, http status, RSS growth kB, VmHWM growth kB)."""
+    before, hwm_before = proc_kb(pid, "VmRSS"), proc_kb(pid, "VmHWM")
+    stop, peak = threading.Event(), []
+    sampler = threading.Thread(target=sample_peak_rss, args=(pid, stop, peak))
+    sampler.start()
+    cmd = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "--max-time", "60",
+           "-H", f"Authorization: Bearer {token}", "-F", f"name={path.stem}", "-F", f"file=@{path}",
+           f"{base}/v1/user/devices/{uid}/firmwares"]
+    try:
+        status, seconds = subprocess.run(cmd, capture_output=True, text=True, timeout=90).stdout.split()
+    finally:
+        stop.set()
+        sampler.join()
+    return float(seconds), int(status), max(peak[0], before) - before, proc_kb(pid, "VmHWM") - hwm_before
+
+
+def bench_uploads(base, token, uid, pid, work_dir):
+    results = []
+    for i in range(UPLOADS):
+        path = work_dir / f"fw{i}.bin"
+        path.write_bytes(os.urandom(UPLOAD_BYTES))
+        results.append(upload(base, token, uid, path, pid))
+        path.unlink()
+    return results
+
+
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+
+def row(name, value, target="", result=""):
+    print(f"{name:<40}{value:>16}  {target:<10}{result}")
+
+
+def print_summary(detail, listing, uploads):
+    print()
+    row("figure", "value", "target", "result")
+    for name, r in (("device detail", detail), ("list of 50 devices", listing)):
+        row(f"{name}: req/s", f"{r['rps']:.0f}", f">= {RPS_TARGET}", verdict(r["rps"] >= RPS_TARGET))
+        row(f"{name}: latency mean / p99", f"{r['mean_ms']:.1f} / {r['p99_ms']:.1f} ms")
+        row(f"{name}: non-2xx responses", r["non2xx"], "0", verdict(r["non2xx"] == 0))
+        if r["socket_errors"]:
+            print(f"  wrk: {r['socket_errors']}")
+    for i, (seconds, status, rss_kb, hwm_kb) in enumerate(uploads, 1):
+        mb_s = UPLOAD_BYTES / 1e6 / seconds
+        row(f"upload {i} (4 MiB): HTTP {status}, time", f"{seconds * 1000:.0f} ms, {mb_s:.0f} MB/s",
+            "201", verdict(status == 201))
+        row(f"upload {i}: RSS / VmHWM growth", f"{rss_kb} / {hwm_kb} kB",
+            f"< {RSS_TARGET_KB} kB", verdict(rss_kb < RSS_TARGET_KB))
+
+
+def main():
+    work_dir = Path(tempfile.mkdtemp(prefix="mpfleet-bench-"))
+    data_dir, port = work_dir / "data", free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(data_dir, port, open(work_dir / "server.log", "w"))
+    try:
+        token = wait_ready(server, base, data_dir)
+        uids = register_devices(base, token, DEVICES)
+        print(f"server pid {server.pid} on {base}, {len(uids)} devices registered; running wrk {' '.join(WRK_ARGS)}")
+        detail = run_wrk(f"{base}/v1/user/devices/{uids[0]}", token)
+        listing = run_wrk(f"{base}/v1/user/devices", token)
+        uploads = bench_uploads(base, token, uids[1], server.pid, work_dir)
+        print_summary(detail, listing, uploads)
+    finally:
+        stop_server(server)
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Fixtures: the real app on a real socket, over a real SQLite file in a temporary data dir.
+
+`api` is a client for one user; `other_api` one for a second user. Every answer
+they receive is checked against the OpenAPI document (tests/openapi_check.py).
+"""
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from mpfleet.backend import keys
+from mpfleet.backend.app import init_app
+from mpfleet.backend.config import Settings
+
+from .openapi_check import check_response
+
+
+class Api:
+    """Requests as one user; `call` returns (status, JSON body) after checking it against the spec."""
+
+    def __init__(self, backend, token):
+        self.backend = backend
+        self.token = token
+
+    @property
+    def client(self):
+        return self.backend.client  # a new one after a restart
+
+    def headers(self, token=None):
+        return {"Authorization": f"Bearer {token or self.token}", "Accept": "application/json"}
+
+    async def call(self, method, path, *, json=None, data=None, token=None, headers=None, raw=None):
+        all_headers = {**self.headers(token), **(headers or {})}
+        response = await self.client.request(method, path, json=json, data=data if raw is None else raw,
+                                             headers=all_headers)
+        body = await response.json()
+        check_response(method, path, response.status, body)
+        return response.status, body
+
+    async def get(self, path, **kw):
+        return await self.call("GET", path, **kw)
+
+    async def post(self, path, **kw):
+        return await self.call("POST", path, **kw)
+
+    async def patch(self, path, **kw):
+        return await self.call("PATCH", path, **kw)
+
+    async def delete(self, path, **kw):
+        return await self.call("DELETE", path, **kw)
+
+    async def register(self, name="test", platform="espressif8266", board="esp07s", **extra):
+        status, body = await self.post("/v1/user/devices",
+                                       json={"name": name, "platform": platform, "board": board, **extra})
+        assert status == 201, body
+        return body["data"]
+
+
+class Backend:
+    """One running app on a data dir; `restart()` stops it and starts a new one on the same dir."""
+
+    def __init__(self, data_dir):
+        self.settings = Settings(data_dir=data_dir, host="127.0.0.1", public_host="mqtt.example.test")
+        self.client = None
+
+    async def start(self):
+        self.client = TestClient(TestServer(init_app(self.settings), host="127.0.0.1"))
+        await self.client.start_server()
+
+    async def stop(self):
+        await self.client.close()
+
+    async def restart(self):
+        await self.stop()
+        await self.start()
+
+    @property
+    def storage(self):
+        return self.client.app[keys.STORAGE]
+
+    async def api_for(self, user_name):
+        _, token = await self.storage.users.create(user_name)
+        return Api(self, token)
+
+
+@pytest.fixture
+async def backend(tmp_path):
+    backend = Backend(tmp_path / "var")
+    await backend.start()
+    yield backend
+    await backend.stop()
+
+
+@pytest.fixture
+async def api(backend):
+    return await backend.api_for("alice")
+
+
+@pytest.fixture
+async def other_api(backend):
+    return await backend.api_for("bob")
+
+
+@pytest.fixture
+async def device(api):
+    return await api.register()

@@ -1,0 +1,1 @@
+"""The maker's command line, `mpfleet`."""

@@ -1,0 +1,33 @@
+"""`mpfleet`: the maker's command line. Parses arguments, runs one command, decides the exit code."""
+
+import argparse
+import sys
+
+from . import accounts, serve
+from .errors import CommandError
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="mpfleet",
+        description="Manage MicroPython ESP32/ESP8266 boards: run the backend, manage users.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve.add_parser(commands)
+    accounts.add_parsers(commands)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except CommandError as error:
+        print(f"mpfleet: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""`mpfleet serve`: run the backend."""
+
+import logging
+
+from aiohttp import web
+
+from mpfleet.backend.app import init_app
+from mpfleet.backend.bootstrap import ensure_admin
+from mpfleet.backend.config import Settings
+
+from . import datadir
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "serve",
+        help="run the backend (REST API) on its embedded defaults",
+        description="Run the mpfleet backend. On the first start it creates the `admin` user and "
+        "prints its API token (also saved to DIR/admin.token).",
+    )
+    datadir.add_option(parser)
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
+    parser.add_argument("--http-port", type=int, default=8080, metavar="N", help="REST API port (default: 8080)")
+    parser.add_argument(
+        "--public-host", metavar="NAME", help="host name boards use to reach this machine (default: its host name)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings(data_dir=args.data, host=args.host, http_port=args.http_port, public_host=args.public_host)
+    token = datadir.with_storage(args.data, lambda storage: ensure_admin(storage, args.data))
+    if token:
+        print(f"Created user 'admin'. API token (shown once, also in {args.data / 'admin.token'}):\n  {token}")
+    print(f"mpfleet backend: http://{args.host}:{args.http_port}/v1/  data: {args.data}", flush=True)
+    web.run_app(init_app(settings), host=args.host, port=args.http_port, print=None)
+
