@@ -6,6 +6,7 @@ from aiohttp import web
 
 from . import keys
 from .errors import ApiError, ValidationError
+from .responses import json_response
 from .storage import Conflict, NotFound, User
 
 log = logging.getLogger(__name__)
@@ -63,4 +64,4 @@ def _answer(status, message, *, errors=None, headers=None):
     body = {"message": message}
     if errors is not None:
         body["errors"] = errors
-    return web.json_response(body, status=status, headers=headers)
+    return json_response(body, status=status, headers=headers)

@@ -98,8 +98,8 @@ def run_wrk(url, token):
     errors = re.search(r"Socket errors:.*", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1)),
-        "mean_ms": to_ms(re.search(r"Latency\s+(\S+)", out).group(1)),
-        "p99_ms": to_ms(re.search(r"99%\s+(\S+)", out).group(1)),
+        "mean_ms": to_ms(re.search(r"^\s+Latency\s+(\S+)", out, re.M).group(1)),
+        "p99_ms": to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": errors.group(0) if errors else "",
     }

@@ -6,7 +6,6 @@ they receive is checked against the OpenAPI document (tests/openapi_check.py).
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-
 from mpfleet.backend import keys
 from mpfleet.backend.app import init_app
 from mpfleet.backend.config import Settings

@@ -4,7 +4,6 @@ the status listed for it, and the body valid against the listed schema."""
 import re
 
 from jsonschema import Draft202012Validator
-
 from mpfleet.backend.openapi import document
 
 

@@ -94,3 +94,14 @@ async def test_validation_errors_list_every_field(api):
         "platform": ["The platform field must be a string."],
         "board": ["The board field is required."],
     }
+
+
+async def test_a_token_made_by_another_process_works_at_once(backend, api):
+    from mpfleet.backend.storage import Storage
+
+    assert (await api.get("/v1/user/devices", token="mpf_later"))[0] == 401
+    other_process = Storage(backend.settings.data_dir)  # e.g. `mpfleet token create` while serving
+    await other_process.open()
+    token = await other_process.users.create_token("alice")
+    await other_process.close()
+    assert await api.get("/v1/user/devices", token=token) == (200, {"data": []})

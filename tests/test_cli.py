@@ -85,3 +85,15 @@ def test_help_explains_the_commands():
     serve_help = mpfleet("serve", "--help").stdout
     for option in ("--data", "--host", "--http-port", "--public-host", "MPFLEET_DATA"):
         assert option in serve_help
+
+
+def test_a_taken_port_is_a_one_line_error(tmp_path):
+    server = ServerProcess(tmp_path / "one").start()
+    try:
+        clash = mpfleet("serve", "--data", str(tmp_path / "two"), "--host", "127.0.0.1",
+                        "--http-port", str(server.port))
+    finally:
+        server.stop()
+    assert clash.returncode == 1
+    assert clash.stderr.strip().splitlines()[-1].startswith(f"mpfleet: cannot listen on 127.0.0.1:{server.port}")
+    assert "Traceback" not in clash.stderr

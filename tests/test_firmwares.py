@@ -7,7 +7,6 @@ import os
 
 import aiohttp
 import pytest
-
 from mpfleet.backend.storage.blobs import BUNDLE_MAGIC
 
 MB = 1024 * 1024
@@ -66,7 +65,8 @@ async def test_the_seed_curl_example_works_verbatim(api, device, backend, tmp_pa
 async def test_a_duplicate_file_is_refused_and_stored_once(api, device, backend):
     image = os.urandom(1000)
     assert (await upload(api, device, image))[0] == 201
-    assert await upload(api, device, image, name="Again") == (409, {"message": "This firmware file is already uploaded."})
+    duplicate = {"message": "This firmware file is already uploaded."}
+    assert await upload(api, device, image, name="Again") == (409, duplicate)
     _, listing = await api.get(firmwares_of(device))
     assert len(listing["data"]) == 1
     assert blob_files(backend) == ([hashlib.md5(image).hexdigest() + ".bin"], [])

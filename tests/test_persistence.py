@@ -12,7 +12,6 @@ import urllib.request
 
 import aiohttp
 import pytest
-
 from mpfleet.backend.storage import Storage
 
 from .server_process import ServerProcess

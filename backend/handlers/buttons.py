@@ -1,8 +1,8 @@
 """/v1/user/devices/{uid}/command-buttons: saved command payloads."""
 
-from aiohttp import web
 
 from .. import schemas
+from ..responses import json_response
 from ..storage import Button
 from . import commands, common, payloads
 
@@ -10,14 +10,14 @@ from . import commands, common, payloads
 async def list_buttons(request):
     device = await common.device(request)
     buttons = await common.storage(request).buttons.list(device)
-    return web.json_response({"data": [payloads.button(b) for b in buttons]})
+    return json_response({"data": [payloads.button(b) for b in buttons]})
 
 
 async def create_button(request):
     device = await common.device(request)
     button = Button(*schemas.command_button(await common.json_object(request)))
     await common.storage(request).buttons.create(device, button)
-    return web.json_response(
+    return json_response(
         {"message": "Command button created.", "device_uid": device.uid, "data": payloads.button(button)},
         status=201,
     )
@@ -26,7 +26,7 @@ async def create_button(request):
 async def delete_button(request):
     device = await common.device(request)
     await common.storage(request).buttons.delete(device, request.match_info["button_id"])
-    return web.json_response({"message": "Command button deleted.", "device_uid": device.uid})
+    return json_response({"message": "Command button deleted.", "device_uid": device.uid})
 
 
 async def send_button(request):

@@ -1,23 +1,23 @@
 """Public, read-only documents: supported platforms and boards, and the OpenAPI description."""
 
-from aiohttp import web
 
 from mpfleet.boards import catalog, platforms
 
 from .. import openapi
+from ..responses import json_response
 
 
 async def list_platforms(request):
-    return web.json_response({"data": platforms()})
+    return json_response({"data": platforms()})
 
 
 async def list_boards(request):
     boards = sorted(catalog().values(), key=lambda b: b.board["id"])
-    return web.json_response({"data": [_board(b) for b in boards]})
+    return json_response({"data": [_board(b) for b in boards]})
 
 
 async def openapi_document(request):
-    return web.json_response(openapi.document())
+    return json_response(openapi.document())
 
 
 def _board(b):

@@ -1,16 +1,16 @@
 """/v1/user/devices: register, list, show, edit, delete."""
 
-from aiohttp import web
 
 from mpfleet.boards import catalog
 
 from .. import credentials, schemas
+from ..responses import json_response
 from . import common, payloads
 
 
 async def list_devices(request):
     devices = await common.storage(request).devices.list(common.user(request).id)
-    return web.json_response({"data": [payloads.device_compact(d) for d in devices]})
+    return json_response({"data": [payloads.device_compact(d) for d in devices]})
 
 
 async def register_device(request):
@@ -29,12 +29,12 @@ async def register_device(request):
     settings = common.settings(request)
     body = payloads.device_detail(device, settings)
     body["mqtt"] = payloads.mqtt_credentials(device, password, settings, _ca_cert(settings))
-    return web.json_response({"data": body}, status=201)
+    return json_response({"data": body}, status=201)
 
 
 async def show_device(request):
     device = await common.device(request)
-    return web.json_response({"data": payloads.device_detail(device, common.settings(request))})
+    return json_response({"data": payloads.device_detail(device, common.settings(request))})
 
 
 async def update_device(request):
@@ -42,13 +42,13 @@ async def update_device(request):
     device = await common.storage(request).devices.update(
         common.user(request).id, request.match_info["uid"], changes
     )
-    return web.json_response({"data": payloads.device_detail(device, common.settings(request))})
+    return json_response({"data": payloads.device_detail(device, common.settings(request))})
 
 
 async def delete_device(request):
     uid = request.match_info["uid"]
     await common.storage(request).devices.delete(common.user(request).id, uid)
-    return web.json_response({"message": "Device deleted.", "device_uid": uid})
+    return json_response({"message": "Device deleted.", "device_uid": uid})
 
 
 def _ca_cert(settings):

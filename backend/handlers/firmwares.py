@@ -1,10 +1,10 @@
 """/v1/user/devices/{uid}/firmwares: upload, list, edit, delete, set the OTA target."""
 
 import aiohttp
-from aiohttp import web
 
 from .. import schemas
 from ..errors import ApiError
+from ..responses import json_response
 from ..storage import TooLarge
 from . import common, payloads
 
@@ -17,7 +17,7 @@ _FORM_OVERHEAD = 64 * 1024  # room for the text fields and multipart boundaries
 async def list_firmwares(request):
     device = await common.device(request)
     firmwares = await common.storage(request).firmwares.list(device)
-    return web.json_response({"data": [payloads.firmware(f) for f in firmwares]})
+    return json_response({"data": [payloads.firmware(f) for f in firmwares]})
 
 
 async def upload_firmware(request):
@@ -51,27 +51,27 @@ async def upload_firmware(request):
     finally:
         if incoming is not None:
             incoming.discard()  # a no-op once storage has moved the file into place
-    return web.json_response({"data": payloads.firmware(firmware)}, status=201)
+    return json_response({"data": payloads.firmware(firmware)}, status=201)
 
 
 async def update_firmware(request):
     device = await common.device(request)
     changes = schemas.firmware_update(await common.json_object(request))
     firmware = await common.storage(request).firmwares.update(device, _firmware_id(request), changes)
-    return web.json_response({"data": payloads.firmware(firmware)})
+    return json_response({"data": payloads.firmware(firmware)})
 
 
 async def delete_firmware(request):
     device = await common.device(request)
     await common.storage(request).firmwares.delete(device, _firmware_id(request))
-    return web.json_response({"message": "Firmware deleted."})
+    return json_response({"message": "Firmware deleted."})
 
 
 async def set_target(request):
     device = await common.device(request)
     md5 = schemas.firmware_md5(await common.json_object(request))
     await common.storage(request).firmwares.set_target(device, md5)
-    return web.json_response({"message": "Firmware assigned to device.", "device_uid": device.uid, "md5": md5})
+    return json_response({"message": "Firmware assigned to device.", "device_uid": device.uid, "md5": md5})
 
 
 def _firmware_id(request):

@@ -29,7 +29,8 @@ class ButtonStore:
 
     async def list(self, device):
         rows = await self.db.fetch_all(
-            "SELECT button_id, label, payload, confirm FROM command_buttons WHERE device_id = ? ORDER BY created_at, rowid",
+            "SELECT button_id, label, payload, confirm FROM command_buttons WHERE device_id = ?"
+            " ORDER BY created_at, rowid",
             (device.id,),
         )
         return [_button_from_row(row) for row in rows]

@@ -3,6 +3,7 @@
 import json
 import sqlite3
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from .. import credentials
 from .database import utc_now
@@ -11,11 +12,30 @@ from .firmwares import Firmware, firmware_from_row, remove_unreferenced_blobs
 
 NOT_FOUND = "Device not found."
 
+# The one definition of a device's status: disabled overrides all; pending until
+# first seen; then online / offline as the broker session goes.
+_STATUS = (
+    "CASE WHEN NOT enabled THEN 'disabled' WHEN first_seen_at IS NULL THEN 'pending'"
+    " WHEN is_online THEN 'online' ELSE 'offline' END AS status"
+)
 _COLUMNS = (
     "id, uid, user_id, name, description, platform_key, board_key, board_variant, enabled, is_online,"
     " public_ip, local_ip, last_rssi, first_seen_at, last_seen_at, last_ota_at,"
-    " current_firmware_id, target_firmware_id, meta, created_at"
+    f" current_firmware_id, target_firmware_id, meta, created_at, {_STATUS}"
 )
+_SUMMARY_COLUMNS = f"uid, name, {_STATUS}, last_seen_at, platform_key, board_key, board_variant"
+
+
+class DeviceSummary(NamedTuple):
+    """What the device list shows; built straight from a row (lists are the hot path)."""
+
+    uid: str
+    name: str
+    status: str
+    last_seen_at: str | None
+    platform_key: str
+    board_key: str
+    board_variant: str | None
 
 
 @dataclass(frozen=True)
@@ -40,21 +60,13 @@ class Device:
     target_firmware_id: int | None
     meta: dict
     created_at: str
+    status: str  # pending / online / offline / disabled, see _STATUS
     current_firmware: Firmware | None = None
     target_firmware: Firmware | None = None
 
-    @property
-    def status(self):
-        """pending (never connected) → online / offline; disabled overrides all."""
-        if not self.enabled:
-            return "disabled"
-        if self.first_seen_at is None:
-            return "pending"
-        return "online" if self.is_online else "offline"
-
 
 def _device_from_row(row):
-    fields = {key: row[key] for key in row.keys()}
+    fields = dict(zip(row.keys(), row))
     fields.update(enabled=bool(row["enabled"]), is_online=bool(row["is_online"]), meta=json.loads(row["meta"]))
     return Device(**fields)
 
@@ -82,8 +94,10 @@ class DeviceStore:
         raise RuntimeError("could not find a free device uid")
 
     async def list(self, user_id):
-        rows = await self.db.fetch_all(f"SELECT {_COLUMNS} FROM devices WHERE user_id = ? ORDER BY id", (user_id,))
-        return [_device_from_row(row) for row in rows]
+        rows = await self.db.fetch_all(
+            f"SELECT {_SUMMARY_COLUMNS} FROM devices WHERE user_id = ? ORDER BY id", (user_id,)
+        )
+        return [DeviceSummary(*row) for row in rows]
 
     async def get(self, user_id, uid):
         """The device with its current and target firmware. Raises NotFound, also for another user's uid."""

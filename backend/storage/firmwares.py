@@ -31,7 +31,7 @@ class Firmware:
 
 def firmware_from_row(row, device):
     return Firmware(
-        **{key: row[key] for key in row.keys()},
+        **dict(zip(row.keys(), row)),
         is_current=row["id"] == device.current_firmware_id,
         is_target=row["id"] == device.target_firmware_id,
     )

@@ -1,5 +1,6 @@
 """Users and their API tokens."""
 
+import time
 from dataclasses import dataclass
 
 from .. import credentials
@@ -13,9 +14,17 @@ class User:
     name: str
 
 
+# Every API request looks its token up; remembering recent answers saves a query
+# and a thread hop per request. Tokens cannot be revoked yet; when they can, the
+# TTL bounds how long a revoked token still works in another process.
+_TOKEN_CACHE_SECONDS = 60
+_TOKEN_CACHE_SIZE = 1024
+
+
 class UserStore:
     def __init__(self, db):
         self.db = db
+        self._token_cache = {}  # token hash -> (User, expiry on the monotonic clock)
 
     async def count(self):
         row = await self.db.fetch_one("SELECT count(*) FROM users")
@@ -43,13 +52,23 @@ class UserStore:
         return token
 
     async def for_token(self, token):
-        """The user a bearer token belongs to, or None."""
+        """The user a bearer token belongs to, or None. Unknown tokens are never cached."""
+        token_hash = credentials.hash_token(token)
+        cached = self._token_cache.get(token_hash)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
         row = await self.db.fetch_one(
             "SELECT users.id, users.name FROM tokens JOIN users ON users.id = tokens.user_id"
             " WHERE tokens.token_hash = ?",
-            (credentials.hash_token(token),),
+            (token_hash,),
         )
-        return User(row["id"], row["name"]) if row else None
+        if row is None:
+            return None
+        if len(self._token_cache) >= _TOKEN_CACHE_SIZE:
+            self._token_cache.clear()
+        user = User(row["id"], row["name"])
+        self._token_cache[token_hash] = (user, time.monotonic() + _TOKEN_CACHE_SECONDS)
+        return user
 
 
 async def _insert_token(tx, user_id, token):
