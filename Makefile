@@ -1,5 +1,6 @@
 # The two commands of a fresh machine: `make run` and `make test`.
-# Everything they need is installed here: a virtualenv with the project and its test tools.
+# Everything they need is installed here: a virtualenv with the project and its test tools,
+# and Mosquitto (Debian's package) for the tests of the production broker path.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,7 +12,7 @@ STAMP   = $(VENV)/.installed
 run: $(STAMP)
 	$(BIN)/mpfleet serve
 
-test: $(STAMP)
+test: $(STAMP) mosquitto
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) bench-tools
@@ -26,9 +27,15 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # wrk, the HTTP load generator of the benchmarks, from Debian when missing.
-.PHONY: bench-tools
+.PHONY: bench-tools mosquitto
 bench-tools:
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	@command -v wrk >/dev/null || { $(APT_INSTALL) wrk; }
+
+# The tests start their own Mosquitto from a generated config; the system service is never used.
+mosquitto:
+	@test -x /usr/sbin/mosquitto || { $(APT_INSTALL) mosquitto; }
+
+APT_INSTALL = apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 clean:
 	rm -rf $(VENV) .pytest_cache

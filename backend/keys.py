@@ -2,8 +2,14 @@
 
 from aiohttp import web
 
+from .bridge import Bridge, BrokerEndpoint
+from .broker.accounts import DeviceAccounts, MqttPublic
 from .config import Settings
 from .storage import Storage
 
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
+BRIDGE = web.AppKey("bridge", Bridge)
+DEVICE_ACCOUNTS = web.AppKey("device_accounts", DeviceAccounts)  # the broker's side of device credentials
+MQTT_PUBLIC = web.AppKey("mqtt_public", MqttPublic)  # how boards reach the broker
+BROKER_ENDPOINT = web.AppKey("broker_endpoint", BrokerEndpoint)  # where the bridge connects

@@ -72,6 +72,20 @@ SCHEMAS = {
         "kind": {"enum": ["esp32-app", "bundle", "raw"]}, "created_at": {"type": "string", "format": "date-time"},
         "is_current": {"type": "boolean"}, "is_target": {"type": "boolean"},
     }),
+    "CommandSent": _object({
+        "message": _STRING, "device_uid": _STRING,
+        "id": {"type": "string", "description": "the command id, see GET .../commands/{id}"},
+    }),
+    "Command": _object({
+        "id": _STRING, "type": {"enum": ["reboot", "wifi_reset", "ota", "custom"]}, "payload": {"type": "object"},
+        "state": {"enum": ["sent", "accepted", "done", "failed", "expired"]},
+        "result": {"description": "what the device returned with its final ack, or null"},
+        "error": _nullable(_STRING),
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+    }),
+    "Sample": _object({"key": _STRING, "ts": {"type": "string", "format": "date-time"},
+                       "value": {"type": ["number", "string"]}}),
     "CommandButton": _object({
         "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$", "maxLength": 64},
         "label": {"type": "string", "maxLength": 64},
@@ -103,7 +117,8 @@ _INVALID = _answer("Validation failed", _ref("ValidationError"))
 _BAD_JSON = _message("The body is not a JSON object")
 _OFFLINE = _message('The device cannot take commands now: "Device is offline." or "Device is disabled."')
 _TOO_LARGE = _message("The request body is larger than the server accepts")
-_NO_BRIDGE = _message("No MQTT bridge is running to deliver the command")
+_NO_BRIDGE = _message("The MQTT broker cannot be reached; nothing was sent")
+_BROKER_FAILED = _message("The MQTT broker did not confirm the change of the device's access")
 
 
 def _operation(summary, responses, *, body=None, public=False, params=()):
@@ -126,6 +141,7 @@ def _path_param(name, schema, description):
 _UID = _path_param("uid", _STRING, "device uid, e.g. espressif8266_G8VfdNhn7jqN")
 _BUTTON = _path_param("button_id", _STRING, "command button id")
 _FIRMWARE = _path_param("firmware_id", {"type": "integer"}, "firmware id")
+_COMMAND = _path_param("command_id", _STRING, "command id")
 
 
 def _device_op(summary, responses, **kwargs):
@@ -133,7 +149,7 @@ def _device_op(summary, responses, **kwargs):
 
 
 def _command_op(summary, success, extra=None):
-    responses = {"200": _answer(success, _ref("DeviceMessage")), "409": _OFFLINE, "503": _NO_BRIDGE, **(extra or {})}
+    responses = {"200": _answer(success, _ref("CommandSent")), "409": _OFFLINE, "503": _NO_BRIDGE, **(extra or {})}
     return _device_op(summary, responses)
 
 
@@ -143,7 +159,19 @@ _REGISTRATION = _object({
     "board": {"type": "string", "description": "board key, see GET /v1/boards"},
     "description": _nullable({"type": "string", "maxLength": 1000}),
 }, required=["name", "platform", "board"])
-_DEVICE_EDIT = _object({"name": {"type": "string"}, "description": _nullable(_STRING)}, required=[])
+_DEVICE_EDIT = _object({
+    "name": {"type": "string"}, "description": _nullable(_STRING),
+    "enabled": {"type": "boolean", "description": "false: status `disabled`, MQTT access revoked at once"},
+}, required=[])
+_LIMIT = {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}}
+_TELEMETRY_QUERY = (
+    {"name": "key", "in": "query", "required": False, "schema": _STRING, "description": "one key only"},
+    {"name": "from", "in": "query", "required": False, "schema": _STRING,
+     "description": "ISO 8601 or unix seconds, inclusive"},
+    {"name": "to", "in": "query", "required": False, "schema": _STRING,
+     "description": "ISO 8601 or unix seconds, inclusive"},
+    {**_LIMIT, "description": "newest first; default 100, at most 1000"},
+)
 _FIRMWARE_EDIT = _object(
     {"name": _STRING, "version": _nullable(_STRING), "notes": _nullable(_STRING)}, required=[]
 )
@@ -168,24 +196,39 @@ def _paths():
                 "200": _answer("Devices", _data({"type": "array", "items": _ref("DeviceCompact")}))}),
             "post": _operation("Register a device and receive its MQTT credentials (shown once)", {
                 "201": _answer("Registered", _data(_ref("RegisteredDevice"))), "400": _BAD_JSON, "422": _INVALID,
+                "503": _message("The broker could not create the device's account; nothing was registered"),
             }, body=_json(_REGISTRATION)),
         },
         device: {
             "get": _device_op("One device in detail", {"200": _answer("Device", _data(_ref("Device")))}),
-            "patch": _device_op("Edit name / description", {
+            "patch": _device_op("Edit name / description; enable or disable", {
                 "200": _answer("Updated device", _data(_ref("Device"))), "400": _BAD_JSON, "422": _INVALID,
+                "503": _BROKER_FAILED,
             }, body=_json(_DEVICE_EDIT)),
-            "delete": _device_op("Delete a device with its buttons and firmwares", {
-                "200": _answer('"Device deleted."', _ref("DeviceMessage"))}),
+            "delete": _device_op("Delete a device with its buttons, firmwares, commands and telemetry", {
+                "200": _answer('"Device deleted."', _ref("DeviceMessage")), "503": _BROKER_FAILED}),
         },
         device + "/reboot": {"post": _command_op("Reboot the device", '"Reboot command sent."')},
         device + "/wifi-reset": {"post": _command_op("Forget Wi-Fi and start setup", '"Wi-Fi reset command sent."')},
         device + "/ota": {"post": _command_op("Deliver the target firmware", '"OTA check triggered."', {
             "422": _message('No target firmware: "Assign firmware first to trigger OTA."')})},
-        device + "/commands": {"post": _device_op("Send a user-defined JSON command", {
-            "200": _answer('"Command sent."', _ref("DeviceMessage")), "400": _BAD_JSON, "422": _INVALID,
-            "409": _OFFLINE, "503": _NO_BRIDGE,
-        }, body=_json(_object({"payload": _PAYLOAD})))},
+        device + "/commands": {
+            "post": _device_op("Send a user-defined JSON command", {
+                "200": _answer('"Command sent."', _ref("CommandSent")), "400": _BAD_JSON, "422": _INVALID,
+                "409": _OFFLINE, "503": _NO_BRIDGE,
+            }, body=_json(_object({"payload": _PAYLOAD}))),
+            "get": _device_op("Commands sent to the device, newest first", {
+                "200": _answer("Commands", _data({"type": "array", "items": _ref("Command")})), "422": _INVALID,
+            }, params=({**_LIMIT, "description": "default 50, at most 500"},)),
+        },
+        device + "/commands/{command_id}": {"get": _device_op("One command with its state and result", {
+            "200": _answer("Command", _data(_ref("Command")))}, params=(_COMMAND,))},
+        device + "/telemetry": {"get": _device_op("Telemetry history", {
+            "200": _answer("Samples", _data({"type": "array", "items": _ref("Sample")})), "422": _INVALID,
+        }, params=_TELEMETRY_QUERY)},
+        device + "/telemetry/latest": {"get": _device_op("The newest value of every key", {
+            "200": _answer("Latest values", _data({"type": "object", "additionalProperties": _object({
+                "value": {"type": ["number", "string"]}, "ts": {"type": "string", "format": "date-time"}})}))})},
         device + "/command-buttons": {
             "get": _device_op("Saved command buttons", {
                 "200": _answer("Buttons", _data({"type": "array", "items": _ref("CommandButton")}))}),
@@ -199,7 +242,7 @@ def _paths():
         device + "/command-buttons/{button_id}": {"delete": _device_op("Delete a command button", {
             "200": _answer('"Command button deleted."', _ref("DeviceMessage"))}, params=(_BUTTON,))},
         device + "/command-buttons/{button_id}/send": {"post": _device_op("Send a saved button's payload", {
-            "200": _answer('"Command sent."', _ref("DeviceMessage")), "409": _OFFLINE, "503": _NO_BRIDGE,
+            "200": _answer('"Command sent."', _ref("CommandSent")), "409": _OFFLINE, "503": _NO_BRIDGE,
         }, params=(_BUTTON,))},
         device + "/firmwares": {
             "get": _device_op("Firmwares uploaded for the device", {

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from .handlers import buttons, catalog, commands, devices, firmwares
+from .handlers import buttons, catalog, commands, devices, firmwares, telemetry
 
 DEVICE = "/v1/user/devices/{uid}"
 
@@ -23,6 +23,11 @@ def setup_routes(app):
         web.post(DEVICE + "/wifi-reset", commands.wifi_reset),
         web.post(DEVICE + "/ota", commands.trigger_ota),
         web.post(DEVICE + "/commands", commands.send_command),
+        web.get(DEVICE + "/commands", commands.list_commands),
+        web.get(DEVICE + "/commands/{command_id}", commands.show_command),
+
+        web.get(DEVICE + "/telemetry", telemetry.history),
+        web.get(DEVICE + "/telemetry/latest", telemetry.latest),
 
         web.get(DEVICE + "/command-buttons", buttons.list_buttons),
         web.post(DEVICE + "/command-buttons", buttons.create_button),

@@ -4,7 +4,10 @@ Messages follow one pattern ("The <field> field ..."), so clients can show them 
 """
 
 import json
+import math
 import re
+
+import orjson
 
 from .errors import ValidationError
 
@@ -97,13 +100,15 @@ def device_registration(body, boards):
 
 
 def device_update(body):
-    """{name?, description?} → the columns to change."""
+    """{name?, description?, enabled?} → the columns to change."""
     fields = _Fields(body)
     changes = {}
     if fields.present("name"):
         changes["name"] = fields.text("name", required=True, max_len=_NAME_MAX)
     if fields.present("description"):
         changes["description"] = fields.text("description", max_len=_DESCRIPTION_MAX, nullable=True) or None
+    if fields.present("enabled"):
+        changes["enabled"] = fields.boolean("enabled", default=True)
     fields.done()
     return changes
 
@@ -164,3 +169,101 @@ def firmware_md5(body):
         fields.fail("md5", "The md5 field must be 32 hexadecimal characters.")
     fields.done()
     return md5.lower()
+
+
+# --- Device messages (MQTT, docs/protocol.md) ------------------------------------------
+# A message that breaks the contract raises BadMessage; the bridge counts and drops it.
+
+STATUS_MAX_BYTES = 1024
+TELEMETRY_MAX_BYTES = 2048
+ACK_MAX_BYTES = 2048
+_TELEMETRY_KEY = re.compile(r"[A-Za-z0-9_.-]{1,32}\Z")
+_TELEMETRY_MAX_KEYS = 32
+_TELEMETRY_MAX_TEXT = 64
+_EARLIEST_TS = 1577836800  # 2020-01-01: anything older is a board whose clock was never set
+_STATUS_META = ("fw", "boot", "free_mem", "tls_verified", "safe_mode", "platform", "board")
+_ACK_STATES = ("accepted", "done", "failed")
+
+
+class BadMessage(ValueError):
+    """A device message that does not follow docs/protocol.md."""
+
+
+def _message_object(raw, limit):
+    if len(raw) > limit:
+        raise BadMessage(f"larger than {limit} bytes")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadMessage("not JSON") from None
+    if not isinstance(value, dict):
+        raise BadMessage("not a JSON object")
+    return value
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def device_status(raw):
+    """A `status` payload → {online, ip, rssi, meta}; None for an empty (cleared) retained message."""
+    if not raw:
+        return None
+    message = _message_object(raw, STATUS_MAX_BYTES)
+    if not isinstance(message.get("online"), bool):
+        raise BadMessage("status without a boolean `online`")
+    ip, rssi = message.get("ip"), message.get("rssi")
+    meta = {key: message[key] for key in _STATUS_META if key in message}
+    fw = meta.get("fw")
+    if fw is not None and not (isinstance(fw, dict) and _MD5.match(str(fw.get("md5", "")))):
+        del meta["fw"]  # a report we cannot match to a firmware is not kept
+    return {
+        "online": message["online"],
+        "ip": ip if isinstance(ip, str) and len(ip) <= 45 else None,
+        "rssi": int(rssi) if _is_number(rssi) and -150 <= rssi <= 0 else None,
+        "meta": meta,
+    }
+
+
+def telemetry(raw, received_at):
+    """A `telemetry` payload → [(key, ts, value)]. Bad entries are skipped; none left is BadMessage.
+
+    A missing, null or implausible `ts` (before 2020, or over a day ahead) becomes `received_at`.
+    """
+    message = _message_object(raw, TELEMETRY_MAX_BYTES)
+    ts = message.get("ts")
+    if not (_is_number(ts) and _EARLIEST_TS <= ts <= received_at + 86400):
+        ts = received_at
+    values = message.get("values")
+    if not isinstance(values, dict) or not values:
+        raise BadMessage("telemetry without `values`")
+    samples = []
+    for key, value in list(values.items())[:_TELEMETRY_MAX_KEYS]:
+        if not _TELEMETRY_KEY.match(key):
+            continue
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, str):
+            if len(value) > _TELEMETRY_MAX_TEXT:
+                continue
+        elif not _is_number(value):
+            continue
+        samples.append((key, float(ts), value))
+    if not samples:
+        raise BadMessage("telemetry without a usable value")
+    return samples
+
+
+def ack(raw):
+    """An `ack` payload → (command id, state, result, error)."""
+    message = _message_object(raw, ACK_MAX_BYTES)
+    command_id, state, error = message.get("id"), message.get("state"), message.get("error")
+    if not isinstance(command_id, str) or not 0 < len(command_id) <= 64:
+        raise BadMessage("ack without a command id")
+    if state not in _ACK_STATES:
+        raise BadMessage(f"ack state {state!r} is not one of {_ACK_STATES}")
+    if error is not None:
+        error = str(error)[:500]
+    elif state == "failed":
+        error = "failed"
+    return command_id, state, message.get("result"), error

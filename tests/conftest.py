@@ -55,10 +55,14 @@ class Api:
 
 
 class Backend:
-    """One running app on a data dir; `restart()` stops it and starts a new one on the same dir."""
+    """One running app on a data dir; `restart()` stops it and starts a new one on the same dir.
 
-    def __init__(self, data_dir):
-        self.settings = Settings(data_dir=data_dir, host="127.0.0.1", public_host="mqtt.example.test")
+    The embedded broker listens on free ports (0); `settings` overrides point it elsewhere.
+    """
+
+    def __init__(self, data_dir, **settings):
+        defaults = {"host": "127.0.0.1", "public_host": "mqtt.example.test", "mqtt_port": 0, "mqtt_tls_port": 0}
+        self.settings = Settings(data_dir=data_dir, **{**defaults, **settings})
         self.client = None
 
     async def start(self):
@@ -75,6 +79,10 @@ class Backend:
     @property
     def storage(self):
         return self.client.app[keys.STORAGE]
+
+    @property
+    def bridge(self):
+        return self.client.app[keys.BRIDGE]
 
     async def api_for(self, user_name):
         _, token = await self.storage.users.create(user_name)

@@ -27,7 +27,8 @@ class ServerProcess:
 
     def start(self, timeout=15):
         self.process = subprocess.Popen(
-            [MPFLEET, "serve", "--data", str(self.data_dir), "--host", "127.0.0.1", "--http-port", str(self.port)],
+            [MPFLEET, "serve", "--data", str(self.data_dir), "--host", "127.0.0.1", "--http-port", str(self.port),
+             "--mqtt-port", "0", "--mqtt-tls-port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

@@ -22,8 +22,20 @@ def add_parser(commands):
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
     parser.add_argument("--http-port", type=int, default=8080, metavar="N", help="REST API port (default: 8080)")
     parser.add_argument(
-        "--public-host", metavar="NAME", help="host name boards use to reach this machine (default: its host name)"
+        "--public-host", metavar="NAME",
+        help="host name boards use to reach this machine; added to the broker certificate (default: its host name)",
     )
+    parser.add_argument("--mqtt-tls-port", type=int, default=8883, metavar="N",
+                        help="MQTT over TLS port for boards (default: 8883)")
+    parser.add_argument("--mqtt-port", type=int, default=1883, metavar="N",
+                        help="plain MQTT port of the embedded broker, loopback only, for local tools (default: 1883)")
+    parser.add_argument("--broker", metavar="URL",
+                        help="use an external Mosquitto 2 with the dynamic security plugin instead of the embedded "
+                        "broker: mqtt://ADMIN:PASSWORD@HOST:PORT (or mqtts://); --mqtt-tls-port is then its TLS port")
+    parser.add_argument("--broker-ca", metavar="FILE",
+                        help="CA certificate of the external broker (for mqtts:// and for boards)")
+    parser.add_argument("--telemetry-retention-days", type=float, default=30, metavar="DAYS",
+                        help="telemetry older than this is deleted (default: 30)")
     parser.add_argument(
         "--access-log", action="store_true", help="log every HTTP request (off by default: it costs ~6%% of a request)"
     )
@@ -32,7 +44,11 @@ def add_parser(commands):
 
 def run(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(data_dir=args.data, host=args.host, http_port=args.http_port, public_host=args.public_host)
+    settings = Settings(
+        data_dir=args.data, host=args.host, http_port=args.http_port, public_host=args.public_host,
+        mqtt_tls_port=args.mqtt_tls_port, mqtt_port=args.mqtt_port, broker_url=args.broker,
+        broker_ca_file=args.broker_ca, telemetry_retention_days=args.telemetry_retention_days,
+    )
     token = datadir.with_storage(args.data, lambda storage: ensure_admin(storage, args.data))
     if token:
         print(f"Created user 'admin'. API token (shown once, also in {args.data / 'admin.token'}):\n  {token}")

@@ -1,9 +1,11 @@
 """What every handler needs: the caller, its device, and a JSON body."""
 
 import json
+import math
+from datetime import datetime, timezone
 
 from .. import keys
-from ..errors import ApiError
+from ..errors import ApiError, ValidationError
 from ..middlewares import USER
 
 
@@ -34,3 +36,40 @@ async def json_object(request):
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     return body
+
+
+def int_query(request, name, *, default, low, high):
+    """An integer query parameter within [low, high]. Raises ValidationError."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        message = f"The {name} parameter must be an integer from {low} to {high}."
+        raise ValidationError({name: [message]})
+    return value
+
+
+def time_query(request, name):
+    """A time query parameter, ISO 8601 or unix seconds → unix seconds, or None. Raises ValidationError."""
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(seconds):
+            return seconds
+        raise ValidationError({name: [f"The {name} parameter must be ISO 8601 or unix seconds."]})
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError({name: [f"The {name} parameter must be ISO 8601 or unix seconds."]}) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()

@@ -24,7 +24,7 @@ def device_compact(device):
     }
 
 
-def device_detail(device, settings):
+def device_detail(device, mqtt_port):
     platform, board = _platform_and_board(device)
     return {
         "uid": device.uid,
@@ -34,7 +34,7 @@ def device_detail(device, settings):
         "is_online": device.is_online,
         "public_ip": device.public_ip,
         "local_ip": device.local_ip,
-        "port": settings.mqtt_tls_port,
+        "port": mqtt_port,
         "last_rssi": device.last_rssi,
         "first_seen_at": device.first_seen_at,
         "last_seen_at": device.last_seen_at,
@@ -44,20 +44,20 @@ def device_detail(device, settings):
         "board_variant": device.board_variant,
         "current_firmware": firmware(device.current_firmware) if device.current_firmware else None,
         "target_firmware": firmware(device.target_firmware) if device.target_firmware else None,
-        "meta": {"mqtt_port": settings.mqtt_tls_port, **device.meta},
+        "meta": {"mqtt_port": mqtt_port, **device.meta},
     }
 
 
-def mqtt_credentials(device, password, settings, ca_cert):
+def mqtt_credentials(device, password, mqtt):
     """The broker login of a new device; the password appears here and nowhere else."""
     return {
-        "host": settings.mqtt_public_host,
-        "port": settings.mqtt_tls_port,
+        "host": mqtt.host,
+        "port": mqtt.port,
         "username": device.uid,
         "password": password,
         "client_id": device.uid,
         "tls": True,
-        "ca_cert": ca_cert,
+        "ca_cert": mqtt.ca_cert,
     }
 
 
@@ -78,3 +78,20 @@ def firmware(fw):
 
 def button(b):
     return {"id": b.id, "label": b.label, "payload": b.payload, "confirm": b.confirm}
+
+
+def command(c):
+    return {
+        "id": c.id,
+        "type": c.type,
+        "payload": c.payload,
+        "state": c.state,
+        "result": c.result,
+        "error": c.error,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    }
+
+
+def sample(s):
+    return {"key": s.key, "ts": s.time, "value": s.value}

@@ -8,14 +8,17 @@ from pathlib import Path
 
 from .blobs import BlobStore, TooLarge
 from .buttons import Button, ButtonStore
+from .commands import Command, CommandStore
 from .database import Database
 from .devices import Device, DeviceStore
 from .errors import Conflict, NotFound, StorageError
 from .firmwares import Firmware, FirmwareStore
+from .telemetry import Sample, TelemetryStore
 from .users import User, UserStore
 
 __all__ = [
-    "Button", "Conflict", "Device", "Firmware", "NotFound", "Storage", "StorageError", "TooLarge", "User",
+    "Button", "Command", "Conflict", "Device", "Firmware", "NotFound", "Sample", "Storage", "StorageError",
+    "TooLarge", "User",
 ]
 
 
@@ -31,6 +34,8 @@ class Storage:
         self.devices = DeviceStore(self.db, self.blobs)
         self.buttons = ButtonStore(self.db)
         self.firmwares = FirmwareStore(self.db, self.blobs)
+        self.commands = CommandStore(self.db)
+        self.telemetry = TelemetryStore(self.db)
 
     async def open(self):
         """Open (creating or migrating) the database and clear what a crash left behind."""

@@ -125,7 +125,12 @@ class DeviceStore:
         )
 
     async def update(self, user_id, uid, fields):
-        """Change editable columns (name, description). Raises NotFound."""
+        """Change editable columns (name, description, enabled). Raises NotFound.
+
+        Disabling also marks the device offline: the caller cuts its broker session.
+        """
+        if fields.get("enabled") is False:
+            fields = {**fields, "is_online": False}
         if fields:
             assignments = ", ".join(f"{column} = ?" for column in fields)
             async with self.db.transaction() as tx:
@@ -155,3 +160,43 @@ class DeviceStore:
             await tx.execute("DELETE FROM devices WHERE id = ?", (row["id"],))
             await remove_unreferenced_blobs(self.db, tx, self.blobs, md5s)
 
+
+    # --- presence, from the MQTT bridge -------------------------------------------------
+
+    async def apply_status(self, uid, report):
+        """Apply a device's `status` message (validated by schemas.device_status). Returns True if known.
+
+        `online: true` stamps first/last seen, network facts and the reported firmware
+        (matched to an uploaded firmware of this device by md5); the rest of the report
+        is merged into `meta`. `online: false` (the will) only clears the online flag.
+        """
+        async with self.db.transaction() as tx:
+            if not report["online"]:
+                cursor = await tx.execute("UPDATE devices SET is_online = 0 WHERE uid = ?", (uid,))
+                return cursor.rowcount == 1
+            now = utc_now()
+            md5 = (report["meta"].get("fw") or {}).get("md5")
+            cursor = await tx.execute(
+                "UPDATE devices SET is_online = 1, first_seen_at = COALESCE(first_seen_at, ?), last_seen_at = ?,"
+                " local_ip = COALESCE(?, local_ip), last_rssi = COALESCE(?, last_rssi),"
+                " meta = json_patch(meta, ?),"
+                " current_firmware_id = CASE WHEN ? IS NULL THEN current_firmware_id ELSE"
+                "   (SELECT id FROM firmwares WHERE firmwares.device_id = devices.id AND firmwares.md5 = ?) END"
+                " WHERE uid = ? AND enabled",
+                (now, now, report["ip"], report["rssi"], json.dumps(report["meta"]), md5, md5, uid),
+            )
+            return cursor.rowcount == 1
+
+    async def set_public_ip(self, uid, ip):
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE devices SET public_ip = ? WHERE uid = ?", (ip, uid))
+
+    async def mark_all_offline(self):
+        """Everyone is offline when the (embedded) broker has just started."""
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE devices SET is_online = 0 WHERE is_online")
+
+    async def password_hash(self, uid):
+        """The stored MQTT password hash of an enabled device, or None."""
+        row = await self.db.fetch_one("SELECT mqtt_password_hash FROM devices WHERE uid = ? AND enabled", (uid,))
+        return row[0] if row else None

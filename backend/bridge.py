@@ -1,0 +1,196 @@
+"""The MQTT bridge: the backend's client of the broker (docs/protocol.md).
+
+Inbound, it turns device messages into storage writes: `status` → presence,
+`telemetry` → batched rows, `ack` → command states. Outbound, it publishes
+commands and clears the retained status of revoked devices. A malformed message
+is counted in `stats` and dropped; nothing a device sends can stop the loop.
+
+Telemetry is the volume path, so it is not written message by message: rows are
+collected and written by `_flush_loop` in one transaction per batch.
+"""
+
+import asyncio
+import logging
+import secrets
+import ssl
+import time
+from collections import Counter
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+import orjson
+
+from . import schemas
+
+log = logging.getLogger(__name__)
+
+TOPIC_ROOT = "mpfleet/v1"
+INBOUND = ("status", "telemetry", "ack", "ota")
+_FLUSH_SECONDS = 0.05  # how long a telemetry row may wait for its batch
+_BATCH_ROWS = 2000  # a batch this large is written at once
+_MAX_PENDING_ROWS = 200_000  # past this the database is not keeping up: drop and count
+_RECONNECT_MIN, _RECONNECT_MAX = 0.5, 10.0
+
+
+class BridgeUnavailable(Exception):
+    """The broker cannot be reached right now; the command was not published."""
+
+
+@dataclass(frozen=True)
+class BrokerEndpoint:
+    """Where and as whom the bridge connects."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+    tls_context: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_url(cls, url, ca_file=None):
+        """`mqtt://user:pass@host:port` or `mqtts://…` (verified against `ca_file`, else the system CAs)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"broker URL must look like mqtt://user:password@host:port, not {url!r}")
+        tls = ssl.create_default_context(cafile=ca_file) if parts.scheme == "mqtts" else None
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (8883 if tls else 1883),
+            username=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            tls_context=tls,
+        )
+
+
+def topic(uid, kind):
+    return f"{TOPIC_ROOT}/{uid}/{kind}"
+
+
+class Bridge:
+    def __init__(self, storage, endpoint):
+        self.storage = storage
+        self.endpoint = endpoint
+        self.stats = Counter()  # received / stored / malformed / dropped, per message kind
+        self._client = None
+        self._pending_rows = []
+        self._rows_waiting = asyncio.Event()
+        self._connected = asyncio.Event()
+
+    @property
+    def connected(self):
+        return self._client is not None
+
+    async def wait_connected(self, timeout):
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    async def run(self):
+        """Hold a session to the broker for as long as the app runs, reconnecting with backoff."""
+        flusher = asyncio.create_task(self._flush_loop())
+        delay = _RECONNECT_MIN
+        try:
+            while True:
+                try:
+                    await self._session()
+                except aiomqtt.MqttError as error:
+                    log.warning("MQTT bridge: %s; reconnecting in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX)
+        finally:
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            await self._flush()
+
+    async def _session(self):
+        endpoint = self.endpoint
+        async with aiomqtt.Client(
+            endpoint.host,
+            endpoint.port,
+            username=endpoint.username,
+            password=endpoint.password,
+            # Unique per process: several backends may share one broker.
+            identifier=f"{endpoint.username}-{secrets.token_hex(4)}",
+            tls_context=endpoint.tls_context,
+            clean_session=True,
+            keepalive=30,
+        ) as client:
+            await client.subscribe([(topic("+", kind), 1) for kind in INBOUND])
+            self._client = client
+            self._connected.set()
+            log.info("MQTT bridge connected to %s:%s", endpoint.host, endpoint.port)
+            try:
+                async for message in client.messages:
+                    await self._dispatch(message)
+            finally:
+                self._client = None
+                self._connected.clear()
+
+    async def _dispatch(self, message):
+        parts = message.topic.value.split("/")
+        if len(parts) != 4:
+            self.stats["malformed"] += 1
+            return
+        uid, kind = parts[2], parts[3]
+        self.stats[f"{kind}_received"] += 1
+        try:
+            if kind == "telemetry":
+                self._queue_telemetry(uid, message.payload)
+            elif kind == "status":
+                report = schemas.device_status(message.payload)
+                if report is not None:
+                    await self.storage.devices.apply_status(uid, report)
+            elif kind == "ack":
+                command_id, state, result, error = schemas.ack(message.payload)
+                await self.storage.commands.acknowledge(uid, command_id, state, result=result, error=error)
+            # `ota` progress is recorded by the OTA flow (a later issue); it is only counted here.
+        except schemas.BadMessage as error:
+            self.stats[f"{kind}_malformed"] += 1
+            log.debug("dropped %s from %s: %s", kind, uid, error)
+        except Exception:  # one bad message must never end the session of every device
+            self.stats[f"{kind}_failed"] += 1
+            log.exception("could not handle %s from %s", kind, uid)
+
+    # --- telemetry batches ----------------------------------------------------------------
+
+    def _queue_telemetry(self, uid, payload):
+        samples = schemas.telemetry(payload, time.time())
+        if len(self._pending_rows) >= _MAX_PENDING_ROWS:
+            self.stats["telemetry_dropped"] += 1
+            return
+        self._pending_rows.extend((uid, key, ts, value) for key, ts, value in samples)
+        if len(self._pending_rows) >= _BATCH_ROWS:
+            self._rows_waiting.set()
+
+    async def _flush_loop(self):
+        while True:
+            try:
+                await asyncio.wait_for(self._rows_waiting.wait(), _FLUSH_SECONDS)
+            except TimeoutError:
+                pass
+            self._rows_waiting.clear()
+            await self._flush()
+
+    async def _flush(self):
+        rows, self._pending_rows = self._pending_rows, []
+        if rows:
+            self.stats["telemetry_rows_stored"] += await self.storage.telemetry.add_batch(rows)
+
+    # --- outbound -------------------------------------------------------------------------
+
+    async def send_command(self, uid, command):
+        """Publish a command (QoS 1). Raises BridgeUnavailable when there is no broker session."""
+        body = {"id": command.id, "type": command.type, "payload": command.payload}
+        await self._publish(topic(uid, "cmd"), orjson.dumps(body))
+
+    async def clear_status(self, uid):
+        """Remove a device's retained status, so a revoked device is not shown online after a restart."""
+        await self._publish(topic(uid, "status"), b"", retain=True)
+
+    async def _publish(self, name, payload, retain=False):
+        client = self._client
+        if client is None:
+            raise BridgeUnavailable("no connection to the MQTT broker")
+        try:
+            await client.publish(name, payload, qos=1, retain=retain, timeout=5)
+        except aiomqtt.MqttError as error:
+            raise BridgeUnavailable(str(error)) from None

@@ -1,0 +1,1 @@
+"""MQTT brokers: the embedded amqtt broker, and the admin side of an external Mosquitto."""

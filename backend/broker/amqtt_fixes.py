@@ -1,0 +1,236 @@
+"""amqtt 0.12.1's Broker with the four faults that matter to a device fleet fixed.
+
+Found and measured in a study of amqtt 0.12.1 before we adopted it (stock broker vs. this one):
+
+A. Keep-alive is not enforced. The reader loop waits `keep_alive` seconds for a packet,
+   then calls `handle_read_timeout()`, which does nothing: a board that lost power stays
+   "connected" forever and its will is never published. Fix: `_Handler.handle_read_timeout`
+   cuts the connection, and the wait is 1.5 x the client's keep-alive, as MQTT 3.1.1
+   section 3.1.2.10 asks. The reader then sees end-of-file and the broker takes its
+   ordinary abnormal-disconnect path, which publishes the will.
+
+B. A CONNECT that fails authentication still hijacks the session. With clean session
+   set, the broker deletes the live session of that client id before it authenticates,
+   so a wrong password sent under a live board's id leaves the board connected but
+   receiving nothing. Fix: `_initialize_client_session` authenticates first and answers
+   a refusal with CONNACK "not authorized" before touching any session.
+
+C. A take-over leaves the old connection open. A second login with the same client id
+   replaces the session but never closes the first socket; when that socket dies later,
+   its will (retained `{"online":false}`) overwrites the status the new connection
+   published. Fix: after a successful login, cut the old connection and wait until the
+   broker has finished with it (its will comes now, before the new CONNACK), then go on.
+
+D. Retained messages bypass the ACL. On every CONNECT the broker replays the retained
+   messages matching *any* client's subscription filters to the new client: since the
+   backend subscribes to `mpfleet/v1/#`, every board was sent every other board's
+   status without subscribing to anything. Fix: replay only for filters the session
+   itself holds and the ACL allows.
+
+These overrides replace private methods of amqtt.broker.Broker, which is why amqtt is
+pinned to 0.12.1; tests/test_embedded_broker.py fails on a stock broker for each.
+
+Also here, because the same hooks make them possible:
+- a connection is cut with `transport.abort()`, never with amqtt's `handler.stop()`: on
+  Python 3.11 a cancelled reader task can swallow its cancellation (asyncio.wait_for
+  racing with an arriving packet), and stop() then hangs; closing the socket lets the
+  reader end by itself. abort(), unlike close(), does not wait to flush data to a peer
+  that may never read it;
+- a client must send CONNECT within CONNECT_TIMEOUT, and every connection is tracked,
+  so shutting down can end all of them and leave no task behind;
+- TLS listeners use tls.server_context() rather than amqtt's context, which asks every
+  client for a certificate.
+"""
+
+import asyncio
+import logging
+
+from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
+from amqtt.broker import Broker
+from amqtt.contexts import Action
+from amqtt.errors import AMQTTError, MQTTError
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.utils import gen_client_id
+
+from .tls import server_context
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10  # seconds from TCP/TLS accept to a complete CONNECT packet
+CLOSE_TIMEOUT = 2  # seconds to flush and close a refused connection
+KEEPALIVE_GRACE = 1.5  # MQTT 3.1.1, 3.1.2.10: "one and a half times the Keep Alive time period"
+# Marks a session that `_initialize_client_session` has authenticated already.
+_AUTHENTICATED = "mpfleet.authenticated"
+
+
+class _Writer(StreamWriterAdapter):
+    """amqtt's TCP writer, plus `abort()` and the task that serves the connection."""
+
+    def __init__(self, stream_writer):
+        super().__init__(stream_writer)
+        self._transport = stream_writer.transport
+        self.task = asyncio.current_task()
+
+    def abort(self):
+        """Drop the connection now; the reader then sees end-of-file."""
+        self.is_closed = True  # amqtt's flag: later writes and close() become no-ops
+        self._transport.abort()
+
+
+class _Handler(BrokerProtocolHandler):
+    def handle_read_timeout(self):
+        # Fault A. Called by the reader loop after keep_alive x 1.5 s without a packet.
+        if self.writer is not None:
+            log.info("keep-alive expired: %s", self.session.client_id)
+            self.writer.abort()
+
+
+class FixedBroker(Broker):
+    """amqtt's Broker with faults A-D fixed. Listeners must be of type `tcp`.
+
+    Must be built inside the running event loop (amqtt's constructor asks for it).
+    """
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._writers = set()
+
+    def bound_port(self, listener_name):
+        """The port a listener is bound to; the one the OS chose when configured with port 0."""
+        return self._servers[listener_name].instance.sockets[0].getsockname()[1]
+
+    async def cut(self, client_id, timeout=1.0):
+        """Drop the live connection of `client_id` (its will is published); False if none.
+
+        Returns once the broker has finished with the connection, or after `timeout`.
+        """
+        session, handler = self._sessions.get(client_id, (None, None))
+        if session is None or session.transitions.state != "connected" or handler.writer is None:
+            return False
+        handler.writer.abort()
+        await _wait_served(handler.writer, timeout)
+        return True
+
+    async def close_connections(self, timeout=1.0):
+        """Stop accepting, drop every connection and wait (at most `timeout`) until all are served."""
+        for server in self._servers.values():
+            server.instance.close()
+        writers = list(self._writers)
+        for writer in writers:
+            writer.abort()
+        tasks = {writer.task for writer in writers if writer.task is not None}
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    # --- amqtt hooks ---------------------------------------------------------------------
+
+    async def stream_connected(self, reader, writer, listener_name):
+        # Replaces amqtt's to wrap the socket in _Writer and to track the connection.
+        adapter = _Writer(writer)
+        self._writers.add(adapter)
+        try:
+            await self._client_connected(listener_name, StreamReaderAdapter(reader), adapter)
+        finally:
+            self._writers.discard(adapter)
+            if not adapter.is_closed:  # a path of amqtt that forgot to close it
+                adapter.abort()
+
+    async def _initialize_client_session(self, reader, writer, remote_address, remote_port):
+        # Replaces amqtt's (faults A, B, C). Any exception of these types makes amqtt log
+        # one warning and drop the connection.
+        handler, session = await self._read_connect(reader, writer, remote_address)
+        if not await self._login_ok(session):
+            await self._refuse(handler, session, reader, writer)
+            raise MQTTError(f"login refused: {session.username!r} from {remote_address}")
+        session.attributes[_AUTHENTICATED] = True
+        if not session.client_id:  # allowed with clean session: the broker names the client
+            session.client_id = gen_client_id()
+        await self._take_over(session.client_id)
+        session = await self._attach_session(session)
+        if session.keep_alive > 0:  # 0: the client asked for no keep-alive
+            session.keep_alive = session.keep_alive * KEEPALIVE_GRACE
+        return handler, session
+
+    async def _authenticate(self, session, listener):
+        # amqtt authenticates again after _initialize_client_session; once is enough.
+        if session.attributes.pop(_AUTHENTICATED, False):
+            return True
+        return await super()._authenticate(session, listener)
+
+    async def _publish_retained_messages_for_subscription(self, subscription, session):
+        # Fault D. amqtt calls this with every filter of every client when one connects.
+        topic_filter, _qos = subscription
+        holders = self._subscriptions.get(topic_filter, [])
+        if not any(holder.client_id == session.client_id for holder, _ in holders):
+            return
+        # The filter passed the ACL when subscribed; asking again costs one call per filter
+        # and keeps this path right whatever the ACL becomes.
+        if not await self._topic_filtering(session, topic_filter, Action.SUBSCRIBE):
+            return
+        await super()._publish_retained_messages_for_subscription(subscription, session)
+
+    def _create_ssl_context(self, listener):
+        return server_context(listener["certfile"], listener["keyfile"])
+
+    # --- parts of _initialize_client_session ----------------------------------------------
+
+    async def _read_connect(self, reader, writer, remote_address):
+        """The handler and the new session of a CONNECT; raises AMQTTError if none comes."""
+        try:
+            return await asyncio.wait_for(
+                _Handler.init_from_connect(reader, writer, self.plugins_manager), CONNECT_TIMEOUT)
+        except Exception as error:  # whatever bytes arrived, any failure means "no CONNECT"
+            writer.abort()
+            raise AMQTTError(f"no valid CONNECT from {remote_address}: {error!r}") from error
+
+    async def _login_ok(self, session):
+        """amqtt's authentication (our LoginPlugin), with a failing check counted as a refusal."""
+        try:
+            return await super()._authenticate(session, None)
+        except Exception:  # e.g. the database is gone: refuse, and keep serving everyone else
+            log.exception("checking the login of %r failed; refused", session.username)
+            return False
+
+    async def _refuse(self, handler, session, reader, writer):
+        """Answer CONNACK "not authorized" and close, touching no broker state."""
+        session.parent = 0  # the CONNACK's "session present" flag
+        handler.attach(session, reader, writer)
+        try:
+            await handler.mqtt_connack_authorize(False)
+            # Politely (flush, then TLS close_notify), but a refused client often resets
+            # the connection first, or never answers close_notify.
+            await asyncio.wait_for(writer.close(), CLOSE_TIMEOUT)
+        except (OSError, TimeoutError):
+            writer.abort()
+
+    async def _take_over(self, client_id):
+        """Fault C: cut a live connection of `client_id` before its successor goes on."""
+        if await self.cut(client_id, timeout=2.0):
+            log.info("take-over: closed the previous connection of %s", client_id)
+
+    async def _attach_session(self, session):
+        """The session to continue: the new one, or the stored one of a persistent client.
+
+        amqtt's own logic, kept: clean session drops whatever was stored under the id;
+        otherwise the stored session (subscriptions, queued messages) takes the new
+        connection's settings.
+        """
+        stored = self._sessions.get(session.client_id, (None, None))[0]
+        if session.clean_session:
+            await self._delete_session(session.client_id)
+        if session.clean_session or stored is None:
+            session.parent = 0
+            return session
+        for name in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain", "keep_alive",
+                     "username", "password", "remote_address", "remote_port", "ssl_object"):
+            setattr(stored, name, getattr(session, name))
+        stored.attributes[_AUTHENTICATED] = session.attributes.pop(_AUTHENTICATED)
+        stored.parent = 1
+        return stored
+
+
+async def _wait_served(writer, timeout):
+    """Wait until the task serving `writer`'s connection has ended: by then amqtt has run
+    its disconnect path (will published, session marked disconnected)."""
+    if writer.task is not None and writer.task is not asyncio.current_task():
+        await asyncio.wait({writer.task}, timeout=timeout)

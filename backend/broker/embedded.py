@@ -1,0 +1,140 @@
+"""The embedded MQTT broker: amqtt inside the backend process, for a fleet without Mosquitto.
+
+Two listeners that authenticate alike:
+- TLS (default 0.0.0.0:8883) for boards, with the certificate of tls.ensure_certificates();
+- plain TCP (default 127.0.0.1:1883) for the backend's own bridge and local tools.
+
+Who may log in:
+- a board: username = client id = its uid, with its password, as `verify_device` decides
+  (the app checks the stored hash and that the device exists and is enabled);
+- the backend account (`backend_username` / `backend_password`), made fresh at each
+  construction, which may publish and subscribe anything.
+
+A board may publish, subscribe and receive only below `mpfleet/v1/<uid>/` (docs/protocol.md).
+
+Retained messages live only in memory: after a restart the broker starts empty, and
+boards, which must reconnect anyway, publish their retained status again.
+
+amqtt's faults that matter to a fleet (keep-alive, session hijack, take-over, retained
+messages past the ACL) are fixed in amqtt_fixes.py.
+"""
+
+import hmac
+import logging
+import secrets
+
+from .amqtt_fixes import FixedBroker
+from .amqtt_plugins import ConnectedPlugin, LoginPlugin, TopicAclPlugin, plugin_path
+
+log = logging.getLogger(__name__)
+
+BACKEND_USERNAME = "mpfleet-backend"
+TOPIC_PREFIX = "mpfleet/v1"
+# MQTT wildcards and the level separator: a username holding one could widen its own ACL prefix.
+_NOT_IN_USERNAME = frozenset("/+#")
+
+
+class EmbeddedBroker:
+    """The broker's lifetime is start() ... stop(), both awaited in the same running loop.
+
+    After start(), `plain_port` and `tls_port` are the bound ports (the ones the OS chose
+    when 0 was asked).
+    """
+
+    def __init__(self, *, tls, verify_device, plain_host="127.0.0.1", plain_port=1883,
+                 tls_host="0.0.0.0", tls_port=8883, on_device_connected=None):
+        """`verify_device(uid, password)` returns an awaitable bool; `on_device_connected(uid,
+        peer_ip)` is called, if given, each time a board's login is accepted."""
+        self.backend_username = BACKEND_USERNAME
+        self.backend_password = secrets.token_urlsafe(32)
+        self.plain_port = plain_port
+        self.tls_port = tls_port
+        self._plain_bind = f"{plain_host}:{plain_port}"
+        self._tls_bind = f"{tls_host}:{tls_port}"
+        self._tls = tls
+        self._verify_device = verify_device
+        self._on_device_connected = on_device_connected
+        self._broker = None
+
+    async def start(self):
+        """Open both listeners. Raises amqtt's BrokerError when one cannot bind."""
+        _quiet_amqtt_logs()
+        broker = FixedBroker(self._config())
+        try:
+            await broker.start()
+        except Exception:
+            await broker.close_connections()  # amqtt leaves open the listeners it did bind
+            raise
+        self._broker = broker
+        self.plain_port = broker.bound_port("default")
+        self.tls_port = broker.bound_port("tls")
+
+    async def stop(self):
+        """Close every connection, then the broker. Retained messages are gone after this."""
+        broker, self._broker = self._broker, None
+        if broker is None:
+            return
+        # Connections first: amqtt's shutdown stops each session with handler.stop(),
+        # which can hang on a connection still receiving (see amqtt_fixes.py).
+        await broker.close_connections()
+        await broker.shutdown()
+
+    async def disconnect(self, uid):
+        """Cut the live session of client id `uid` now; True if there was one.
+
+        Its will is published as for any lost connection, so subscribers see the board
+        go offline; this returns once it has been (within a second), so a retained message
+        published afterwards (an empty one, to clear the status) replaces the will's.
+        Refusing the board's next login is up to `verify_device`.
+        """
+        if self._broker is None:
+            return False
+        return await self._broker.cut(uid)
+
+    def _config(self):
+        return {
+            "listeners": {
+                # amqtt fills the unset fields of every listener from the one named "default",
+                # so "default" must be the plain one, or the plain listener would inherit TLS.
+                "default": {"type": "tcp", "bind": self._plain_bind},
+                "tls": {"type": "tcp", "bind": self._tls_bind, "ssl": True,
+                        "certfile": str(self._tls.server_cert), "keyfile": str(self._tls.server_key)},
+            },
+            # Naming the plugins also keeps amqtt's defaults out: anonymous login allowed,
+            # and $SYS topics whose plugin raises a DeprecationWarning.
+            "plugins": {
+                plugin_path(LoginPlugin): {"check": self._check_login},
+                plugin_path(TopicAclPlugin): {"prefix": TOPIC_PREFIX, "superuser": self.backend_username},
+                plugin_path(ConnectedPlugin): {"on_connected": self._connected},
+            },
+        }
+
+    async def _check_login(self, session):
+        username, password = session.username, session.password
+        if not username or not password:
+            return False
+        if username == self.backend_username:
+            return hmac.compare_digest(password.encode(), self.backend_password.encode())
+        # A board logs in as itself only: a client id other than its uid could take over
+        # another board's session.
+        if session.client_id != username or not _NOT_IN_USERNAME.isdisjoint(username):
+            return False
+        return bool(await self._verify_device(username, password))
+
+    def _connected(self, username, peer_ip):
+        if username == self.backend_username or self._on_device_connected is None:
+            return
+        try:
+            self._on_device_connected(username, peer_ip)
+        except Exception:
+            log.exception("on_device_connected(%r, %r) failed", username, peer_ip)
+
+
+def _quiet_amqtt_logs():
+    """amqtt logs every connection and plugin at INFO, and its state machine library
+    (transitions) every state change of every session: keep their warnings only, unless
+    the application has chosen a level for them."""
+    for name in ("amqtt", "transitions"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)

@@ -1,0 +1,107 @@
+"""The resources the app lives on, each an aiohttp cleanup_ctx: opened before the server
+starts, in this order, and closed after it stops, in reverse."""
+
+import asyncio
+import logging
+from pathlib import Path
+
+from . import credentials, keys, maintenance
+from .bridge import Bridge, BrokerEndpoint
+from .broker.accounts import EmbeddedAccounts, MqttPublic
+from .storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+async def storage_ctx(app):
+    storage = Storage(app[keys.SETTINGS].data_dir)
+    await storage.open()
+    app[keys.STORAGE] = storage
+    yield
+    await storage.close()
+
+
+async def broker_ctx(app):
+    """The embedded amqtt broker, or the admin connection to an external Mosquitto."""
+    settings = app[keys.SETTINGS]
+    if settings.broker_url:
+        async for _ in _external_broker(app, settings):
+            yield
+    else:
+        async for _ in _embedded_broker(app, settings):
+            yield
+
+
+async def _embedded_broker(app, settings):
+    from .broker.embedded import EmbeddedBroker  # amqtt is imported only when it is used
+    from .broker.tls import ensure_certificates
+
+    storage = app[keys.STORAGE]
+    tls = ensure_certificates(settings.data_dir / "tls", [settings.public_host] if settings.public_host else [])
+    background = set()
+
+    def remember_peer(uid, ip):
+        task = asyncio.get_running_loop().create_task(storage.devices.set_public_ip(uid, ip))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    broker = EmbeddedBroker(
+        tls=tls,
+        verify_device=lambda uid, password: _verify_device(storage, uid, password),
+        plain_port=settings.mqtt_port,
+        tls_host=settings.host,
+        tls_port=settings.mqtt_tls_port,
+        on_device_connected=remember_peer,
+    )
+    # The broker starts with no sessions, whatever the database remembers.
+    await storage.devices.mark_all_offline()
+    await broker.start()
+    app[keys.DEVICE_ACCOUNTS] = EmbeddedAccounts(broker)
+    app[keys.MQTT_PUBLIC] = MqttPublic(settings.mqtt_public_host, broker.tls_port, tls.ca_cert.read_text())
+    app[keys.BROKER_ENDPOINT] = BrokerEndpoint(
+        "127.0.0.1", broker.plain_port, broker.backend_username, broker.backend_password
+    )
+    log.info("embedded MQTT broker: TLS on %s:%d, plain on 127.0.0.1:%d",
+             settings.host, broker.tls_port, broker.plain_port)
+    yield
+    await broker.stop()
+    await asyncio.gather(*background, return_exceptions=True)
+
+
+async def _external_broker(app, settings):
+    from .broker.mosquitto import MosquittoAdmin
+
+    admin = MosquittoAdmin(settings.broker_url, ca_file=settings.broker_ca_file)
+    await admin.start()
+    ca_file = settings.broker_ca_file or settings.data_dir / "tls" / "ca.pem"
+    ca_cert = Path(ca_file).read_text() if Path(ca_file).exists() else None
+    app[keys.DEVICE_ACCOUNTS] = admin
+    app[keys.MQTT_PUBLIC] = MqttPublic(settings.mqtt_public_host, settings.mqtt_tls_port, ca_cert)
+    app[keys.BROKER_ENDPOINT] = BrokerEndpoint.from_url(settings.broker_url, settings.broker_ca_file)
+    yield
+    await admin.stop()
+
+
+async def _verify_device(storage, uid, password):
+    stored = await storage.devices.password_hash(uid)
+    return stored is not None and credentials.verify_password(password, stored)
+
+
+async def bridge_ctx(app):
+    bridge = Bridge(app[keys.STORAGE], app[keys.BROKER_ENDPOINT])
+    app[keys.BRIDGE] = bridge
+    task = asyncio.create_task(bridge.run())
+    try:
+        await bridge.wait_connected(timeout=10)
+    except TimeoutError:
+        log.warning("MQTT bridge not connected yet; it keeps trying")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def maintenance_ctx(app):
+    task = asyncio.create_task(maintenance.run(app[keys.STORAGE], app[keys.SETTINGS]))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

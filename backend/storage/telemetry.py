@@ -1,0 +1,89 @@
+"""Telemetry samples: batched ingest, history, latest values, retention."""
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .database import utc_now
+
+_PRUNE_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class Sample:
+    key: str
+    ts: float  # unix seconds
+    value: object  # number or string
+
+    @property
+    def time(self):
+        return datetime.fromtimestamp(self.ts, timezone.utc).isoformat(timespec="milliseconds")
+
+
+class TelemetryStore:
+    def __init__(self, db):
+        self.db = db
+
+    async def add_batch(self, rows):
+        """Store many (uid, key, ts, value) rows in one transaction.
+
+        The uid is resolved in SQL, so rows of a device deleted meanwhile are
+        dropped instead of failing the batch. Returns the number of rows stored.
+        """
+        now = utc_now()
+        async with self.db.transaction() as tx:
+            before = tx.total_changes
+            await tx.executemany(
+                "INSERT INTO telemetry (device_id, key, ts, value) SELECT id, ?, ?, ? FROM devices WHERE uid = ?",
+                [(key, ts, value, uid) for uid, key, ts, value in rows],
+            )
+            stored = tx.total_changes - before
+            await tx.executemany(
+                "INSERT INTO telemetry_latest (device_id, key, ts, value) SELECT id, ?, ?, ? FROM devices WHERE uid = ?"
+                " ON CONFLICT (device_id, key) DO UPDATE SET ts = excluded.ts, value = excluded.value"
+                " WHERE excluded.ts >= telemetry_latest.ts",
+                [(key, ts, value, uid) for uid, key, ts, value in rows],
+            )
+            await tx.executemany(
+                "UPDATE devices SET last_seen_at = ? WHERE uid = ?", [(now, uid) for uid in {row[0] for row in rows}]
+            )
+        return stored
+
+    async def history(self, device, *, key=None, since=None, until=None, limit):
+        """Samples newest first, optionally of one key and within [since, until] (unix seconds)."""
+        clauses, params = ["device_id = ?"], [device.id]
+        for clause, value in (("key = ?", key), ("ts >= ?", since), ("ts <= ?", until)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        rows = await self.db.fetch_all(
+            f"SELECT key, ts, value FROM telemetry WHERE {' AND '.join(clauses)} ORDER BY ts DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [Sample(*row) for row in rows]
+
+    async def latest(self, device):
+        rows = await self.db.fetch_all(
+            "SELECT key, ts, value FROM telemetry_latest WHERE device_id = ? ORDER BY key", (device.id,)
+        )
+        return [Sample(*row) for row in rows]
+
+    async def prune(self, older_than_days, now=None):
+        """Delete samples older than the retention. Returns how many.
+
+        In small transactions, device by device, so ingest is never held up for long.
+        """
+        cutoff = (time.time() if now is None else now) - older_than_days * 86400
+        removed = 0
+        for (device_id,) in await self.db.fetch_all("SELECT id FROM devices"):
+            while True:
+                async with self.db.transaction() as tx:
+                    cursor = await tx.execute(
+                        "DELETE FROM telemetry WHERE rowid IN (SELECT rowid FROM telemetry"
+                        " WHERE device_id = ? AND ts < ? LIMIT ?)",
+                        (device_id, cutoff, _PRUNE_BATCH),
+                    )
+                removed += cursor.rowcount
+                if cursor.rowcount < _PRUNE_BATCH:
+                    break
+        return removed

@@ -1,0 +1,465 @@
+"""The embedded broker over real sockets on 127.0.0.1: logins, TLS, the topic ACL, wills,
+keep-alive, forced disconnects, shutdown, and the four amqtt 0.12.1 faults that
+backend/broker/amqtt_fixes.py fixes (each test named after its fault fails on a stock broker).
+
+Boards are aiomqtt clients over TLS, as the firmware's umqtt would be; a few tests speak
+raw MQTT where a client library would be too polite (never pinging, never sending CONNECT).
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import ssl
+import time
+
+import aiomqtt
+import pytest
+from amqtt.errors import BrokerError
+from mpfleet.backend.broker.embedded import EmbeddedBroker
+from mpfleet.backend.broker.tls import ensure_certificates
+
+A = "espressif32_AAAAAAAAAAAA"
+B = "espressif8266_BBBBBBBBBBBB"
+PASSWORDS = {A: "password-of-a", B: "password-of-b"}
+ONLINE = b'{"online":true}'
+OFFLINE = b'{"online":false}'
+QUIET = 0.4  # seconds to wait for a message that must not come
+
+
+def topic(uid, kind):
+    return f"mpfleet/v1/{uid}/{kind}"
+
+
+class FakeDevices:
+    """verify_device backed by a dict; remembers whom it was asked about."""
+
+    def __init__(self):
+        self.passwords = dict(PASSWORDS)
+        self.asked = []
+
+    async def verify(self, uid, password):
+        self.asked.append(uid)
+        return self.passwords.get(uid) == password
+
+
+@pytest.fixture(autouse=True)
+def no_error_logs(caplog):
+    """Whatever a client does, the broker logs no error (nor does asyncio on its behalf)."""
+    yield
+    errors = [record.getMessage() for when in ("setup", "call", "teardown")
+              for record in caplog.get_records(when) if record.levelno >= logging.ERROR]
+    assert not errors
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    return ensure_certificates(tmp_path / "tls", [])
+
+
+@pytest.fixture
+def devices():
+    return FakeDevices()
+
+
+@pytest.fixture
+def connected():
+    return []
+
+
+@pytest.fixture
+async def broker(tls_files, devices, connected):
+    broker = EmbeddedBroker(tls=tls_files, verify_device=devices.verify, plain_port=0,
+                            tls_host="127.0.0.1", tls_port=0,
+                            on_device_connected=lambda uid, ip: connected.append((uid, ip)))
+    await broker.start()
+    yield broker
+    await broker.stop()
+
+
+def tls_context(ca_file):
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+def device(broker, tls_files, uid, password=None, *, identifier=None):
+    """An aiomqtt board over TLS with the protocol's last will."""
+    return aiomqtt.Client(
+        hostname="127.0.0.1", port=broker.tls_port, username=uid,
+        password=PASSWORDS.get(uid, "x") if password is None else password,
+        identifier=identifier or uid, tls_context=tls_context(tls_files.ca_cert),
+        will=aiomqtt.Will(topic(uid, "status"), OFFLINE, qos=1, retain=True), keepalive=60,
+    )
+
+
+def backend(broker, identifier="mpfleet-backend-test"):
+    return aiomqtt.Client(hostname="127.0.0.1", port=broker.plain_port, username=broker.backend_username,
+                          password=broker.backend_password, identifier=identifier)
+
+
+async def next_message(client, timeout=2.0):
+    """The next message the client receives; TimeoutError if none comes in time."""
+    async with asyncio.timeout(timeout):
+        async for message in client.messages:
+            return message
+
+
+async def messages_within(client, seconds=QUIET):
+    """Every message the client receives in the next `seconds`."""
+    received = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            async for message in client.messages:
+                received.append(message)
+    return received
+
+
+async def message_on(client, wanted_topic, timeout=2.0):
+    """The first message on `wanted_topic`, skipping others."""
+    async with asyncio.timeout(timeout):
+        async for message in client.messages:
+            if message.topic.matches(wanted_topic):
+                return message
+
+
+async def until_disconnected(client, timeout=2.0):
+    """Wait until the broker drops the client's connection."""
+    async with asyncio.timeout(timeout):
+        with contextlib.suppress(aiomqtt.MqttError):
+            async for _ in client.messages:
+                pass
+
+
+# --- logins and TLS -----------------------------------------------------------------------
+
+
+async def test_device_connects_over_tls_and_backend_sees_its_topics(broker, tls_files, connected):
+    async with backend(broker) as server, device(broker, tls_files, A) as board:
+        await server.subscribe("mpfleet/v1/#", qos=1)
+        await board.publish(topic(A, "status"), ONLINE, qos=1, retain=True)
+        await board.publish(topic(A, "telemetry"), b'{"ts":null,"values":{"t":21.5}}', qos=1)
+
+        first, second = await next_message(server), await next_message(server)
+
+    assert (str(first.topic), first.payload) == (topic(A, "status"), ONLINE)
+    assert (str(second.topic), json.loads(second.payload)["values"]) == (topic(A, "telemetry"), {"t": 21.5})
+    assert connected == [(A, "127.0.0.1")]  # the backend account is not a device
+
+
+async def test_backend_account_works_on_the_tls_listener_too(broker, tls_files):
+    client = aiomqtt.Client(hostname="127.0.0.1", port=broker.tls_port, username=broker.backend_username,
+                            password=broker.backend_password, tls_context=tls_context(tls_files.ca_cert))
+    async with client:
+        await client.subscribe(topic(B, "cmd"))
+
+
+@pytest.mark.parametrize("username, password, identifier, asks_app", [
+    (A, "wrong", A, True),
+    ("espressif32_UNKNOWNUNKNO", "password-of-a", "espressif32_UNKNOWNUNKNO", True),
+    (A, "password-of-a", B, False),  # right password, someone else's client id
+    (A, "", A, False),
+    ("mpfleet/v1/#", "x", "mpfleet/v1/#", False),
+    ("mpfleet-backend", "guess", "mpfleet-backend", False),
+])
+async def test_bad_logins_are_refused(broker, tls_files, devices, username, password, identifier, asks_app):
+    with pytest.raises(aiomqtt.MqttCodeError, match="Not authori"):
+        async with device(broker, tls_files, username, password, identifier=identifier):
+            pass
+
+    assert devices.asked == ([username] if asks_app else [])
+
+
+async def test_disabled_device_is_refused(broker, tls_files, devices):
+    del devices.passwords[A]
+
+    with pytest.raises(aiomqtt.MqttCodeError, match="Not authori"):
+        async with device(broker, tls_files, A):
+            pass
+
+
+async def test_a_broker_certificate_from_another_ca_is_refused(broker, tls_files, tmp_path):
+    other = ensure_certificates(tmp_path / "other-tls", [])
+    # Raw TLS rather than aiomqtt: paho leaks its socket when the handshake fails, and the
+    # ResourceWarning would fail this test instead.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await raw_connect(broker.tls_port, A, PASSWORDS[A], keepalive=60, ca_file=other.ca_cert)
+
+
+# --- topic ACL ------------------------------------------------------------------------------
+
+
+async def test_device_cannot_subscribe_outside_its_topics(broker, tls_files):
+    async with device(broker, tls_files, A) as board:
+        own = await board.subscribe(topic(A, "#"), qos=1)
+        refused = [await board.subscribe(f, qos=1)
+                   for f in (topic(B, "#"), topic(B, "cmd"), "#", "mpfleet/v1/+/status", "mpfleet/#", "+/v1/+/cmd")]
+
+    assert not own[0].is_failure
+    assert all(codes[0].is_failure for codes in refused)
+
+
+async def test_device_cannot_publish_outside_its_topics(broker, tls_files):
+    async with backend(broker) as server, device(broker, tls_files, A) as a, device(broker, tls_files, B) as b:
+        await server.subscribe("#", qos=1)
+        await b.subscribe(topic(B, "#"), qos=1)
+        await a.publish(topic(B, "cmd"), b'{"id":"x","type":"reboot","payload":{}}', qos=1)
+        await a.publish(topic(B, "status"), OFFLINE, qos=1, retain=True)
+        await a.publish(f"mpfleet/v1/{A}", b"{}", qos=1)  # the prefix is "<uid>/", not "<uid>"
+        await a.publish("elsewhere", b"{}", qos=0)
+        await a.publish(topic(A, "telemetry"), b"{}", qos=1)  # the one allowed
+
+        seen_by_backend = await messages_within(server)
+        seen_by_b = await messages_within(b, 0.1)
+
+    assert [str(m.topic) for m in seen_by_backend] == [topic(A, "telemetry")]
+    assert seen_by_b == []
+
+
+async def test_device_receives_commands_for_itself_only(broker, tls_files):
+    async with backend(broker) as server, device(broker, tls_files, A) as a, device(broker, tls_files, B) as b:
+        await a.subscribe(topic(A, "cmd"), qos=1)
+        await b.subscribe(topic(B, "cmd"), qos=1)
+        await server.publish(topic(A, "cmd"), b'{"id":"1"}', qos=1)
+
+        got = await next_message(a)
+        seen_by_b = await messages_within(b)
+
+    assert str(got.topic) == topic(A, "cmd")
+    assert seen_by_b == []
+
+
+async def test_fault_d_retained_status_of_a_is_not_sent_to_b(broker, tls_files):
+    async with backend(broker) as server:
+        await server.subscribe("mpfleet/v1/#", qos=1)  # amqtt replayed retained messages for this filter
+        async with device(broker, tls_files, A) as a:
+            await a.publish(topic(A, "status"), ONLINE, qos=1, retain=True)
+            await message_on(server, topic(A, "status"))
+            async with device(broker, tls_files, B) as b:
+                await b.subscribe(topic(B, "#"), qos=1)
+                seen_by_b = await messages_within(b)
+            # A still gets its own retained status when it subscribes.
+            await a.subscribe(topic(A, "status"), qos=1)
+            own = await next_message(a)
+
+    assert seen_by_b == []
+    assert (own.payload, own.retain) == (ONLINE, True)
+
+
+# --- sessions -------------------------------------------------------------------------------
+
+
+async def test_fault_b_failed_login_with_a_live_id_leaves_the_session_alone(broker, tls_files):
+    async with backend(broker) as server, device(broker, tls_files, A) as a:
+        await a.subscribe(topic(A, "cmd"), qos=1)
+
+        with pytest.raises(aiomqtt.MqttCodeError, match="Not authori"):
+            async with device(broker, tls_files, A, "wrong"):
+                pass
+        await server.publish(topic(A, "cmd"), b'{"id":"2"}', qos=1)
+
+        got = await next_message(a)
+
+    assert got.payload == b'{"id":"2"}'
+
+
+async def test_fault_c_take_over_closes_the_first_connection(broker, tls_files):
+    async with backend(broker) as server:
+        await server.subscribe(topic(A, "status"), qos=1)
+        first = device(broker, tls_files, A)
+        await first.__aenter__()
+        try:
+            await first.publish(topic(A, "status"), ONLINE, qos=1, retain=True)
+            async with device(broker, tls_files, A) as second:
+                await until_disconnected(first, timeout=1.0)  # closed by the broker, not by us
+                await second.publish(topic(A, "status"), ONLINE, qos=1, retain=True)
+                await asyncio.sleep(0.2)
+                async with backend(broker, "mpfleet-backend-late") as late:
+                    await late.subscribe(topic(A, "status"), qos=1)
+                    retained = await next_message(late)
+        finally:
+            await first.__aexit__(None, None, None)
+
+        statuses = [m.payload for m in await messages_within(server, 0.1)]
+
+    assert (retained.payload, retained.retain) == (ONLINE, True)
+    # first online, the first connection's will at take-over, the second's online, then
+    # the second's clean DISCONNECT (no will): nothing may come after it.
+    assert statuses == [ONLINE, OFFLINE, ONLINE]
+
+
+async def test_disconnect_cuts_the_session_and_publishes_its_will(broker, tls_files):
+    async with backend(broker) as server, device(broker, tls_files, A) as board:
+        await server.subscribe(topic(A, "status"), qos=1)
+        await board.publish(topic(A, "status"), ONLINE, qos=1, retain=True)
+        assert (await next_message(server)).payload == ONLINE
+        started = time.monotonic()
+
+        assert await broker.disconnect(A) is True
+        await until_disconnected(board, timeout=1.0)
+        will = await next_message(server, timeout=1.0)
+        elapsed = time.monotonic() - started
+
+        async with backend(broker, "mpfleet-backend-late") as late:
+            await late.subscribe(topic(A, "status"), qos=1)
+            retained = await next_message(late)
+
+    assert will.payload == OFFLINE
+    assert elapsed < 1.0
+    assert (retained.payload, retained.retain) == (OFFLINE, True)
+    assert await broker.disconnect(A) is False
+    assert await broker.disconnect("espressif32_NOSUCHDEVICE") is False
+
+
+async def test_fault_a_silent_client_is_dropped_after_one_and_a_half_keepalives(broker, tls_files):
+    async with backend(broker) as server:
+        await server.subscribe(topic(A, "status"), qos=1)
+        reader, writer = await raw_connect(broker.tls_port, A, PASSWORDS[A], keepalive=1,
+                                           will=(topic(A, "status"), OFFLINE), ca_file=tls_files.ca_cert)
+        started = time.monotonic()
+        try:
+            will = await next_message(server, timeout=3.0)
+            elapsed = time.monotonic() - started
+            closed = await asyncio.wait_for(reader.read(), 1.0)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    assert will.payload == OFFLINE
+    assert 1.3 < elapsed < 2.2, elapsed
+    assert closed == b""  # the broker closed the socket
+
+
+# --- lifetime -------------------------------------------------------------------------------
+
+
+async def test_stop_with_clients_connected_is_prompt_and_clean(tls_files, devices):
+    # Raw clients: they never retry, never ack, and leave no task of their own behind.
+    tasks_before = asyncio.all_tasks()
+    broker = EmbeddedBroker(tls=tls_files, verify_device=devices.verify, plain_port=0,
+                            tls_host="127.0.0.1", tls_port=0)
+    await broker.start()
+    subscriber = await raw_connect(broker.plain_port, "mpfleet-backend-raw", broker.backend_password,
+                                   username=broker.backend_username, keepalive=60)
+    subscriber[1].write(subscribe_packet("mpfleet/v1/#", qos=1))  # and never acks what it gets
+    publisher = await raw_connect(broker.tls_port, A, PASSWORDS[A], keepalive=60, ca_file=tls_files.ca_cert,
+                                  will=(topic(A, "status"), OFFLINE))
+    silent = await raw_connect(broker.tls_port, B, PASSWORDS[B], keepalive=60, ca_file=tls_files.ca_cert)
+    mute = await asyncio.open_connection("127.0.0.1", broker.plain_port)  # never sends CONNECT
+    streaming = asyncio.create_task(publish_until_dropped(publisher[1]))
+    received = asyncio.create_task(read_until_eof(subscriber[0]))
+    await asyncio.sleep(0.3)
+
+    started = time.monotonic()
+    await broker.stop()
+    elapsed = time.monotonic() - started
+
+    published = await asyncio.wait_for(streaming, 1.0)
+    assert await asyncio.wait_for(received, 1.0) > 1000  # messages flowed until the end
+    for reader, writer in (silent, mute):
+        assert await asyncio.wait_for(reader.read(), 1.0) == b""  # closed by the broker
+    for _, writer in (subscriber, publisher, silent, mute):
+        writer.close()
+    await asyncio.sleep(0)
+    left = asyncio.all_tasks() - tasks_before - {asyncio.current_task()}
+    assert elapsed < 2.0
+    assert published > 100
+    assert not left, left
+
+
+async def test_start_again_after_stop(broker, tls_files):
+    await broker.stop()
+    await broker.start()
+
+    async with device(broker, tls_files, A) as board:
+        await board.publish(topic(A, "status"), ONLINE, qos=1)
+
+
+async def test_start_fails_cleanly_when_a_port_is_taken(tls_files, devices, caplog):
+    taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    with socket.socket() as probe:  # a free port for the plain listener, bound before the TLS one fails
+        probe.bind(("127.0.0.1", 0))
+        plain_port = probe.getsockname()[1]
+    broker = EmbeddedBroker(tls=tls_files, verify_device=devices.verify, plain_port=plain_port,
+                            tls_host="127.0.0.1", tls_port=taken.sockets[0].getsockname()[1])
+    try:
+        with pytest.raises(BrokerError):
+            await broker.start()
+        caplog.clear()  # amqtt's own "Broker startup failed" is the one error expected here
+        await broker.stop()  # harmless after a failed start
+        # The plain listener was closed again: its port can be bound.
+        again = await asyncio.start_server(lambda r, w: None, "127.0.0.1", plain_port)
+        again.close()
+        await again.wait_closed()
+    finally:
+        taken.close()
+        await taken.wait_closed()
+
+
+async def publish_until_dropped(writer):
+    """Publish QoS 1 telemetry as fast as the broker takes it; return how many were sent."""
+    sent = 0
+    with contextlib.suppress(ConnectionError):
+        while not writer.is_closing():
+            writer.write(publish_packet(topic(A, "telemetry"), b'{"ts":null,"values":{"n":1}}', sent % 65535 + 1))
+            await writer.drain()
+            await asyncio.sleep(0)  # drain() does not yield until the buffer fills: let the broker run
+            sent += 1
+    return sent
+
+
+async def read_until_eof(reader):
+    received = 0
+    with contextlib.suppress(ConnectionError):
+        while chunk := await reader.read(65536):
+            received += len(chunk)
+    return received
+
+
+# --- raw MQTT 3.1.1 -------------------------------------------------------------------------
+
+
+async def raw_connect(port, client_id, password, *, keepalive, will=None, ca_file=None, username=None):
+    """Connect (over TLS when given a CA), send CONNECT, check the CONNACK; then stay silent."""
+    context = tls_context(ca_file) if ca_file else None
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    writer.write(connect_packet(client_id, username or client_id, password, keepalive, will))
+    assert await asyncio.wait_for(reader.readexactly(4), 2.0) == b"\x20\x02\x00\x00"  # CONNACK accepted
+    return reader, writer
+
+
+def connect_packet(client_id, username, password, keepalive, will=None):
+    flags = 0x80 | 0x40 | 0x02  # username, password, clean session
+    payload = mqtt_string(client_id)
+    if will:
+        will_topic, will_message = will
+        flags |= 0x20 | 0x08 | 0x04  # will retain, will QoS 1, will
+        payload += mqtt_string(will_topic) + len(will_message).to_bytes(2, "big") + will_message
+    payload += mqtt_string(username) + mqtt_string(password)
+    body = mqtt_string("MQTT") + bytes([4, flags]) + keepalive.to_bytes(2, "big") + payload
+    return b"\x10" + remaining_length(len(body)) + body
+
+
+def subscribe_packet(topic_filter, qos):
+    body = (1).to_bytes(2, "big") + mqtt_string(topic_filter) + bytes([qos])
+    return b"\x82" + remaining_length(len(body)) + body
+
+
+def publish_packet(topic_name, payload, packet_id):
+    """PUBLISH at QoS 1."""
+    body = mqtt_string(topic_name) + packet_id.to_bytes(2, "big") + payload
+    return b"\x32" + remaining_length(len(body)) + body
+
+
+def mqtt_string(text):
+    raw = text.encode()
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def remaining_length(n):
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
