@@ -12,16 +12,16 @@ collected and written by `_flush_loop` in one transaction per batch.
 import asyncio
 import logging
 import secrets
-import ssl
 import time
 from collections import Counter
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import orjson
 
 from . import schemas
+from .broker.endpoint import BrokerEndpoint
+
+__all__ = ["Bridge", "BridgeUnavailable", "BrokerEndpoint", "topic"]
 
 log = logging.getLogger(__name__)
 
@@ -35,32 +35,6 @@ _RECONNECT_MIN, _RECONNECT_MAX = 0.5, 10.0
 
 class BridgeUnavailable(Exception):
     """The broker cannot be reached right now; the command was not published."""
-
-
-@dataclass(frozen=True)
-class BrokerEndpoint:
-    """Where and as whom the bridge connects."""
-
-    host: str
-    port: int
-    username: str
-    password: str
-    tls_context: ssl.SSLContext | None = None
-
-    @classmethod
-    def from_url(cls, url, ca_file=None):
-        """`mqtt://user:pass@host:port` or `mqtts://…` (verified against `ca_file`, else the system CAs)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"broker URL must look like mqtt://user:password@host:port, not {url!r}")
-        tls = ssl.create_default_context(cafile=ca_file) if parts.scheme == "mqtts" else None
-        return cls(
-            host=parts.hostname,
-            port=parts.port or (8883 if tls else 1883),
-            username=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            tls_context=tls,
-        )
 
 
 def topic(uid, kind):
@@ -104,13 +78,9 @@ class Bridge:
     async def _session(self):
         endpoint = self.endpoint
         async with aiomqtt.Client(
-            endpoint.host,
-            endpoint.port,
-            username=endpoint.username,
-            password=endpoint.password,
+            **endpoint.client_options(),
             # Unique per process: several backends may share one broker.
             identifier=f"{endpoint.username}-{secrets.token_hex(4)}",
-            tls_context=endpoint.tls_context,
             clean_session=True,
             keepalive=30,
         ) as client:

@@ -2,8 +2,9 @@
 
 from aiohttp import web
 
-from .bridge import Bridge, BrokerEndpoint
+from .bridge import Bridge
 from .broker.accounts import DeviceAccounts, MqttPublic
+from .broker.endpoint import BrokerEndpoint
 from .config import Settings
 from .storage import Storage
 

@@ -6,8 +6,9 @@ import logging
 from pathlib import Path
 
 from . import credentials, keys, maintenance
-from .bridge import Bridge, BrokerEndpoint
+from .bridge import Bridge
 from .broker.accounts import EmbeddedAccounts, MqttPublic
+from .broker.endpoint import BrokerEndpoint
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,9 @@ async def broker_ctx(app):
 
 
 async def _embedded_broker(app, settings):
-    from .broker.embedded import EmbeddedBroker  # amqtt is imported only when it is used
+    from .broker.embedded import (
+        EmbeddedBroker,  # amqtt is imported only when it is used
+    )
     from .broker.tls import ensure_certificates
 
     storage = app[keys.STORAGE]

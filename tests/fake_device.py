@@ -65,9 +65,9 @@ class FakeDevice:
             body["error"] = error
         await self._client.publish(self.topic("ack"), json.dumps(body), qos=1)
 
-    async def publish(self, kind, payload, qos=1):
+    async def publish(self, kind, payload, qos=1, retain=False):
         raw = payload if isinstance(payload, bytes) else json.dumps(payload)
-        await self._client.publish(self.topic(kind), raw, qos=qos)
+        await self._client.publish(self.topic(kind), raw, qos=qos, retain=retain)
 
     async def disconnect(self):
         """A clean goodbye: the device says it is offline itself, since no will follows a DISCONNECT."""

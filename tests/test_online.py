@@ -137,6 +137,29 @@ async def test_a_silent_device_goes_offline_after_one_and_a_half_keepalives(api,
         conn.close()
 
 
+async def test_a_backend_restart_rebuilds_presence(api, online, backend):
+    stays, device = await online_device(api, online)
+    drops, conn = await raw_online_device(api, online, keepalive=60)
+    await backend.stop()
+    conn.close()  # gone while the backend was down: only the broker can have seen its will
+    if online.kind == "mosquitto":
+        await device.publish("status", {**device.status, "rssi": -40}, retain=True)  # a fresh report meanwhile
+        await asyncio.sleep(0.3)
+    await backend.start()
+
+    if online.kind == "mosquitto":  # the broker kept the retained statuses: presence is rebuilt from them
+        await eventually(lambda: _has_rssi(api, stays["uid"], -40))
+        await eventually(lambda: status_is(api, drops["uid"], "offline"))
+        assert (await detail(api, stays["uid"]))["status"] == "online"
+    else:  # the embedded broker restarted with the backend: nobody is connected any more
+        assert (await detail(api, stays["uid"]))["status"] == "offline"
+        assert (await detail(api, drops["uid"]))["status"] == "offline"
+
+
+async def _has_rssi(api, uid, rssi):
+    return (await detail(api, uid))["last_rssi"] == rssi
+
+
 # --- commands -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("suffix, body, message, kind, payload", [

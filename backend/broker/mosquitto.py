@@ -21,10 +21,10 @@ import functools
 import json
 import math
 import secrets
-import ssl
-from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+
+from .endpoint import BrokerEndpoint
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
@@ -74,7 +74,7 @@ class MosquittoAdmin:
     """
 
     def __init__(self, url, *, ca_file=None, timeout=_DEFAULT_TIMEOUT):
-        self._options = _client_options(url, ca_file)
+        self._endpoint = BrokerEndpoint.from_url(url, ca_file)
         self._timeout = timeout
         self._client = None
         self._reader = None
@@ -176,7 +176,7 @@ class MosquittoAdmin:
             if self._stopped:
                 raise BrokerAdminError("The Mosquitto admin is stopped")
             if self._client is None:
-                self._client = await _connect(self._options, self._timeout)
+                self._client = await _connect(self._endpoint, self._timeout)
                 self._reader = asyncio.create_task(self._read(self._client))
             return self._client
 
@@ -231,26 +231,10 @@ def _checked(uid):
     return uid
 
 
-def _client_options(url, ca_file):
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError("The broker URL must look like mqtt://user:password@host:port or mqtts://...")
-    tls = parts.scheme == "mqtts"
-    options = {
-        "hostname": parts.hostname,
-        "port": parts.port or (8883 if tls else 1883),
-        "username": unquote(parts.username) if parts.username else None,
-        "password": unquote(parts.password) if parts.password else None,
-    }
-    if tls:
-        options["tls_context"] = ssl.create_default_context(cafile=ca_file)
-    return options
-
-
-async def _connect(options, timeout):
+async def _connect(endpoint, timeout):
     """A connected client subscribed to the plugin's answers. Raises BrokerAdminError."""
-    where = f"{options['hostname']}:{options['port']}"
-    client = aiomqtt.Client(**options, identifier="mpfleet-admin-" + secrets.token_hex(6),
+    where = f"{endpoint.host}:{endpoint.port}"
+    client = aiomqtt.Client(**endpoint.client_options(), identifier="mpfleet-admin-" + secrets.token_hex(6),
                             protocol=aiomqtt.ProtocolVersion.V5, timeout=timeout)
     try:
         await client.__aenter__()
