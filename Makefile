@@ -23,7 +23,7 @@ venv: $(STAMP)
 # Reinstalled whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,firmware]'
 	touch $@
 
 # wrk, the HTTP load generator of the benchmarks, from Debian when missing.
