@@ -4,6 +4,8 @@ of the SQLite file. Used by bench/mqtt_bench.py; nothing here measures by itself
 """
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import resource
@@ -22,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests/mosquitto_broker.py is reused as it is
 
 from mpfleet.backend.broker.tls import ensure_certificates  # noqa: E402
+from mpfleet.backend.broker.mosquitto import _DEVICE_ACL_TYPES, ROLE_PREFIX  # noqa: E402
 from tests.mosquitto_broker import MosquittoBroker  # noqa: E402
 
 MPFLEET = Path(sys.executable).with_name("mpfleet")
@@ -70,11 +73,14 @@ class Backend:
     "mosquitto". `tls_port` is where devices connect; `pid` the backend's (the embedded broker is
     inside it); `broker_pid` Mosquitto's, or None."""
 
-    def __init__(self, path, work_dir):
+    def __init__(self, path, work_dir, data_dir, accounts=()):
+        """`accounts` ({"uid", "password"} of devices already in `data_dir`'s database) are written
+        into Mosquitto's dynamic security file before it starts (see load_dynsec_accounts)."""
         assert path in ("embedded", "mosquitto")
         self.path = path
         self.work_dir = Path(work_dir) / path
-        self.data_dir = self.work_dir / "data"
+        self.data_dir = Path(data_dir)
+        self.accounts = accounts
         self.http_port = free_port()
         self.base = f"http://127.0.0.1:{self.http_port}"
         self.mosquitto = None
@@ -99,8 +105,11 @@ class Backend:
         command = [str(MPFLEET), "serve", "--data", str(self.data_dir), "--host", "127.0.0.1",
                    "--http-port", str(self.http_port)]
         if self.path == "mosquitto":
-            tls = ensure_certificates(self.work_dir / "tls", [])
-            self.mosquitto = MosquittoBroker(self.work_dir / "mosquitto", tls).start()
+            tls = ensure_certificates(self.data_dir / "tls", [])  # the embedded broker's, if it ran first
+            self.mosquitto = MosquittoBroker(self.work_dir / "mosquitto", tls)
+            if self.accounts:
+                load_dynsec_accounts(self.mosquitto, self.accounts)
+            self.mosquitto.start()
             self.tls_port = self.mosquitto.tls_port
             command += ["--broker", self.mosquitto.url, "--broker-ca", str(tls.ca_cert),
                         "--mqtt-tls-port", str(self.tls_port)]
@@ -152,16 +161,18 @@ class Backend:
 
     def register(self, count, prefix):
         """Register `count` devices, REGISTER_IN_FLIGHT at a time. Returns (credentials, seconds);
-        each credential is {"uid", "password", "port"}; the CA is written to ca_file()."""
+        each credential is {"uid", "password", "port"}."""
         start = time.monotonic()
         answers = asyncio.run(self._register_all(count, prefix))
         seconds = time.monotonic() - start
-        self.ca_file().write_text(answers[0]["mqtt"]["ca_cert"])
+        if answers and answers[0]["mqtt"]["ca_cert"] != self.ca_file().read_text():
+            raise RuntimeError("registration handed out a CA other than the broker's")
         return [{"uid": a["uid"], "password": a["mqtt"]["password"], "port": a["mqtt"]["port"]}
                 for a in answers], seconds
 
     def ca_file(self):
-        return self.work_dir / "device-ca.pem"
+        """The CA devices verify the broker with (the embedded broker's, which Mosquitto also uses)."""
+        return self.data_dir / "tls" / "ca.pem"
 
     async def _register_all(self, count, prefix):
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -175,6 +186,33 @@ class Backend:
                             raise RuntimeError(f"registration: HTTP {response.status} {await response.text()}")
                         return (await response.json())["data"]
             return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+# --- Mosquitto accounts in bulk ------------------------------------------------------------------
+
+def load_dynsec_accounts(broker, devices):
+    """Write each device's client and role into the dynsec file of a broker not started yet.
+
+    Exactly what MosquittoAdmin.add_device creates over MQTT (a client with username = uid and
+    a role allowing publish, receive, subscribe and unsubscribe below mpfleet/v1/<uid>/), with the
+    plugin's own hashing (PBKDF2-SHA512, 12-byte salt, 101 iterations). Needed because over MQTT
+    the plugin rewrites its whole JSON file twice per device: 10,000 devices would take many minutes.
+    """
+    broker.work_dir.mkdir(parents=True, exist_ok=True)
+    broker._init_dynsec()  # the admin account, as MosquittoBroker.start() would make it
+    state = json.loads(broker.dynsec_path.read_text())
+    for device in devices:
+        uid = device["uid"]
+        salt = os.urandom(12)
+        digest = hashlib.pbkdf2_hmac("sha512", device["password"].encode(), salt, 101)
+        role = ROLE_PREFIX + uid
+        acls = [{"acltype": acltype, "topic": f"mpfleet/v1/{uid}/#", "priority": 0, "allow": True}
+                for acltype in _DEVICE_ACL_TYPES]
+        state["roles"].append({"rolename": role, "acls": acls})
+        state["clients"].append({"username": uid, "roles": [{"rolename": role}], "iterations": 101,
+                                 "password": base64.b64encode(digest).decode(),
+                                 "salt": base64.b64encode(salt).decode()})
+    broker.dynsec_path.write_text(json.dumps(state))
 
 
 def write_json(path, value):

@@ -42,7 +42,7 @@ class TelemetryStore:
                 "INSERT INTO telemetry_latest (device_id, key, ts, value) SELECT id, ?, ?, ? FROM devices WHERE uid = ?"
                 " ON CONFLICT (device_id, key) DO UPDATE SET ts = excluded.ts, value = excluded.value"
                 " WHERE excluded.ts >= telemetry_latest.ts",
-                [(key, ts, value, uid) for uid, key, ts, value in rows],
+                [(key, ts, value, uid) for uid, key, ts, value in _newest_per_key(rows)],
             )
             await tx.executemany(
                 "UPDATE devices SET last_seen_at = ? WHERE uid = ?", [(now, uid) for uid in {row[0] for row in rows}]
@@ -87,3 +87,14 @@ class TelemetryStore:
                 if cursor.rowcount < _PRUNE_BATCH:
                     break
         return removed
+
+
+def _newest_per_key(rows):
+    """Of many (uid, key, ts, value) rows, the newest of each (uid, key): a batch of a busy
+    device carries many samples of one key, and only the newest can change telemetry_latest."""
+    newest = {}
+    for row in rows:
+        seen = newest.get(row[:2])
+        if seen is None or row[2] >= seen[2]:
+            newest[row[:2]] = row
+    return newest.values()

@@ -1,0 +1,38 @@
+"""Fixtures of the firmware tests: flash directories built by tools/firmware_build.py."""
+
+import shutil
+
+import pytest
+from mpfleet.tools import firmware_build
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "network: needs the package index (PyPI) once per run; deselect with -m 'not network' when offline",
+    )
+
+
+@pytest.fixture(scope="session")
+def firmware_flash(tmp_path_factory):
+    """A flash directory holding the firmware's own modules compiled to .mpy (no umqtt: no network)."""
+    flash = tmp_path_factory.mktemp("firmware") / "flash"
+    firmware_build.install_firmware(flash)
+    return flash
+
+
+@pytest.fixture
+def flash(firmware_flash, tmp_path):
+    """A fresh copy of firmware_flash for one test, which may write to it."""
+    return shutil.copytree(firmware_flash, tmp_path / "flash")
+
+
+@pytest.fixture(scope="session")
+def umqtt_cache(tmp_path_factory):
+    """A download cache into which umqtt.simple was just fetched from the package index."""
+    cache = tmp_path_factory.mktemp("cache")
+    try:
+        firmware_build.fetch_umqtt(cache)
+    except firmware_build.BuildError as error:
+        pytest.fail(f"umqtt.simple could not be fetched: {error}", pytrace=False)
+    return cache

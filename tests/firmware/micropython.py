@@ -1,0 +1,49 @@
+"""Run code on the emulated board: the real `micropython` unix port, as a subprocess, with a flash directory.
+
+Firmware logic is never imported into CPython; every firmware test goes through run().
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+MICROPYTHON = Path(sys.executable).with_name("micropython")
+if not MICROPYTHON.exists():
+    MICROPYTHON = Path(shutil.which("micropython") or "micropython")
+
+
+@dataclass
+class Result:
+    code: int  # exit code: 0 ok, 1 an uncaught exception (its traceback is in out)
+    out: str  # stdout; the unix port prints uncaught tracebacks there too
+    err: str
+
+    def __str__(self):
+        return f"exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
+
+
+def run(code, flash, *, path_before=(), heapsize=None, timeout=10):
+    """Run the MicroPython source `code` with `flash` as the working directory and first on the path.
+
+    sys.path is the given `path_before` directories (e.g. stubs hiding a built-in module), then
+    `flash`, `flash`/lib, and `.frozen` (the port's frozen modules). `heapsize` is `-X heapsize=`, e.g. "16k".
+    """
+    flash = Path(flash)
+    path = [*map(str, path_before), str(flash), str(flash / "lib"), ".frozen"]
+    argv = [str(MICROPYTHON)]
+    if heapsize:
+        argv += ["-X", f"heapsize={heapsize}"]
+    argv += ["-c", code]
+    env = {**os.environ, "MICROPYPATH": os.pathsep.join(path)}
+    done = subprocess.run(argv, cwd=flash, env=env, capture_output=True, text=True, timeout=timeout)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def check(code, flash, **kw):
+    """run(), assert it exited 0, return its stdout."""
+    result = run(code, flash, **kw)
+    assert result.code == 0, str(result)
+    return result.out

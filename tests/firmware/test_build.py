@@ -1,0 +1,215 @@
+"""tools/firmware_build.py: fetching umqtt.simple, compiling the firmware, and the flash it makes.
+
+Tests marked `network` fetch umqtt.simple from PyPI once per run (session fixture `umqtt_cache`); when
+PyPI cannot be reached they fail with the BuildError that says so.
+"""
+
+import functools
+import hashlib
+import http.server
+import io
+import shutil
+import socket
+import tarfile
+import threading
+
+import pytest
+from mpfleet.tools import firmware_build
+from mpfleet.tools.firmware_build import BuildError, build, fetch_umqtt, install_firmware, mpy_header
+
+from .micropython import check, run
+
+FIRMWARE_MODULES = ["config.mpy", "md5.mpy", "ports/__init__.mpy", "ussl.mpy"]
+
+
+def no_network(*args, **kwargs):
+    raise AssertionError("the network was used")
+
+
+# --- umqtt.simple from the package index
+
+
+@pytest.mark.network
+def test_fetch_umqtt_from_pypi(umqtt_cache):
+    path = fetch_umqtt(umqtt_cache, index_url=None)
+    assert path == umqtt_cache / "umqtt.simple-1.3.4" / "umqtt" / "simple.py"
+    assert b"class MQTTClient" in path.read_bytes()
+    sdist = (umqtt_cache / "micropython-umqtt.simple-1.3.4.tar.gz").read_bytes()
+    assert hashlib.sha256(sdist).hexdigest() == firmware_build.UMQTT_SHA256
+
+
+@pytest.mark.network
+def test_fetch_umqtt_again_uses_the_cache_only(umqtt_cache, monkeypatch):
+    path = umqtt_cache / "umqtt.simple-1.3.4" / "umqtt" / "simple.py"
+    mtime = path.stat().st_mtime_ns
+    monkeypatch.setattr(firmware_build.urllib.request, "urlopen", no_network)
+    assert fetch_umqtt(umqtt_cache) == path
+    assert path.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.network
+def test_a_damaged_cached_file_is_unpacked_again_from_the_cached_sdist(umqtt_cache, tmp_path, monkeypatch):
+    cache = shutil.copytree(umqtt_cache, tmp_path / "cache")
+    path = cache / "umqtt.simple-1.3.4" / "umqtt" / "simple.py"
+    good = path.read_bytes()
+    path.write_bytes(good[:100])
+    monkeypatch.setattr(firmware_build.urllib.request, "urlopen", no_network)
+    assert fetch_umqtt(cache).read_bytes() == good
+
+
+class Index:
+    """A package index (PEP 503 simple pages) served on localhost from a directory."""
+
+    def __init__(self, root):
+        self.root = root
+        handler = functools.partial(Quiet, directory=str(root))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/simple/"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    def publish(self, filename, data, sha256=None):
+        page = self.root / "simple" / "micropython-umqtt-simple"
+        page.mkdir(parents=True, exist_ok=True)
+        (self.root / filename).write_bytes(data)
+        sha256 = sha256 or hashlib.sha256(data).hexdigest()
+        (page / "index.html").write_text(f'<html><body><a href="../../{filename}#sha256={sha256}">{filename}</a><br/>')
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def index(tmp_path):
+    index = Index(tmp_path / "index")
+    index.thread.start()
+    yield index
+    index.server.shutdown()
+    index.server.server_close()
+
+
+def fake_sdist(source=b"class MQTTClient:\n    def connect(self):\n        pass\n"):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("micropython-umqtt.simple-1.3.4/umqtt/simple.py")
+        info.size = len(source)
+        archive.addfile(info, io.BytesIO(source))
+    return buffer.getvalue()
+
+
+@pytest.mark.network
+def test_fetch_umqtt_from_another_index(umqtt_cache, index, tmp_path):
+    sdist = (umqtt_cache / "micropython-umqtt.simple-1.3.4.tar.gz").read_bytes()
+    index.publish("micropython-umqtt.simple-1.3.4.tar.gz", sdist)
+    path = fetch_umqtt(tmp_path / "cache", index_url=index.url)
+    assert path.read_bytes() == (umqtt_cache / "umqtt.simple-1.3.4" / "umqtt" / "simple.py").read_bytes()
+
+
+def test_fetch_umqtt_refuses_a_file_that_is_not_the_pinned_one(index, tmp_path):
+    index.publish("micropython-umqtt.simple-1.3.4.tar.gz", fake_sdist(), sha256=firmware_build.UMQTT_SHA256)
+    with pytest.raises(BuildError, match="downloaded file does not match sha256"):
+        fetch_umqtt(tmp_path / "cache", index_url=index.url)
+    index.publish("micropython-umqtt.simple-1.3.4.tar.gz", fake_sdist())
+    with pytest.raises(BuildError, match="the index lists sha256 [0-9a-f]{64}, expected b6a2"):
+        fetch_umqtt(tmp_path / "cache", index_url=index.url)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_fetch_umqtt_needs_the_version_on_the_index(index, tmp_path):
+    index.publish("micropython-umqtt.simple-1.3.3.tar.gz", fake_sdist())
+    with pytest.raises(BuildError, match="micropython-umqtt.simple 1.3.4: no source archive listed at http"):
+        fetch_umqtt(tmp_path / "cache", index_url=index.url)
+
+
+def test_fetch_umqtt_says_when_the_index_is_unreachable(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/simple/"  # nobody listens there once closed
+    with pytest.raises(BuildError) as error:
+        fetch_umqtt(tmp_path / "cache", index_url=url)
+    assert str(error.value).startswith(f"cannot download micropython-umqtt.simple 1.3.4 from {url}")
+    assert "needs the package index once" in str(error.value)
+
+
+# --- the flash directory
+
+
+@pytest.fixture(scope="module")
+def built(umqtt_cache, tmp_path_factory):
+    flash = tmp_path_factory.mktemp("built") / "flash"
+    return flash, build(flash, cache_dir=umqtt_cache)
+
+
+@pytest.mark.network
+def test_build_writes_compiled_modules_and_umqtt(built):
+    flash, files = built
+    assert files == sorted(FIRMWARE_MODULES + ["lib/umqtt/simple.mpy"])
+    assert sorted(p.relative_to(flash).as_posix() for p in flash.rglob("*") if p.is_file()) == files
+
+
+@pytest.mark.network
+def test_the_board_imports_umqtt_and_ussl_from_mpy(built):
+    flash, _ = built
+    code = """
+import ssl, ussl
+from umqtt import simple
+assert ussl.wrap_socket is ssl.wrap_socket and ussl.CERT_REQUIRED == ssl.CERT_REQUIRED
+client = simple.MQTTClient("espressif8266_G8VfdNhn7jqN", "mpfleet.lan", ssl=True)
+print(simple.__file__, ussl.__file__, client.port)
+"""
+    assert check(code, flash) == f"{flash}/lib/umqtt/simple.mpy ussl.mpy 8883\n"
+
+
+@pytest.mark.network
+def test_umqtt_from_mpy_fits_a_heap_where_its_source_does_not(built, umqtt_cache, tmp_path):
+    # What compiling buys: measured on this port, importing umqtt.simple needs an 8 KB heap from .mpy
+    # and a 32 KB one from source (the compiler's own memory).
+    flash, _ = built
+    assert check("import umqtt.simple\nprint('ok')", flash, heapsize="16k") == "ok\n"
+    source_flash = tmp_path / "source"
+    build(source_flash, cache_dir=umqtt_cache, compile=False)
+    assert (source_flash / "lib/umqtt/simple.py").exists()
+    result = run("import umqtt.simple", source_flash, heapsize="16k")
+    assert result.code == 1 and "MemoryError" in result.out, str(result)
+
+
+def test_mpy_files_match_the_boards_mpy_version(firmware_flash):
+    # sys.implementation._mpy: version in the low byte, sub-version in bits 8-9, native arch above.
+    # A bytecode-only .mpy carries the version alone (sub-version and arch 0): the sub-version is
+    # checked for native code only, so the same file loads on ESP32, ESP8266 and here.
+    mpy = int(check("import sys\nprint(sys.implementation._mpy)", firmware_flash))
+    assert (mpy & 0xFF, mpy >> 8 & 3) == (6, 3)
+    for name in FIRMWARE_MODULES:
+        assert mpy_header(firmware_flash / name) == (mpy & 0xFF, 0, 0)
+
+
+def test_main_and_boot_stay_source_and_stale_counterparts_go(tmp_path):
+    source = tmp_path / "src"
+    (source / "pkg" / "__pycache__").mkdir(parents=True)
+    (source / "main.py").write_text("import app\n")
+    (source / "boot.py").write_text("pass\n")
+    (source / "app.py").write_text("print('app ran')\n")
+    (source / "pkg" / "__init__.py").write_text("")
+    (source / "pkg" / "__pycache__" / "junk.py").write_text("")
+    flash = tmp_path / "flash"
+    (flash / "pkg").mkdir(parents=True)
+    (flash / "app.py").write_text("print('stale source')\n")  # would shadow app.mpy: .py is found first
+    (flash / "pkg" / "__init__.mpy").write_bytes(b"M")
+    (flash / "config.json").write_text("{}")
+
+    assert install_firmware(flash, source=source) == ["app.mpy", "boot.py", "main.py", "pkg/__init__.mpy"]
+    assert sorted(p.relative_to(flash).as_posix() for p in flash.rglob("*") if p.is_file()) == [
+        "app.mpy", "boot.py", "config.json", "main.py", "pkg/__init__.mpy"]
+    assert check("import main", flash) == "app ran\n"
+
+    assert install_firmware(flash, source=source, compile=False) == ["app.py", "boot.py", "main.py", "pkg/__init__.py"]
+    assert not (flash / "app.mpy").exists() and not (flash / "pkg/__init__.mpy").exists()
+
+
+def test_a_module_that_does_not_compile_is_a_build_error(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "broken.py").write_text("def f(:\n")
+    with pytest.raises(BuildError, match="(?s)mpy-cross broken.py: .*SyntaxError"):
+        install_firmware(tmp_path / "flash", source=source)
