@@ -1,0 +1,79 @@
+"""Telemetry: a sample every period, published on `telemetry`, kept while offline.
+
+    tele = Telemetry(link, sample, period_s)   # sample() -> dict of values
+    tele.tick()                                # in the main loop: samples when due, publishes
+    tele.flush()                               # after a reconnect: the kept samples, oldest first
+
+While the link is down the last _KEEP samples are kept (a ring of encoded payloads, preallocated) and
+published after reconnecting with their original `ts`. `ts` is unix seconds when the clock is set, else
+null (the backend stamps it on receipt): a board's clock is right only after NTP.
+"""
+
+import json
+import time
+
+from micropython import const
+
+_KEEP = const(32)
+_CLOCK_SET = const(1577836800)  # 2020-01-01: a clock before this was never set
+# Ports whose time() counts from 2000 (older ESP32/ESP8266 builds) are brought to unix seconds.
+_EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
+
+
+def unix_time():
+    """Unix seconds, or None when the clock is not set."""
+    t = time.time() + _EPOCH
+    return int(t) if t >= _CLOCK_SET else None
+
+
+class Telemetry:
+    def __init__(self, link, sample, period_s, log=print):
+        self._link = link
+        self._sample = sample
+        self._log = log
+        self.period = period_s
+        self._next = time.ticks_ms()  # the first sample at once
+        self._ring = [None] * _KEEP
+        self._head = 0
+        self._count = 0
+        self.dropped = 0  # kept samples overwritten by newer ones
+
+    def set_period(self, period_s):
+        self.period = period_s
+        self._next = time.ticks_add(time.ticks_ms(), period_s * 1000)
+
+    def kept(self):
+        return self._count
+
+    def tick(self):
+        if time.ticks_diff(self._next, time.ticks_ms()) > 0:
+            return
+        self._next = time.ticks_add(self._next, self.period * 1000)
+        if time.ticks_diff(self._next, time.ticks_ms()) <= 0:  # fell behind: no burst
+            self._next = time.ticks_add(time.ticks_ms(), self.period * 1000)
+        try:
+            values = self._sample()
+        except Exception as e:  # a sensor or user hook that fails costs one sample
+            self._log("telemetry: sample failed: %s" % e)
+            return
+        payload = json.dumps({"ts": unix_time(), "values": values})
+        if not (self.flush() and self._link.publish("telemetry", payload)):
+            self._keep(payload)
+
+    def _keep(self, payload):
+        if self._count == _KEEP:
+            self._head = (self._head + 1) % _KEEP
+            self._count -= 1
+            self.dropped += 1
+        self._ring[(self._head + self._count) % _KEEP] = payload
+        self._count += 1
+
+    def flush(self):
+        """Publish the kept samples, oldest first; True when none is left."""
+        while self._count:
+            if not self._link.publish("telemetry", self._ring[self._head]):
+                return False
+            self._ring[self._head] = None
+            self._head = (self._head + 1) % _KEEP
+            self._count -= 1
+        return True

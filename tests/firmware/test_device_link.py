@@ -1,0 +1,175 @@
+"""The device runtime on the emulated board against the real backend: online, telemetry, commands, TLS.
+
+Each test builds nothing: the firmware is built once per session (tools/firmware_build.py, umqtt.simple
+from the package index once: `network`), copied per board, and given a config.json from a registration.
+Every board is the real `micropython` process (tests/firmware/device_harness.py).
+"""
+
+import asyncio
+import json
+import time
+
+import pytest
+from mpfleet.tools.firmware_build import build
+
+from .device_harness import Board, make_flash
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture(scope="session")
+def built_flash(umqtt_cache, tmp_path_factory):
+    flash = tmp_path_factory.mktemp("device") / "flash"
+    build(flash, cache_dir=umqtt_cache)
+    return flash
+
+
+async def eventually(check, timeout=5.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value or time.monotonic() > deadline:
+            assert value, f"not true within {timeout} s: {value!r}"
+            return value
+        await asyncio.sleep(interval)
+
+
+async def detail(api, uid):
+    _, body = await api.get(f"/v1/user/devices/{uid}")
+    return body["data"]
+
+
+async def online(api, uid):
+    data = await detail(api, uid)
+    return data if data["status"] == "online" else None
+
+
+async def final(api, uid, command_id):
+    _, body = await api.get(f"/v1/user/devices/{uid}/commands/{command_id}")
+    return body["data"] if body["data"]["state"] in ("done", "failed", "expired") else None
+
+
+async def send(api, uid, payload):
+    status, answer = await api.post(f"/v1/user/devices/{uid}/commands", json={"payload": payload})
+    assert status == 200, answer
+    return await eventually(lambda: final(api, uid, answer["id"]))
+
+
+@pytest.fixture
+async def registered(api):
+    return await api.register(name="emulated", platform="unix", board="unix")
+
+
+@pytest.fixture
+async def board(built_flash, registered, tmp_path):
+    async with Board(make_flash(built_flash, tmp_path / "flash", registered)) as board:
+        yield board
+
+
+async def test_the_board_is_online_within_5_s_with_its_status(api, registered, built_flash, tmp_path):
+    flash = make_flash(built_flash, tmp_path / "flash", registered)
+    # What deploy/OTA leaves for the running app bundle; without it the status says the version only,
+    # which the backend does not keep (it matches firmwares by md5).
+    manifest = {"version": "0.1.0", "md5": "e4b7f01d6b9f3d6fdb0d53f5e8be2d34"}
+    (flash / "manifest.json").write_text(json.dumps(manifest))
+    board = Board(flash)
+    started = time.monotonic()
+    board.start()
+    data = await eventually(lambda: online(api, registered["uid"]), timeout=5)
+    print(f"online after {time.monotonic() - started:.2f} s")
+    assert data["is_online"] is True and data["local_ip"] == "127.0.0.1" and data["last_rssi"] == -50
+    meta = data["meta"]
+    assert meta["boot"] == {"reason": "power_on", "count": 1}
+    assert meta["tls_verified"] is True and meta["safe_mode"] is False
+    assert meta["fw"] == manifest and meta["platform"] == "unix" and meta["board"] == "unix"
+    await board.wait_for(r"link: online as \S+ \(tls verified\)")
+    await board.stop()
+
+
+async def test_telemetry_rows_arrive(api, registered, board):
+    uid = registered["uid"]
+
+    async def rows():
+        _, body = await api.get(f"/v1/user/devices/{uid}/telemetry/latest")
+        return body["data"] if {"uptime", "free_mem", "rssi", "relay"} <= set(body["data"]) else None
+
+    latest = await eventually(rows, timeout=5)
+    assert latest["relay"]["value"] == 0 and latest["rssi"]["value"] == -50  # user hook, board
+    assert latest["free_mem"]["value"] > 0
+
+
+async def test_a_custom_command_returns_its_handlers_result(api, registered, board):
+    uid = registered["uid"]
+    await eventually(lambda: online(api, uid))
+    command = await send(api, uid, {"cmd": "relay_toggle", "state": "on"})
+    assert command["state"] == "done" and command["result"] == {"relay": "on"}
+    await board.wait_for(r"board: relay on \(emulated\)")
+    command = await send(api, uid, {"cmd": "relay_toggle"})
+    assert command["result"] == {"relay": "off"}
+    command = await send(api, uid, {"cmd": "ping"})  # a built-in, by name
+    assert command["state"] == "done" and command["result"]["uptime"] >= 0
+
+
+async def test_unknown_failing_and_malformed_commands_are_failed_and_the_board_keeps_running(
+        api, backend, registered, board):
+    uid = registered["uid"]
+    await eventually(lambda: online(api, uid))
+    command = await send(api, uid, {"cmd": "self_destruct"})
+    assert command["state"] == "failed" and "unknown custom command 'self_destruct'" in command["error"]
+    command = await send(api, uid, {"cmd": "relay_toggle", "state": "sideways"})  # the handler raises
+    assert command["state"] == "failed" and command["error"] == "ValueError: state must be 'on' or 'off'"
+    status, answer = await api.post(f"/v1/user/devices/{uid}/ota")  # no OTA yet: failed, not fatal
+    if status == 200:
+        assert (await eventually(lambda: final(api, uid, answer["id"])))["state"] == "failed"
+
+    # Straight onto the device's cmd topic, past the REST API's checks.
+    topic = f"mpfleet/v1/{uid}/cmd"
+    await backend.bridge._publish(topic, b'{"id": "broken0000000000000000", "type": "reb')
+    await board.wait_for(r"cmd: broken0000000000000000 failed: malformed JSON")
+    await backend.bridge._publish(topic, json.dumps({"id": "x" * 22, "type": "explode", "payload": {}}).encode())
+    await board.wait_for(r"cmd: x{22} failed: ValueError: unknown command type 'explode'")
+    await backend.bridge._publish(topic, b'[1, 2]')
+    await board.wait_for(r"cmd: no id, ignored")
+
+    command = await send(api, uid, {"cmd": "set_telemetry_period", "period": 7})
+    assert command["state"] == "done" and command["result"] == {"period": 7}
+    assert json.loads((board.flash / "config.json").read_text())["telemetry"]["period"] == 7
+    assert board.exits == []  # one run throughout
+
+
+async def test_reboot_comes_back_with_the_next_boot_count_and_reason_soft(api, registered, board):
+    uid = registered["uid"]
+    await eventually(lambda: online(api, uid))
+    status, answer = await api.post(f"/v1/user/devices/{uid}/reboot")
+    assert status == 200
+    command = await eventually(lambda: final(api, uid, answer["id"]))
+    assert command["state"] == "done"
+    await board.wait_for(r"--- exit 75")
+
+    async def rebooted():
+        data = await online(api, uid)
+        return data if data and data["meta"]["boot"]["count"] == 2 else None
+
+    data = await eventually(rebooted)
+    assert data["meta"]["boot"] == {"reason": "soft", "count": 2}
+
+
+async def test_a_wrong_ca_is_refused_and_the_board_never_shows_online(api, built_flash, tmp_path, registered):
+    other = await asyncio.to_thread(_other_ca, tmp_path / "other")
+    flash = make_flash(built_flash, tmp_path / "flash", registered)
+    cfg = json.loads((flash / "config.json").read_text())
+    cfg["mqtt"]["ca"] = other
+    (flash / "config.json").write_text(json.dumps(cfg))
+    async with Board(flash) as board:
+        await board.wait_for(r"link: connect failed: ValueError: .*not correctly signed by the trusted CA")
+        await asyncio.sleep(1.5)
+        assert (await detail(api, registered["uid"]))["status"] == "pending"
+    assert "link: online" not in board.log()
+
+
+def _other_ca(directory):
+    """The PEM of a CA that did not sign the broker's certificate (another data dir's)."""
+    from mpfleet.backend.broker.tls import ensure_certificates
+
+    ensure_certificates(directory, ["127.0.0.1"])
+    return (directory / "ca.pem").read_text()
