@@ -3,18 +3,21 @@
 import argparse
 import sys
 
-from . import accounts, serve
+from . import accounts, emulate, provision, serve
 from .errors import CommandError
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="mpfleet",
-        description="Manage MicroPython ESP32/ESP8266 boards: run the backend, manage users.",
+        description="Manage MicroPython ESP32/ESP8266 boards: run the backend, manage users, provision and "
+        "emulate boards.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.add_parser(commands)
     accounts.add_parsers(commands)
+    provision.add_parser(commands)
+    emulate.add_parser(commands)
     return parser
 
 
