@@ -6,13 +6,6 @@ import pytest
 from mpfleet.tools import firmware_build
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "network: needs the package index (PyPI) once per run; deselect with -m 'not network' when offline",
-    )
-
-
 @pytest.fixture(scope="session")
 def firmware_flash(tmp_path_factory):
     """A flash directory holding the firmware's own modules compiled to .mpy (no umqtt: no network)."""
