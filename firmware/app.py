@@ -16,7 +16,6 @@ import os
 import sys
 import time
 
-import config
 from micropython import const
 from ports import board
 
@@ -39,10 +38,8 @@ def main():
     try:
         reason, count = b.boot()
         log("app: boot %d (%s), firmware %s on %s" % (count, reason, VERSION, b.PLATFORM))
-        try:
-            cfg = config.load()
-        except config.ConfigError as e:
-            log("app: no usable configuration (%s): setup mode" % e)
+        cfg = _load_config()
+        if cfg is None:
             import setup
 
             setup.run(b, log)
@@ -57,6 +54,27 @@ def main():
         log("app: crashed; reset in 5 s")
         time.sleep(5)
         b.reset()
+
+
+def _load_config():
+    """config.json checked (config.py), or None (logged) when there is none usable.
+
+    config.py is needed again only to save: it leaves the heap until then.
+    """
+    import config
+
+    try:
+        return config.load()
+    except config.ConfigError as e:
+        log("app: no usable configuration (%s): setup mode" % e)
+        return None
+    finally:
+        _unload("config")
+
+
+def _unload(name):
+    del sys.modules[name]
+    gc.collect()
 
 
 def _count(name, add):
@@ -88,8 +106,10 @@ def _firmware():
 
 class App:
     def __init__(self, b, cfg, boot, safe):
+        from link import Link  # the largest first, and its TLS set up, while the heap is young
+
+        self.link = Link(cfg, b, self.status, log)
         from commands import Commands
-        from link import Link
         from telemetry import Telemetry
 
         self.b = b
@@ -100,7 +120,6 @@ class App:
         self._uptime_ms = 0
         self._last = time.ticks_ms()
         self._reached = False
-        self.link = Link(cfg, b, self.status, log)
         self.link.on_up = self._on_up
         self.cmds = Commands(self.link, log)
         self.tele = Telemetry(self.link, self.sample, cfg["telemetry"]["period"], log)
@@ -186,8 +205,15 @@ class App:
         period = payload.get("period")
         if not isinstance(period, int) or isinstance(period, bool) or not _PERIOD_MIN <= period <= _PERIOD_MAX:
             raise ValueError("period must be a whole number of seconds from %d to %d" % (_PERIOD_MIN, _PERIOD_MAX))
+        import config  # the file as it is, CA included (the link dropped it from self.cfg)
+
+        try:
+            cfg = config.load()
+            cfg["telemetry"]["period"] = period
+            config.save(cfg)
+        finally:
+            _unload("config")
         self.cfg["telemetry"]["period"] = period
-        config.save(self.cfg)
         self.tele.set_period(period)
         return {"period": period}
 

@@ -11,14 +11,19 @@ umqtt.simple blocks and never pings. Here every read and write of the session ha
 (_IO_TIMEOUT_MS), the link pings after keepalive/2 of silence and drops the session when the broker
 stays silent after a ping, and any failure of the session (OSError, ValueError of a TLS verification,
 MQTTException, a timeout, a short read) ends it: the next attempt follows a jittered exponential backoff
-from 1 s up to 60 s. The TLS handshake itself cannot be bounded through umqtt.simple; the board's
-watchdog is the backstop there.
+from 1 s up to 60 s. The TLS handshake runs in _Sock.connect, over the plain socket and its time limit;
+the board's watchdog is the backstop there.
 
 TLS: the broker's certificate is verified against cfg["mqtt"]["ca"] and its name checked against
 cfg["mqtt"]["host"], except on a port that cannot verify (board.TLS_VERIFIES false, ESP8266): there the
 session is encrypted only, the link warns on every connect, and `verified` stays False.
+
+Memory: one SSLContext for good, its CA loaded when the Link is made (the PEM text is then dropped from
+the config); `status` is published only after the subscriptions, so a command sent on seeing the board
+online is not lost; a room for the TLS socket object is held between sessions (_TLS_ROOM).
 """
 
+import gc
 import json
 import socket
 import time
@@ -38,13 +43,23 @@ _BACKOFF_MAX_MS = const(60000)
 _STABLE_MS = const(60000)  # a session that lasted this long resets the backoff
 _PREFIX = "mpfleet/v1/"
 _WILL = b'{"online":false}'
+# The TLS socket object (mbedTLS's contexts, ~3 KB on the 64-bit unix port, less on a 32-bit board) is one
+# block of heap: a room of this size is held from boot and between sessions, and let go just before the
+# handshake, so a fragmented heap still has the block. The record buffers themselves are outside the heap.
+_TLS_ROOM = const(3072)
 
 
 class _Net:
-    """Stands in for umqtt.simple's `socket` module: its sockets have a time limit from the start.
+    """Stands in for umqtt.simple's `socket` module: its sockets are _Sock, TLS and time limits included.
 
-    The only seam umqtt.simple (1.3.4 and later) offers to bound its TCP connect and CONNACK read.
+    The only seam umqtt.simple (1.3.4 and later) offers to bound its TCP connect and CONNACK read, and
+    to wrap the socket in TLS with the link's one SSLContext (umqtt.simple 1.3.4 would make a new one
+    per connect through ussl.wrap_socket): umqtt.simple itself is told ssl=False.
     """
+
+    ctx = None  # the link's SSLContext, made once
+    host = None  # the broker's name, checked against its certificate
+    room = None  # heap kept for the TLS socket object (_TLS_ROOM)
 
     def __init__(self):
         self.getaddrinfo = socket.getaddrinfo
@@ -52,10 +67,10 @@ class _Net:
     def socket(self, *args):
         s = socket.socket(*args)
         s.settimeout(_IO_TIMEOUT_MS / 1000)
-        return s
+        return _Sock(s, self)
 
 
-simple.socket = _Net()
+_net = simple.socket = _Net()
 
 
 class _Sock:
@@ -64,14 +79,23 @@ class _Sock:
     and went out (`tx`). umqtt.simple's setblocking(False) means "return None when nothing is there".
     """
 
-    def __init__(self, sock):
-        sock.setblocking(False)
+    def __init__(self, sock, net):
         self._s = sock
-        self._poll = select.poll()
-        self._poll.register(sock, select.POLLIN)
+        self._net = net
+        self._poll = None
         self._wait = True
         self.rx = self.tx = time.ticks_ms()
         self.reads = 0  # packets' bytes read so far, to tell "something came" from "nothing"
+
+    def connect(self, addr):
+        """TCP connect, then the TLS handshake (both bounded by the plain socket's time limit)."""
+        self._s.connect(addr)
+        self._net.room = None
+        gc.collect()  # the TLS socket object wants one block of heap: the room just let go
+        self._s = self._net.ctx.wrap_socket(self._s, server_hostname=self._net.host)
+        self._s.setblocking(False)
+        self._poll = select.poll()
+        self._poll.register(self._s, select.POLLIN)
 
     def setblocking(self, flag):
         self._wait = flag
@@ -150,7 +174,6 @@ class Link:
         self._subs = {}  # full topic (bytes) -> (qos, handler(msg bytes))
         self._client = None
         self._sock = None
-        self._tls = None  # (ssl context, ssl_params), made at the first attempt
         self.verified = bool(board.TLS_VERIFIES)
         self.up = False
         self.got = False  # a message was handed to a handler since the last look
@@ -159,6 +182,11 @@ class Link:
         self._next = time.ticks_ms()  # the next attempt is due at this tick
         self._since = 0
         self._ping_at = None
+        _net.room = bytearray(_TLS_ROOM)
+        try:  # now, while the heap is young: the CA's PEM text and its decoding leave no holes behind
+            self._tls_setup(mqtt)
+        except Exception:  # a broken CA: every attempt fails and says why (_connect)
+            pass
 
     def topic(self, suffix):
         return (self._prefix + suffix).encode()
@@ -191,28 +219,28 @@ class Link:
             self._log("link: wifi up, ip %s" % ip)
             board.sync_time()
         mqtt = self._cfg["mqtt"]
-        ctx, params = self._tls_setup(mqtt)
+        if _net.ctx is None:
+            self._tls_setup(mqtt)
+        gc.collect()
         if not self.verified:
             self._log("link: WARNING: this port cannot verify the broker's certificate; TLS unverified")
         self._log("link: connecting to %s:%d" % (mqtt["host"], mqtt["port"]))
-        kw = {"user": self.uid, "password": mqtt["password"], "keepalive": KEEPALIVE, "ssl": ctx}
-        try:  # umqtt.simple 1.3.4: ssl is a flag, ssl_params go to ussl.wrap_socket
-            client = simple.MQTTClient(self.uid, mqtt["host"], mqtt["port"], ssl_params=params, **kw)
-        except TypeError:  # later versions: ssl is an SSLContext, no ssl_params
-            client = simple.MQTTClient(self.uid, mqtt["host"], mqtt["port"], **kw)
+        client = simple.MQTTClient(self.uid, mqtt["host"], mqtt["port"], self.uid, mqtt["password"], KEEPALIVE)
         client.set_last_will(self.topic("status"), _WILL, retain=True, qos=1)
         client.set_callback(self._on_message)
         self._client = client
         try:
-            client.connect(clean_session=True)
+            client.connect(True)  # _Net: TCP, then TLS (_Sock.connect), then MQTT CONNECT
         except Exception:
             if client.sock is not None:
                 client.sock.close()
             raise
-        self._sock = client.sock = _Sock(client.sock)
-        client.publish(self.topic("status"), json.dumps(self._status()), True, 1)
+        self._sock = client.sock
+        # Subscribed before `status` says online: the backend sends a command as soon as it sees the board
+        # online, and a command published before the subscription would be lost.
         for topic, (qos, _) in self._subs.items():
             client.subscribe(topic, qos)
+        client.publish(self.topic("status"), json.dumps(self._status()), True, 1)
         self.up = True
         self._since = time.ticks_ms()
         self._ping_at = None
@@ -221,19 +249,19 @@ class Link:
             self.on_up()
 
     def _tls_setup(self, mqtt):
-        if self._tls is None:
-            import ssl
+        """The one SSLContext of the link, its CA loaded (mbedTLS keeps it outside the heap); the PEM text
+        is dropped from the config afterwards: it is not needed again."""
+        import ssl
 
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            params = {"server_hostname": mqtt["host"]}
-            if self.verified:
-                ca = _der(mqtt["ca"])
-                ctx.verify_mode = ssl.CERT_REQUIRED
-                ctx.load_verify_locations(cadata=ca)
-                params["cert_reqs"] = ssl.CERT_REQUIRED
-                params["cadata"] = ca
-            self._tls = ctx, params
-        return self._tls
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if self.verified:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cadata=_der(mqtt["ca"]))
+        else:
+            ctx.verify_mode = ssl.CERT_NONE
+        mqtt["ca"] = None
+        _net.host = mqtt["host"]
+        _net.ctx = ctx
 
     def _drop(self, why, error):
         """End the session (if any) and schedule the next attempt."""
@@ -245,6 +273,9 @@ class Link:
             except Exception:
                 pass
         self._sock = self._client = None
+        gc.collect()
+        if _net.room is None:
+            _net.room = bytearray(_TLS_ROOM)
         if lasted >= _STABLE_MS:
             self._failures = 0
         delay = min(_BACKOFF_MAX_MS, _BACKOFF_MIN_MS << min(self._failures, 6))

@@ -1,0 +1,305 @@
+"""Memory benchmark of the firmware: the smallest MicroPython heap on which the emulated board works.
+
+One `mpfleet serve` on 127.0.0.1 (free ports, a fresh data dir), the firmware built from `.mpy` once
+(tools/firmware_build.py), then one board run per heap size: `micropython -X heapsize=N main.py` in a
+fresh copy of the flash, registered as a new device. A size passes when, within TIMEOUT seconds of
+one run and with no MemoryError and no failed connect in its log, the board:
+
+1. boots and connects over verified TLS: the REST API shows it online;
+2. publishes: a telemetry row (`uptime`) is stored;
+3. answers a command: a `custom` relay_toggle sent over REST reaches `done`.
+
+Sizes fall from 64 KB in steps of 8 KB until one fails, then the gap is bisected to 1 KB.
+Printed: one row per size tried, the smallest passing heap, and the free heap after connect at 64 KB
+(the board logs `app: free heap N after connect`).
+
+Caveats printed with the figures:
+- the unix port's mbedTLS allocates with the C library, not from the MicroPython heap: the TLS
+  session's buffers (~40 KB with 16 KB records) are *not* part of the figure;
+- the unix port is 64-bit: a word is 8 bytes, so objects take roughly 1.5-2x what they take on a
+  32-bit ESP8266/ESP32, and the figure overstates what those boards need for the same code.
+
+Run: `.venv/bin/python bench/firmware_memory.py` (options: --sizes 64,48,40 for a fixed list,
+--timeout S, --keep to leave the work dir). Exit code 0 whatever the figures.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MPFLEET = BIN / "mpfleet"
+MICROPYTHON = BIN / "micropython"
+if not MICROPYTHON.exists():
+    MICROPYTHON = Path(shutil.which("micropython") or "micropython")
+TARGET_KB = 32
+START_KB = 64
+STEP_KB = 8
+FLOOR_KB = 8
+TIMEOUT = 20.0  # seconds for one board run to pass all three checks
+POLL = 0.1
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """`mpfleet serve` on free loopback ports with its own data dir; `call()` speaks its REST API as admin."""
+
+    def __init__(self, work):
+        self.data = work / "data"
+        self.log_path = work / "server.log"
+        self.process = None
+        self.token = None
+        self.base = None
+
+    def start(self, attempts=3):
+        for _ in range(attempts):
+            self.base = f"http://127.0.0.1:{free_port()}"
+            command = [str(MPFLEET), "serve", "--data", str(self.data), "--host", "127.0.0.1",
+                       "--http-port", self.base.rsplit(":", 1)[1], "--mqtt-port", str(free_port()),
+                       "--mqtt-tls-port", str(free_port())]
+            with open(self.log_path, "w") as log:
+                self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            if self._ready():
+                return self
+            self.stop()
+        raise RuntimeError(f"mpfleet serve did not start; see {self.log_path}")
+
+    def _ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                with urllib.request.urlopen(self.base + "/v1/platforms", timeout=1):
+                    self.token = (self.data / "admin.token").read_text().strip()
+                    return True
+            except OSError:
+                time.sleep(0.1)
+        return False
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def call(self, method, path, body=None):
+        """(status, JSON answer) of one REST request."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+
+
+def build_flash(flash):
+    sys.path.insert(0, str(REPO))
+    from mpfleet.tools.firmware_build import build
+
+    build(flash)
+
+
+def board_config(registration):
+    mqtt = registration["mqtt"]
+    return {"wifi": {"ssid": "bench", "password": "secret"},
+            "mqtt": {"host": "127.0.0.1", "port": mqtt["port"], "uid": registration["uid"],
+                     "password": mqtt["password"], "ca": mqtt["ca_cert"]},
+            "telemetry": {"period": 5}, "board": "unix"}
+
+
+class Run:
+    """One board run at one heap size: what it reached, and when."""
+
+    STAGES = ("online", "telemetry", "command")
+
+    def __init__(self, kb):
+        self.kb = kb
+        self.reached = {}  # stage -> seconds since start
+        self.free_after_connect = None
+        self.problem = ""
+
+    @property
+    def passed(self):
+        return len(self.reached) == len(self.STAGES) and not self.problem
+
+    def row(self):
+        cells = [f"{self.kb:>4} KB", "PASS" if self.passed else "fail"]
+        cells += [f"{self.reached[s]:5.2f} s" if s in self.reached else "   -   " for s in self.STAGES]
+        cells.append(f"{self.free_after_connect:>6}" if self.free_after_connect is not None else "     -")
+        cells.append(self.problem[:60])
+        return "  ".join(cells)
+
+
+def run_board(server, built, work, kb, timeout):
+    result = Run(kb)
+    status, answer = server.call("POST", "/v1/user/devices",
+                                 {"name": f"bench-{kb}k", "platform": "unix", "board": "unix"})
+    if status != 201:
+        raise RuntimeError(f"registration: HTTP {status} {answer}")
+    registration = answer["data"]
+    uid = registration["uid"]
+    flash = work / f"flash-{kb}k"
+    shutil.rmtree(flash, ignore_errors=True)
+    shutil.copytree(built, flash)
+    (flash / "config.json").write_text(json.dumps(board_config(registration)))
+    log_path = flash / "board.log"
+    env = {**os.environ, "MICROPYPATH": os.pathsep.join([str(flash), str(flash / "lib"), ".frozen"])}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([str(MICROPYTHON), "-X", f"heapsize={kb}k", "main.py"], cwd=flash, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    started = time.monotonic()
+    command_id = None
+    try:
+        while time.monotonic() - started < timeout and len(result.reached) < len(Run.STAGES):
+            text = log_path.read_text(errors="replace")
+            if "MemoryError" in text or "connect failed" in text or "crashed" in text:
+                break
+            if process.poll() is not None:
+                result.problem = f"exit {process.returncode}"
+                break
+            now = round(time.monotonic() - started, 2)
+            if "online" not in result.reached:
+                _, body = server.call("GET", f"/v1/user/devices/{uid}")
+                if body["data"]["status"] == "online":
+                    result.reached["online"] = now
+            if "telemetry" not in result.reached:
+                _, body = server.call("GET", f"/v1/user/devices/{uid}/telemetry/latest")
+                if "uptime" in body["data"]:
+                    result.reached["telemetry"] = now
+            if "online" in result.reached and command_id is None:
+                status, body = server.call("POST", f"/v1/user/devices/{uid}/commands",
+                                           {"payload": {"cmd": "relay_toggle", "state": "on"}})
+                if status != 200:
+                    raise RuntimeError(f"command: HTTP {status} {body}")
+                command_id = body["id"]
+            elif command_id is not None and "command" not in result.reached:
+                _, body = server.call("GET", f"/v1/user/devices/{uid}/commands/{command_id}")
+                state = body["data"]["state"]
+                if state == "done" and body["data"].get("result") == {"relay": "on"}:
+                    result.reached["command"] = now
+                elif state in ("failed", "expired"):
+                    result.problem = f"command {state}: {body['data'].get('error')}"
+                    break
+            time.sleep(POLL)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        server.call("DELETE", f"/v1/user/devices/{uid}")
+    text = log_path.read_text(errors="replace")
+    match = re.search(r"app: free heap (\d+) after connect", text)
+    if match:
+        result.free_after_connect = int(match.group(1))
+    if not result.problem:
+        for pattern in (r".*MemoryError.*", r"link: connect failed.*", r"app: crashed.*"):
+            match = re.search(pattern, text)
+            if match:
+                result.problem = match.group(0).strip()
+                break
+        else:
+            if not result.passed:
+                result.problem = f"timeout ({timeout:.0f} s)"
+    return result
+
+
+def sizes_to_try(run):
+    """Falling sizes: START_KB down by STEP_KB until one fails, then bisection to 1 KB; returns all runs."""
+    runs = {}
+    kb = START_KB
+    passed, failed = None, None
+    while kb >= FLOOR_KB:
+        runs[kb] = run(kb)
+        if not runs[kb].passed:
+            failed = kb
+            break
+        passed = kb
+        kb -= STEP_KB
+    while passed is not None and failed is not None and passed - failed > 1:
+        kb = (passed + failed) // 2
+        runs[kb] = run(kb)
+        if runs[kb].passed:
+            passed = kb
+        else:
+            failed = kb
+    return runs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", help="comma-separated heap sizes in KB instead of the search, e.g. 64,48,32")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per board run")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs of every run)")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="mpfleet-fwmem-"))
+    server = Server(work)
+    try:
+        built = work / "built"
+        build_flash(built)
+        server.start()
+        print(f"firmware memory benchmark: {MICROPYTHON} -X heapsize=N main.py, firmware from .mpy")
+        print(f"backend: {server.base} (embedded broker, verified TLS); {args.timeout:.0f} s per run\n")
+        print("  heap    result  online     telemetry  command    free@up  problem")
+
+        def run(kb):
+            result = run_board(server, built, work, kb, args.timeout)
+            print("  " + result.row(), flush=True)
+            return result
+
+        if args.sizes:
+            runs = {kb: run(kb) for kb in sorted((int(s) for s in args.sizes.split(",")), reverse=True)}
+        else:
+            runs = sizes_to_try(run)
+        passing = sorted(kb for kb, r in runs.items() if r.passed)
+        print()
+        if passing:
+            smallest = passing[0]
+            verdict = "PASS" if smallest <= TARGET_KB else "MISS"
+            print(f"smallest heap that boots, connects over TLS, publishes and answers a command: "
+                  f"{smallest} KB (target <= {TARGET_KB} KB: {verdict})")
+        else:
+            print("no heap size tried passed")
+        at_start = runs.get(START_KB)
+        if at_start and at_start.free_after_connect is not None:
+            print(f"free heap after connect at {START_KB} KB: {at_start.free_after_connect} bytes "
+                  f"({at_start.free_after_connect / 1024:.1f} KB)")
+        print("note: on the unix port mbedTLS allocates its TLS session buffers (~40 KB) with malloc, outside\n"
+              "      the MicroPython heap measured here; an ESP board pays them from its own RAM.")
+        print("note: the unix port is 64-bit (8-byte words): objects take ~1.5-2x their size on a 32-bit\n"
+              "      ESP8266/ESP32, so the same code needs less heap there.")
+        if args.keep:
+            print(f"work dir kept: {work}")
+    finally:
+        server.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
