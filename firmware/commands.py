@@ -1,16 +1,16 @@
 """Commands from the backend (topic `cmd`) to their handlers, and their acks (topic `ack`).
 
-    cmds = Commands(link)
-    cmds.register("reboot", handler)        # a command type: handler(cmd_id, payload) -> result
+    cmds = Commands(link, ("reboot", "ping"), builtin)  # builtin(cmd_id, kind, payload) -> result
     cmds.custom("relay_toggle", handler)    # a `custom` command by payload["cmd"]: handler(payload) -> result
     link.subscribe("cmd", cmds.queue)
     cmds.run()                              # in the main loop: run what arrived, ack each
 
-A handler's return value is acked `done` with it as `result`; an exception is acked `failed` with its
-text. A handler that acks by itself (reboot: `accepted`, `done`, then reset) calls ack() and never
-returns. An unknown type or custom name, malformed JSON or a payload that is not an object is acked
-`failed`; when even the id cannot be read nothing can be acked, and the command is only logged.
-Nothing here raises into the loop.
+The built-in types go to one function (app.py loads their code only when one arrives); a `custom` command
+naming a built-in ({"cmd": "ping"}) is that built-in. A handler's return value is acked `done` with it as
+`result`; an exception is acked `failed` with its text. A handler that acks by itself (reboot: `accepted`,
+`done`, then reset) calls ack() and never returns. An unknown type or custom name, malformed JSON or a
+payload that is not an object is acked `failed`; when even the id cannot be read nothing can be acked, and
+the command is only logged. Nothing here raises into the loop.
 """
 
 import json
@@ -22,16 +22,13 @@ _ERROR_MAX = const(200)  # characters of an error text
 
 
 class Commands:
-    def __init__(self, link, log=print):
+    def __init__(self, link, kinds, builtin, log=print):
         self._link = link
+        self._kinds = kinds
+        self._builtin = builtin
         self._log = log
-        self._types = {}
         self._custom = {}
         self._queue = []
-
-    def register(self, kind, handler):
-        """Handle commands of type `kind`: handler(cmd_id, payload) -> result."""
-        self._types[kind] = handler
 
     def custom(self, name, handler):
         """Handle `custom` commands whose payload["cmd"] is `name`: handler(payload) -> result."""
@@ -93,18 +90,15 @@ class Commands:
         if not isinstance(payload, dict):
             raise ValueError("payload must be an object")
         if kind == "custom":
-            name = payload.get("cmd")
-            handler = self._custom.get(name)
+            kind = payload.get("cmd")
+            handler = self._custom.get(kind)
             if handler is not None:
                 return handler(payload)
-            handler = self._types.get(name)  # built-ins by name too: {"cmd": "ping"}
-            if handler is None or name == "custom":
-                raise ValueError("unknown custom command %r" % (name,))
-            return handler(cmd_id, payload)
-        handler = self._types.get(kind)
-        if handler is None:
+            if kind not in self._kinds:  # built-ins by name too: {"cmd": "ping"}
+                raise ValueError("unknown custom command %r" % (kind,))
+        elif kind not in self._kinds:
             raise ValueError("unknown command type %r" % (kind,))
-        return handler(cmd_id, payload)
+        return self._builtin(cmd_id, kind, payload)
 
 
 def _text(e):

@@ -18,16 +18,17 @@ TLS: the broker's certificate is verified against cfg["mqtt"]["ca"] and its name
 cfg["mqtt"]["host"], except on a port that cannot verify (board.TLS_VERIFIES false, ESP8266): there the
 session is encrypted only, the link warns on every connect, and `verified` stays False.
 
-Memory: one SSLContext for good, its CA loaded when the Link is made (the PEM text is then dropped from
-the config); `status` is published only after the subscriptions, so a command sent on seeing the board
-online is not lost; a room for the TLS socket object is held between sessions (_TLS_ROOM).
+Memory: one SSLContext for good, made by tlsctx.py when the Link is made (the CA's PEM text is then
+dropped from the config, and tlsctx.py from the heap); `status` is published only after the subscriptions,
+so a command sent on seeing the board online is not lost; a room for the TLS socket object is held between
+sessions (_TLS_ROOM).
 """
 
 import gc
 import json
 import socket
+import sys
 import time
-from binascii import a2b_base64
 from errno import ETIMEDOUT
 from random import getrandbits
 
@@ -43,34 +44,34 @@ _BACKOFF_MAX_MS = const(60000)
 _STABLE_MS = const(60000)  # a session that lasted this long resets the backoff
 _PREFIX = "mpfleet/v1/"
 _WILL = b'{"online":false}'
-# The TLS socket object (mbedTLS's contexts, ~3 KB on the 64-bit unix port, less on a 32-bit board) is one
-# block of heap: a room of this size is held from boot and between sessions, and let go just before the
-# handshake, so a fragmented heap still has the block. The record buffers themselves are outside the heap.
-_TLS_ROOM = const(3072)
+# The TLS socket object (its mbedTLS session state: 544 bytes on the 64-bit unix port, measured; less on a
+# 32-bit board) is one block of heap: a room for it is held from boot and between sessions, and let go just
+# before the handshake, so a fragmented heap still has the block. The SSLContext (~3 KB) is made once, at
+# boot; the handshake and the record buffers take (almost) nothing from this heap on the unix port.
+_TLS_ROOM = const(1024)
 
 
 class _Net:
-    """Stands in for umqtt.simple's `socket` module: its sockets are _Sock, TLS and time limits included.
+    """Stands in for umqtt.simple's `socket` module (the class itself, no instance): its sockets are _Sock,
+    TLS and time limits included.
 
     The only seam umqtt.simple (1.3.4 and later) offers to bound its TCP connect and CONNACK read, and
     to wrap the socket in TLS with the link's one SSLContext (umqtt.simple 1.3.4 would make a new one
     per connect through ussl.wrap_socket): umqtt.simple itself is told ssl=False.
     """
 
-    ctx = None  # the link's SSLContext, made once
+    getaddrinfo = socket.getaddrinfo
+    ctx = None  # the link's SSLContext, made once per boot (tlsctx.py)
     host = None  # the broker's name, checked against its certificate
     room = None  # heap kept for the TLS socket object (_TLS_ROOM)
 
-    def __init__(self):
-        self.getaddrinfo = socket.getaddrinfo
-
-    def socket(self, *args):
+    def socket(*args):
         s = socket.socket(*args)
         s.settimeout(_IO_TIMEOUT_MS / 1000)
-        return _Sock(s, self)
+        return _Sock(s)
 
 
-_net = simple.socket = _Net()
+simple.socket = _Net
 
 
 class _Sock:
@@ -79,9 +80,8 @@ class _Sock:
     and went out (`tx`). umqtt.simple's setblocking(False) means "return None when nothing is there".
     """
 
-    def __init__(self, sock, net):
+    def __init__(self, sock):
         self._s = sock
-        self._net = net
         self._poll = None
         self._wait = True
         self.rx = self.tx = time.ticks_ms()
@@ -90,9 +90,9 @@ class _Sock:
     def connect(self, addr):
         """TCP connect, then the TLS handshake (both bounded by the plain socket's time limit)."""
         self._s.connect(addr)
-        self._net.room = None
+        _Net.room = None
         gc.collect()  # the TLS socket object wants one block of heap: the room just let go
-        self._s = self._net.ctx.wrap_socket(self._s, server_hostname=self._net.host)
+        self._s = _Net.ctx.wrap_socket(self._s, server_hostname=_Net.host)
         self._s.setblocking(False)
         self._poll = select.poll()
         self._poll.register(self._s, select.POLLIN)
@@ -149,27 +149,13 @@ class _Sock:
         self._s.close()
 
 
-def _der(pem):
-    """The DER bytes of the first certificate of a PEM text (this unix port's mbedTLS parses DER only).
-
-    Raises ValueError when there is no certificate.
-    """
-    start = pem.find("-----BEGIN CERTIFICATE-----")
-    end = pem.find("-----END CERTIFICATE-----", start)
-    if start < 0 or end < 0:
-        raise ValueError("mqtt.ca: no PEM certificate")
-    body = pem[start + 27 : end].replace("\r", "").replace("\n", "").strip()
-    return a2b_base64(body)
-
-
 class Link:
     def __init__(self, cfg, board, status, log=print):
         self._cfg = cfg
         self._board = board
         self._status = status
         self._log = log
-        mqtt = cfg["mqtt"]
-        self.uid = mqtt["uid"]
+        self.uid = cfg["mqtt"]["uid"]
         self._prefix = _PREFIX + self.uid + "/"
         self._subs = {}  # full topic (bytes) -> (qos, handler(msg bytes))
         self._client = None
@@ -182,11 +168,21 @@ class Link:
         self._next = time.ticks_ms()  # the next attempt is due at this tick
         self._since = 0
         self._ping_at = None
-        _net.room = bytearray(_TLS_ROOM)
+        _Net.room = bytearray(_TLS_ROOM)
         try:  # now, while the heap is young: the CA's PEM text and its decoding leave no holes behind
-            self._tls_setup(mqtt)
+            self._tls()
         except Exception:  # a broken CA: every attempt fails and says why (_connect)
             pass
+
+    def _tls(self):
+        """The one SSLContext of the link (tlsctx.py, unloaded after: it is made once per boot)."""
+        import tlsctx
+
+        try:
+            _Net.ctx = tlsctx.context(self._cfg["mqtt"], self.verified)
+            _Net.host = self._cfg["mqtt"]["host"]
+        finally:
+            del sys.modules["tlsctx"]
 
     def topic(self, suffix):
         return (self._prefix + suffix).encode()
@@ -218,10 +214,10 @@ class Link:
             ip = board.wifi_connect(wifi["ssid"], wifi["password"], _WIFI_TIMEOUT_MS)
             self._log("link: wifi up, ip %s" % ip)
             board.sync_time()
-        mqtt = self._cfg["mqtt"]
-        if _net.ctx is None:
-            self._tls_setup(mqtt)
+        if _Net.ctx is None:
+            self._tls()
         gc.collect()
+        mqtt = self._cfg["mqtt"]
         if not self.verified:
             self._log("link: WARNING: this port cannot verify the broker's certificate; TLS unverified")
         self._log("link: connecting to %s:%d" % (mqtt["host"], mqtt["port"]))
@@ -248,21 +244,6 @@ class Link:
         if self.on_up:
             self.on_up()
 
-    def _tls_setup(self, mqtt):
-        """The one SSLContext of the link, its CA loaded (mbedTLS keeps it outside the heap); the PEM text
-        is dropped from the config afterwards: it is not needed again."""
-        import ssl
-
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        if self.verified:
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            ctx.load_verify_locations(cadata=_der(mqtt["ca"]))
-        else:
-            ctx.verify_mode = ssl.CERT_NONE
-        mqtt["ca"] = None
-        _net.host = mqtt["host"]
-        _net.ctx = ctx
-
     def _drop(self, why, error):
         """End the session (if any) and schedule the next attempt."""
         lasted = time.ticks_diff(time.ticks_ms(), self._since) if self.up else 0
@@ -274,8 +255,8 @@ class Link:
                 pass
         self._sock = self._client = None
         gc.collect()
-        if _net.room is None:
-            _net.room = bytearray(_TLS_ROOM)
+        if _Net.room is None:
+            _Net.room = bytearray(_TLS_ROOM)
         if lasted >= _STABLE_MS:
             self._failures = 0
         delay = min(_BACKOFF_MAX_MS, _BACKOFF_MIN_MS << min(self._failures, 6))
@@ -340,12 +321,3 @@ class Link:
         if self._ping_at is None and time.ticks_diff(now, sock.tx) >= KEEPALIVE * 500:
             self._ping_at = now
             self._io(self._client.ping)
-
-    def close(self):
-        """Drop the session without a DISCONNECT: the broker publishes the will."""
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            except Exception:
-                pass
-        self.up = False

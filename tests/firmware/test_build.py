@@ -21,8 +21,9 @@ from .micropython import check, run
 
 # Every firmware module compiled; main.py stays source (MicroPython runs main.py, not main.mpy).
 FIRMWARE_MODULES = [
-    "app.mpy", "commands.mpy", "config.mpy", "link.mpy", "main.py", "md5.mpy", "ports/__init__.mpy",
-    "ports/esp32.mpy", "ports/esp8266.mpy", "ports/unix.mpy", "setup.mpy", "telemetry.mpy", "user.mpy", "ussl.mpy",
+    "admin.mpy", "app.mpy", "commands.mpy", "config.mpy", "link.mpy", "main.py", "md5.mpy", "ports/__init__.mpy",
+    "ports/esp32.mpy", "ports/esp8266.mpy", "ports/unix.mpy", "setup.mpy", "start.mpy", "telemetry.mpy",
+    "tlsctx.mpy", "user.mpy", "ussl.mpy",
 ]
 
 
