@@ -15,8 +15,11 @@ run: $(STAMP)
 test: $(STAMP) mosquitto
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) bench-tools
+# Figures, not assertions: each script prints its table with the targets.
+bench: $(STAMP) bench-tools mosquitto
 	$(BIN)/python bench/http_bench.py
+	$(BIN)/python bench/mqtt_bench.py
+	$(BIN)/python bench/firmware_memory.py
 
 venv: $(STAMP)
 
@@ -26,10 +29,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,firmware]'
 	touch $@
 
-# wrk, the HTTP load generator of the benchmarks, from Debian when missing.
+# The load generators of the benchmarks, from Debian when missing: wrk (HTTP), mosquitto_pub (MQTT).
 .PHONY: bench-tools mosquitto
 bench-tools:
 	@command -v wrk >/dev/null || { $(APT_INSTALL) wrk; }
+	@command -v mosquitto_pub >/dev/null || { $(APT_INSTALL) mosquitto-clients; }
 
 # The tests start their own Mosquitto from a generated config; the system service is never used.
 mosquitto:

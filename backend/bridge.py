@@ -12,6 +12,7 @@ collected and written by `_flush_loop` in one transaction per batch.
 import asyncio
 import logging
 import secrets
+import socket
 import time
 from collections import Counter
 
@@ -31,6 +32,9 @@ _FLUSH_SECONDS = 0.05  # how long a telemetry row may wait for its batch
 _BATCH_ROWS = 2000  # a batch this large is written at once
 _MAX_PENDING_ROWS = 200_000  # past this the database is not keeping up: drop and count
 _RECONNECT_MIN, _RECONNECT_MAX = 0.5, 10.0
+# paho writes a packet in pieces; with Nagle on, the last piece waits for the peer's delayed
+# ACK (40 ms on Linux), and every QoS 1 command publish waited that long for its PUBACK.
+_NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 class BridgeUnavailable(Exception):
@@ -83,6 +87,7 @@ class Bridge:
             identifier=f"{endpoint.username}-{secrets.token_hex(4)}",
             clean_session=True,
             keepalive=30,
+            socket_options=_NO_DELAY,
         ) as client:
             await client.subscribe([(topic("+", kind), 1) for kind in INBOUND])
             self._client = client
