@@ -68,6 +68,10 @@ def memory_kb(pid, field):
 
 # --- the backend -----------------------------------------------------------------------------------
 
+class PortTaken(Exception):
+    pass
+
+
 class Backend:
     """`mpfleet serve` on free ports with a fresh data dir, and Mosquitto beside it when `path` is
     "mosquitto". `tls_port` is where devices connect; `pid` the backend's (the embedded broker is
@@ -100,15 +104,27 @@ class Backend:
     def db_path(self):
         return self.data_dir / "mpfleet.db"
 
-    def start(self):
+    def start(self, attempts=3):
+        """Start on free ports; ports taken meanwhile by another process are picked anew."""
         raise_nofile()
+        for attempt in range(attempts):
+            try:
+                return self._start()
+            except PortTaken:
+                self.stop()
+                self.http_port = free_port()
+                self.base = f"http://127.0.0.1:{self.http_port}"
+        raise RuntimeError(f"no free ports after {attempts} attempts")
+
+    def _start(self):
         command = [str(MPFLEET), "serve", "--data", str(self.data_dir), "--host", "127.0.0.1",
                    "--http-port", str(self.http_port)]
         if self.path == "mosquitto":
             tls = ensure_certificates(self.data_dir / "tls", [])  # the embedded broker's, if it ran first
-            self.mosquitto = MosquittoBroker(self.work_dir / "mosquitto", tls)
-            if self.accounts:
-                load_dynsec_accounts(self.mosquitto, self.accounts)
+            if self.mosquitto is None:  # a retry restarts the same broker, accounts and all
+                self.mosquitto = MosquittoBroker(self.work_dir / "mosquitto", tls)
+                if self.accounts:
+                    load_dynsec_accounts(self.mosquitto, self.accounts)
             self.mosquitto.start()
             self.tls_port = self.mosquitto.tls_port
             command += ["--broker", self.mosquitto.url, "--broker-ca", str(tls.ca_cert),
@@ -126,6 +142,8 @@ class Backend:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if "already in use" in (self.work_dir / "server.log").read_text():
+                    raise PortTaken()
                 raise RuntimeError(f"mpfleet serve exited ({self.process.returncode}); see {self.work_dir}/server.log")
             try:
                 with urllib.request.urlopen(self.base + "/v1/platforms", timeout=1):
@@ -133,6 +151,17 @@ class Backend:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("mpfleet serve did not answer in time")
+
+    def wait_idle(self, window=0.5, busy=0.1, timeout=60):
+        """Wait until the backend uses less than `busy` of a core over `window` seconds (its start-up
+        telemetry prune runs one transaction per device: ~3 s for 10,000 devices). Returns seconds waited."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            before = cpu_seconds(self.pid)
+            time.sleep(window)
+            if cpu_seconds(self.pid) - before < busy * window:
+                break
+        return time.monotonic() - start
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -152,18 +181,20 @@ class Backend:
             return db.execute(sql, params).fetchall()
 
     def telemetry_rows(self):
-        return self.query("SELECT count(*) FROM telemetry")[0][0]
+        """Rows stored so far, as the highest rowid: cheap to poll, where count(*) would scan a million
+        rows each time. Exact here, since nothing is deleted during the bench (retention is 30 days)."""
+        return self.query("SELECT coalesce(max(rowid), 0) FROM telemetry")[0][0]
 
     def online_devices(self):
         return self.query("SELECT count(*) FROM devices WHERE is_online")[0][0]
 
     # --- REST ---
 
-    def register(self, count, prefix):
-        """Register `count` devices, REGISTER_IN_FLIGHT at a time. Returns (credentials, seconds);
+    def register(self, count, prefix, in_flight=REGISTER_IN_FLIGHT):
+        """Register `count` devices, `in_flight` at a time. Returns (credentials, seconds);
         each credential is {"uid", "password", "port"}."""
         start = time.monotonic()
-        answers = asyncio.run(self._register_all(count, prefix))
+        answers = asyncio.run(self._register_all(count, prefix, in_flight))
         seconds = time.monotonic() - start
         if answers and answers[0]["mqtt"]["ca_cert"] != self.ca_file().read_text():
             raise RuntimeError("registration handed out a CA other than the broker's")
@@ -174,9 +205,9 @@ class Backend:
         """The CA devices verify the broker with (the embedded broker's, which Mosquitto also uses)."""
         return self.data_dir / "tls" / "ca.pem"
 
-    async def _register_all(self, count, prefix):
+    async def _register_all(self, count, prefix, in_flight):
         headers = {"Authorization": f"Bearer {self.token}"}
-        limit = asyncio.Semaphore(REGISTER_IN_FLIGHT)
+        limit = asyncio.Semaphore(in_flight)
         async with aiohttp.ClientSession(self.base, headers=headers) as http:
             async def one(i):
                 async with limit:
