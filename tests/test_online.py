@@ -14,22 +14,7 @@ from mpfleet.backend.broker.tls import ensure_certificates
 from .conftest import Backend
 from .fake_device import FakeDevice, silent_connect
 from .mosquitto_broker import MosquittoBroker
-
-
-async def eventually(check, timeout=5.0, interval=0.02):
-    """Poll an async check until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value or time.monotonic() > deadline:
-            assert value, f"not true within {timeout} s: {value!r}"
-            return value
-        await asyncio.sleep(interval)
-
-
-async def detail(api, uid):
-    _, body = await api.get(f"/v1/user/devices/{uid}")
-    return body["data"]
+from .polling import detail, eventually
 
 
 async def online_device(api, online, **kwargs):

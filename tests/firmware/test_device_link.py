@@ -12,6 +12,7 @@ import time
 import pytest
 from mpfleet.tools.firmware_build import build
 
+from ..polling import detail, eventually
 from .device_harness import Board, make_flash
 
 pytestmark = pytest.mark.network
@@ -24,19 +25,7 @@ def built_flash(umqtt_cache, tmp_path_factory):
     return flash
 
 
-async def eventually(check, timeout=5.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value or time.monotonic() > deadline:
-            assert value, f"not true within {timeout} s: {value!r}"
-            return value
-        await asyncio.sleep(interval)
 
-
-async def detail(api, uid):
-    _, body = await api.get(f"/v1/user/devices/{uid}")
-    return body["data"]
 
 
 async def online(api, uid):
