@@ -42,8 +42,8 @@ class FakeDevice:
             will=aiomqtt.Will(self.topic("status"), b'{"online":false}', qos=1, retain=True),
         )
         await self._client.__aenter__()
+        await self._client.subscribe(self.topic("cmd"), qos=1)  # before announcing: docs/protocol.md
         await self._client.publish(self.topic("status"), json.dumps(self.status), qos=1, retain=True)
-        await self._client.subscribe(self.topic("cmd"), qos=1)
         self._task = asyncio.create_task(self._answer_commands())
         return self
 
