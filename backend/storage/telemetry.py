@@ -80,11 +80,16 @@ class TelemetryStore:
     async def prune(self, older_than_days, now=None):
         """Delete samples older than the retention. Returns how many.
 
-        In small transactions, device by device, so ingest is never held up for long.
+        In small transactions, device by device, so ingest is never held up for long; a device with
+        nothing to prune costs one indexed read, not a write transaction (10,000 of those took ~3 s).
         """
         cutoff = (time.time() if now is None else now) - older_than_days * 86400
         removed = 0
         for (device_id,) in await self.db.fetch_all("SELECT id FROM devices"):
+            if not await self.db.fetch_one(
+                "SELECT 1 FROM telemetry WHERE device_id = ? AND ts < ? LIMIT 1", (device_id, cutoff)
+            ):
+                continue
             while True:
                 async with self.db.transaction() as tx:
                     cursor = await tx.execute(
