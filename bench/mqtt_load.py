@@ -222,6 +222,12 @@ async def run_sessions(spec):
     await asyncio.sleep(max(0.0, hold_start + spec["hold"] - time.monotonic()))
     lost = sum(reader.done() for reader in readers)  # connections the broker closed meanwhile
     emit("held", sent=sent[0], seconds=time.monotonic() - hold_start, closed_by_broker=lost)
+    await hold_until_told(sessions, readers)
+    emit("result", sent=sent[0])
+
+
+async def hold_until_told(sessions, readers):
+    """Keep the sessions alive (pings) until the parent writes a line, then say goodbye and stop reading."""
     stop = asyncio.Event()
     pinger = asyncio.create_task(keepalive_loop(sessions, stop))
     await wait_for_stdin_line()
@@ -230,7 +236,6 @@ async def run_sessions(spec):
     await asyncio.gather(*(s.goodbye() for s in sessions))
     for reader in readers:
         reader.cancel()
-    emit("result", sent=sent[0])
 
 
 async def run_ackers(spec):
@@ -260,14 +265,7 @@ async def run_ackers(spec):
     readers = [asyncio.create_task(drain_incoming(s, on_command)) for s in sessions]
     emit("ready", sessions=len(sessions), failures=len(failures), first_failures=failures[:3],
          seconds=time.monotonic() - started)
-    stop = asyncio.Event()
-    pinger = asyncio.create_task(keepalive_loop(sessions, stop))
-    await wait_for_stdin_line()
-    stop.set()
-    await pinger
-    await asyncio.gather(*(s.goodbye() for s in sessions))
-    for reader in readers:
-        reader.cancel()
+    await hold_until_told(sessions, readers)
     emit("result", commands=received)
 
 
