@@ -19,3 +19,22 @@ async def detail(api, uid):
     """The device detail payload (`data`) of `uid`."""
     _, body = await api.get(f"/v1/user/devices/{uid}")
     return body["data"]
+
+
+async def online_detail(api, uid):
+    """The detail of `uid` once it is online, else None (for eventually())."""
+    data = await detail(api, uid)
+    return data if data["status"] == "online" else None
+
+
+async def final_command(api, uid, command_id):
+    """The command once it reached a final state, else None (for eventually())."""
+    _, body = await api.get(f"/v1/user/devices/{uid}/commands/{command_id}")
+    return body["data"] if body["data"]["state"] in ("done", "failed", "expired") else None
+
+
+async def send_command(api, uid, payload):
+    """POST a custom command and wait for its final state."""
+    status, answer = await api.post(f"/v1/user/devices/{uid}/commands", json={"payload": payload})
+    assert status == 200, answer
+    return await eventually(lambda: final_command(api, uid, answer["id"]))

@@ -14,7 +14,7 @@ from mpfleet.backend.broker.tls import ensure_certificates
 from .conftest import Backend
 from .fake_device import FakeDevice, silent_connect
 from .mosquitto_broker import MosquittoBroker
-from .polling import detail, eventually
+from .polling import detail, eventually, final_command, online_detail
 
 
 async def online_device(api, online, **kwargs):
@@ -46,7 +46,7 @@ async def test_status_drives_presence_fields(api, online):
         "fw": {"version": "1.0.3", "md5": "e4b7f01d6b9f3d6fdb0d53f5e8be2d34"}, "free_mem": 21344,
         "boot": {"reason": "soft", "count": 3}, "tls_verified": True, "safe_mode": False,
     })
-    data = await eventually(lambda: _online_detail(api, registered["uid"]))
+    data = await eventually(lambda: online_detail(api, registered["uid"]))
     assert data["is_online"] is True
     assert data["first_seen_at"] and data["last_seen_at"]
     assert data["local_ip"] == "192.168.1.57" and data["last_rssi"] == -61
@@ -60,10 +60,6 @@ async def test_status_drives_presence_fields(api, online):
     data = await eventually(lambda: _offline_detail(api, registered["uid"]))
     assert data["is_online"] is False and data["first_seen_at"] == first_seen
 
-
-async def _online_detail(api, uid):
-    data = await detail(api, uid)
-    return data if data["status"] == "online" else None
 
 
 async def _offline_detail(api, uid):
@@ -84,7 +80,7 @@ async def test_the_reported_md5_selects_the_current_firmware(api, online):
     _, firmware = await api.post(f"/v1/user/devices/{registered['uid']}/firmwares", data=form)
     md5 = firmware["data"]["md5"]
     device = await online.connect(registered, status={"fw": {"version": "2.0.0", "md5": md5}})
-    data = await eventually(lambda: _online_detail(api, registered["uid"]))
+    data = await eventually(lambda: online_detail(api, registered["uid"]))
     assert data["current_firmware"]["md5"] == md5 and data["current_firmware"]["is_current"] is True
     await device.close()
 
@@ -159,16 +155,12 @@ async def test_commands_are_delivered_and_tracked_to_done(api, online, suffix, b
     status, answer = await api.post(f"/v1/user/devices/{uid}{suffix}", json=body)
     assert status == 200
     assert answer["message"] == message and answer["device_uid"] == uid and len(answer["id"]) == 22
-    command = await eventually(lambda: _final(api, uid, answer["id"]))
+    command = await eventually(lambda: final_command(api, uid, answer["id"]))
     assert command["state"] == "done" and command["result"] == {"ok": True}
     assert command["type"] == kind and command["payload"] == payload
     assert device.commands == [{"id": answer["id"], "type": kind, "payload": payload}]
     await device.close()
 
-
-async def _final(api, uid, command_id):
-    _, body = await api.get(f"/v1/user/devices/{uid}/commands/{command_id}")
-    return body["data"] if body["data"]["state"] in ("done", "failed", "expired") else None
 
 
 async def test_a_button_sends_its_payload(api, online):
@@ -177,7 +169,7 @@ async def test_a_button_sends_its_payload(api, online):
     await api.post(base, json={"id": "relay_on", "label": "On", "payload": {"cmd": "relay_toggle", "state": "on"}})
     status, answer = await api.post(base + "/relay_on/send")
     assert status == 200 and answer["message"] == "Command sent."
-    await eventually(lambda: _final(api, registered["uid"], answer["id"]))
+    await eventually(lambda: final_command(api, registered["uid"], answer["id"]))
     assert device.commands[0]["payload"] == {"cmd": "relay_toggle", "state": "on"}
     await device.close()
 
@@ -187,11 +179,11 @@ async def test_a_failed_handler_and_a_silent_device(api, online):
     registered, device = await online_device(api, online, handler=lambda command: next(answers))
     uid = registered["uid"]
     _, failed = await api.post(f"/v1/user/devices/{uid}/commands", json={"payload": {"cmd": "fly"}})
-    command = await eventually(lambda: _final(api, uid, failed["id"]))
+    command = await eventually(lambda: final_command(api, uid, failed["id"]))
     assert command["state"] == "failed" and command["error"] == "no handler named 'fly'"
 
     _, unanswered = await api.post(f"/v1/user/devices/{uid}/commands", json={"payload": {"cmd": "wait"}})
-    command = await eventually(lambda: _final(api, uid, unanswered["id"]), timeout=online.command_timeout + 3)
+    command = await eventually(lambda: final_command(api, uid, unanswered["id"]), timeout=online.command_timeout + 3)
     assert command["state"] == "expired"
 
     _, listing = await api.get(f"/v1/user/devices/{uid}/commands")
@@ -203,7 +195,7 @@ async def test_acks_cannot_move_another_devices_command_or_go_backwards(api, onl
     registered, device = await online_device(api, online)
     uid = registered["uid"]
     _, answer = await api.post(f"/v1/user/devices/{uid}/reboot")
-    await eventually(lambda: _final(api, uid, answer["id"]))
+    await eventually(lambda: final_command(api, uid, answer["id"]))
     await device.ack(answer["id"], "failed", error="too late")  # a repeated, contradicting ack
     other, intruder = await online_device(api, online)
     await intruder.ack(answer["id"], "failed", error="not mine")

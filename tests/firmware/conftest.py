@@ -29,3 +29,17 @@ def umqtt_cache(tmp_path_factory):
     except firmware_build.BuildError as error:
         pytest.fail(f"umqtt.simple could not be fetched: {error}", pytrace=False)
     return cache
+
+
+@pytest.fixture(scope="session")
+def built_flash(umqtt_cache, tmp_path_factory):
+    """The whole firmware with umqtt.simple, built once; boards get copies (device_harness.make_flash)."""
+    flash = tmp_path_factory.mktemp("device") / "flash"
+    firmware_build.build(flash, cache_dir=umqtt_cache)
+    return flash
+
+
+@pytest.fixture
+async def registered(api):
+    """A unix device registered on the test backend (tests/conftest.py `api`)."""
+    return await api.register(name="emulated", platform="unix", board="unix")

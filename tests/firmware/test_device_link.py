@@ -10,43 +10,11 @@ import json
 import time
 
 import pytest
-from mpfleet.tools.firmware_build import build
 
-from ..polling import detail, eventually
+from ..polling import detail, eventually, final_command, online_detail, send_command
 from .device_harness import Board, make_flash
 
 pytestmark = pytest.mark.network
-
-
-@pytest.fixture(scope="session")
-def built_flash(umqtt_cache, tmp_path_factory):
-    flash = tmp_path_factory.mktemp("device") / "flash"
-    build(flash, cache_dir=umqtt_cache)
-    return flash
-
-
-
-
-
-async def online(api, uid):
-    data = await detail(api, uid)
-    return data if data["status"] == "online" else None
-
-
-async def final(api, uid, command_id):
-    _, body = await api.get(f"/v1/user/devices/{uid}/commands/{command_id}")
-    return body["data"] if body["data"]["state"] in ("done", "failed", "expired") else None
-
-
-async def send(api, uid, payload):
-    status, answer = await api.post(f"/v1/user/devices/{uid}/commands", json={"payload": payload})
-    assert status == 200, answer
-    return await eventually(lambda: final(api, uid, answer["id"]))
-
-
-@pytest.fixture
-async def registered(api):
-    return await api.register(name="emulated", platform="unix", board="unix")
 
 
 @pytest.fixture
@@ -64,7 +32,7 @@ async def test_the_board_is_online_within_5_s_with_its_status(api, registered, b
     board = Board(flash)
     started = time.monotonic()
     board.start()
-    data = await eventually(lambda: online(api, registered["uid"]), timeout=5)
+    data = await eventually(lambda: online_detail(api, registered["uid"]), timeout=5)
     print(f"online after {time.monotonic() - started:.2f} s")
     assert data["is_online"] is True and data["local_ip"] == "127.0.0.1" and data["last_rssi"] == -50
     meta = data["meta"]
@@ -89,27 +57,27 @@ async def test_telemetry_rows_arrive(api, registered, board):
 
 async def test_a_custom_command_returns_its_handlers_result(api, registered, board):
     uid = registered["uid"]
-    await eventually(lambda: online(api, uid))
-    command = await send(api, uid, {"cmd": "relay_toggle", "state": "on"})
+    await eventually(lambda: online_detail(api, uid))
+    command = await send_command(api, uid, {"cmd": "relay_toggle", "state": "on"})
     assert command["state"] == "done" and command["result"] == {"relay": "on"}
     await board.wait_for(r"board: relay on \(emulated\)")
-    command = await send(api, uid, {"cmd": "relay_toggle"})
+    command = await send_command(api, uid, {"cmd": "relay_toggle"})
     assert command["result"] == {"relay": "off"}
-    command = await send(api, uid, {"cmd": "ping"})  # a built-in, by name
+    command = await send_command(api, uid, {"cmd": "ping"})  # a built-in, by name
     assert command["state"] == "done" and command["result"]["uptime"] >= 0
 
 
 async def test_unknown_failing_and_malformed_commands_are_failed_and_the_board_keeps_running(
         api, backend, registered, board):
     uid = registered["uid"]
-    await eventually(lambda: online(api, uid))
-    command = await send(api, uid, {"cmd": "self_destruct"})
+    await eventually(lambda: online_detail(api, uid))
+    command = await send_command(api, uid, {"cmd": "self_destruct"})
     assert command["state"] == "failed" and "unknown custom command 'self_destruct'" in command["error"]
-    command = await send(api, uid, {"cmd": "relay_toggle", "state": "sideways"})  # the handler raises
+    command = await send_command(api, uid, {"cmd": "relay_toggle", "state": "sideways"})  # the handler raises
     assert command["state"] == "failed" and command["error"] == "ValueError: state must be 'on' or 'off'"
     status, answer = await api.post(f"/v1/user/devices/{uid}/ota")  # no OTA yet: failed, not fatal
     if status == 200:
-        assert (await eventually(lambda: final(api, uid, answer["id"])))["state"] == "failed"
+        assert (await eventually(lambda: final_command(api, uid, answer["id"])))["state"] == "failed"
 
     # Straight onto the device's cmd topic, past the REST API's checks.
     topic = f"mpfleet/v1/{uid}/cmd"
@@ -120,7 +88,7 @@ async def test_unknown_failing_and_malformed_commands_are_failed_and_the_board_k
     await backend.bridge._publish(topic, b'[1, 2]')
     await board.wait_for(r"cmd: no id, ignored")
 
-    command = await send(api, uid, {"cmd": "set_telemetry_period", "period": 7})
+    command = await send_command(api, uid, {"cmd": "set_telemetry_period", "period": 7})
     assert command["state"] == "done" and command["result"] == {"period": 7}
     assert json.loads((board.flash / "config.json").read_text())["telemetry"]["period"] == 7
     assert board.exits == []  # one run throughout
@@ -128,15 +96,15 @@ async def test_unknown_failing_and_malformed_commands_are_failed_and_the_board_k
 
 async def test_reboot_comes_back_with_the_next_boot_count_and_reason_soft(api, registered, board):
     uid = registered["uid"]
-    await eventually(lambda: online(api, uid))
+    await eventually(lambda: online_detail(api, uid))
     status, answer = await api.post(f"/v1/user/devices/{uid}/reboot")
     assert status == 200
-    command = await eventually(lambda: final(api, uid, answer["id"]))
+    command = await eventually(lambda: final_command(api, uid, answer["id"]))
     assert command["state"] == "done"
     await board.wait_for(r"--- exit 75")
 
     async def rebooted():
-        data = await online(api, uid)
+        data = await online_detail(api, uid)
         return data if data and data["meta"]["boot"]["count"] == 2 else None
 
     data = await eventually(rebooted)

@@ -11,8 +11,8 @@ from datetime import datetime
 import pytest
 
 from ..conftest import Backend
+from ..polling import eventually, online_detail
 from .device_harness import Board, make_flash
-from .test_device_link import built_flash, eventually, online  # noqa: F401 -- fixture and helpers
 
 pytestmark = pytest.mark.network
 
@@ -39,7 +39,7 @@ async def test_slow_a_broker_outage_is_survived_and_the_kept_samples_arrive(buil
     assert registered["mqtt"]["port"] == port
     async with Board(make_flash(built_flash, tmp_path / "flash", registered)) as board:
         try:
-            await eventually(lambda: online(api, uid))
+            await eventually(lambda: online_detail(api, uid))
             await board.wait_for(r"link: online as")  # subscribed too: the session is complete
             await backend.stop()
             down_at = time.time()
@@ -47,7 +47,7 @@ async def test_slow_a_broker_outage_is_survived_and_the_kept_samples_arrive(buil
             await asyncio.sleep(OUTAGE)
             up_at = time.time()
             await backend.start()  # same data dir, same TLS port
-            await eventually(lambda: online(api, uid), timeout=40)  # backoff: up to 32 s by now
+            await eventually(lambda: online_detail(api, uid), timeout=40)  # backoff: up to 32 s by now
             assert board.exits == []
 
             async def kept():

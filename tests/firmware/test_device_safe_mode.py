@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
+from ..polling import eventually, final_command, online_detail, send_command
 from .device_harness import Board, make_flash
-from .test_device_link import built_flash, eventually, final, online, registered, send  # noqa: F401
 
 pytestmark = pytest.mark.network
 
@@ -46,29 +46,29 @@ async def test_five_boots_that_never_reach_the_broker_make_the_next_one_safe(
     (flash / "config.json").write_text(json.dumps(good))
     async with Board(flash) as board:
         await board.wait_for(r"app: SAFE MODE: 5 boots in a row never reached the broker")
-        data = await eventually(lambda: online(api, uid))
+        data = await eventually(lambda: online_detail(api, uid))
         assert data["meta"]["safe_mode"] is True and data["meta"]["boot"]["count"] == SAFE_AFTER + 1
         await board.wait_for(r"app: free heap \d+ after connect")  # after the counter was reset
         assert (flash / "unreached").read_text() == "0"  # reached: the counter starts again
-        command = await send(api, uid, {"cmd": "relay_toggle"})  # no user module in safe mode
+        command = await send_command(api, uid, {"cmd": "relay_toggle"})  # no user module in safe mode
         assert command["state"] == "failed" and "unknown custom command 'relay_toggle'" in command["error"]
-        command = await send(api, uid, {"cmd": "ping"})  # the built-ins still answer
+        command = await send_command(api, uid, {"cmd": "ping"})  # the built-ins still answer
         assert command["state"] == "done"
 
         mark = board.mark()
         status, answer = await api.post(f"/v1/user/devices/{uid}/reboot")
         assert status == 200
-        assert (await eventually(lambda: final(api, uid, answer["id"])))["state"] == "done"
+        assert (await eventually(lambda: final_command(api, uid, answer["id"])))["state"] == "done"
         await board.wait_for(r"link: online as", start=mark)
 
         async def normal():
-            data = await online(api, uid)
+            data = await online_detail(api, uid)
             return data if data and data["meta"]["boot"]["count"] == SAFE_AFTER + 2 else None
 
         data = await eventually(normal)
         assert data["meta"]["safe_mode"] is False
         assert "SAFE MODE" not in "\n".join(board.lines[mark:])
-        command = await send(api, uid, {"cmd": "relay_toggle", "state": "on"})
+        command = await send_command(api, uid, {"cmd": "relay_toggle", "state": "on"})
         assert command["state"] == "done" and command["result"] == {"relay": "on"}
 
 
@@ -76,7 +76,7 @@ async def test_a_boot_that_reaches_the_broker_resets_the_counter(api, registered
     flash = make_flash(built_flash, tmp_path / "flash", registered)
     (flash / "unreached").write_text(str(SAFE_AFTER - 1))  # four failed boots behind it
     async with Board(flash) as board:
-        data = await eventually(lambda: online(api, registered["uid"]))
+        data = await eventually(lambda: online_detail(api, registered["uid"]))
         await board.wait_for(r"app: free heap \d+ after connect")
         assert data["meta"]["safe_mode"] is False
         assert (flash / "unreached").read_text() == "0"

@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
+from ..polling import eventually, final_command, online_detail
 from .device_harness import Board, make_flash
-from .test_device_link import built_flash, eventually, final, online  # noqa: F401 -- fixture and helpers
 
 pytestmark = pytest.mark.network
 
@@ -30,10 +30,10 @@ async def test_wifi_reset_leads_to_the_setup_page_and_its_form_back_online(api, 
     registered = await api.register(name="emulated", platform="unix", board="unix")
     uid = registered["uid"]
     async with Board(make_flash(built_flash, tmp_path / "flash", registered)) as board:
-        await eventually(lambda: online(api, uid))
+        await eventually(lambda: online_detail(api, uid))
         status, answer = await api.post(f"/v1/user/devices/{uid}/wifi-reset")
         assert status == 200
-        assert (await eventually(lambda: final(api, uid, answer["id"])))["state"] == "done"
+        assert (await eventually(lambda: final_command(api, uid, answer["id"])))["state"] == "done"
 
         url = (await board.wait_for(r"^setup page: (http://127\.0\.0\.1:\d+/)$")).group(1)
         assert "wifi" not in json.loads((board.flash / "config.json").read_text())
@@ -50,7 +50,7 @@ async def test_wifi_reset_leads_to_the_setup_page_and_its_form_back_online(api, 
             "ssid": "caf\u00e9 & co", "password": "p@ss word%"}
 
         async def back():
-            data = await online(api, uid)
+            data = await online_detail(api, uid)
             return data if data and data["meta"]["boot"]["count"] == 3 else None
 
         data = await eventually(back)
