@@ -1,5 +1,5 @@
 """The embedded broker over real sockets on 127.0.0.1: logins, TLS, the topic ACL, wills,
-keep-alive, forced disconnects, shutdown, and the four amqtt 0.12.1 faults that
+keep-alive, forced disconnects, shutdown, and the five amqtt 0.12.1 faults that
 backend/broker/amqtt_fixes.py fixes (each test named after its fault fails on a stock broker).
 
 Boards are aiomqtt clients over TLS, as the firmware's umqtt would be; a few tests speak
@@ -328,6 +328,54 @@ async def test_fault_a_silent_client_is_dropped_after_one_and_a_half_keepalives(
     assert will.payload == OFFLINE
     assert 1.3 < elapsed < 2.2, elapsed
     assert closed == b""  # the broker closed the socket
+
+
+async def test_fault_e_messages_acked_before_a_disconnect_are_all_routed(broker, tls_files, devices):
+    # Each board pipelines a QoS 1 burst, reads every PUBACK, then leaves at once: half with
+    # DISCONNECT, half by closing the socket (their will must come after their messages).
+    # amqtt routed a client's accepted messages one by one and dropped the rest on leaving.
+    boards = [f"espressif32_E{n:011d}" for n in range(6)]
+    devices.passwords.update({uid: f"password-of-{uid}" for uid in boards})
+    burst = 400
+    async with backend(broker) as server:
+        await server.subscribe("mpfleet/v1/#", qos=1)
+        await asyncio.gather(*(publish_burst_and_leave(broker, tls_files, uid, burst, clean=n % 2 == 0)
+                               for n, uid in enumerate(boards)))
+        received = await messages_until(server, burst * len(boards) + len(boards) // 2)
+
+    for n, uid in enumerate(boards):
+        from_board = [m.payload for m in received if str(m.topic).startswith(f"mpfleet/v1/{uid}/")]
+        expected = [b"%d" % i for i in range(burst)] + ([] if n % 2 == 0 else [OFFLINE])
+        assert from_board == expected, (uid, len(from_board))
+
+
+async def publish_burst_and_leave(broker, tls_files, uid, count, *, clean):
+    """Publish `count` QoS 1 messages without waiting, wait for every PUBACK, then leave:
+    with DISCONNECT when `clean`, else by closing the socket (the will is published)."""
+    reader, writer = await raw_connect(broker.tls_port, uid, f"password-of-{uid}", keepalive=60,
+                                       will=(topic(uid, "status"), OFFLINE), ca_file=tls_files.ca_cert)
+    try:
+        writer.write(b"".join(publish_packet(topic(uid, "telemetry"), b"%d" % i, i + 1) for i in range(count)))
+        await writer.drain()
+        acks = await asyncio.wait_for(reader.readexactly(4 * count), 10.0)
+        assert sorted(acks[i:i + 4] for i in range(0, len(acks), 4)) == \
+            sorted(b"\x40\x02" + (i + 1).to_bytes(2, "big") for i in range(count))
+        if clean:
+            writer.write(b"\xe0\x00")  # DISCONNECT
+            await writer.drain()
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def messages_until(client, count, quiet=1.0):
+    """Messages received until `count` have come, or none for `quiet` seconds."""
+    received = []
+    with contextlib.suppress(TimeoutError):
+        while len(received) < count:
+            received.append(await next_message(client, timeout=quiet))
+    return received
 
 
 # --- lifetime -------------------------------------------------------------------------------
