@@ -12,15 +12,14 @@ collected and written by `_flush_loop` in one transaction per batch.
 import asyncio
 import logging
 import secrets
-import socket
 import time
 from collections import Counter
 
-import aiomqtt
 import orjson
 
 from . import schemas
 from .broker.endpoint import BrokerEndpoint
+from .mqtt_client import MqttClient, MqttError
 
 __all__ = ["Bridge", "BridgeUnavailable", "BrokerEndpoint", "topic"]
 
@@ -35,10 +34,8 @@ INBOUND = {"status": 1, "telemetry": 0, "ack": 1, "ota": 1}
 _FLUSH_SECONDS = 0.05  # how long a telemetry row may wait for its batch
 _BATCH_ROWS = 2000  # a batch this large is written at once
 _MAX_PENDING_ROWS = 200_000  # past this the database is not keeping up: drop and count
+_MAX_INBOX = 100_000  # status and ack messages waiting for their storage write; past this: drop and count
 _RECONNECT_MIN, _RECONNECT_MAX = 0.5, 10.0
-# paho writes a packet in pieces; with Nagle on, the last piece waits for the peer's delayed
-# ACK (40 ms on Linux), and every QoS 1 command publish waited that long for its PUBACK.
-_NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 class BridgeUnavailable(Exception):
@@ -58,6 +55,7 @@ class Bridge:
         self._pending_rows = []
         self._rows_waiting = asyncio.Event()
         self._connected = asyncio.Event()
+        self._inbox = asyncio.Queue()  # (uid, kind, payload) of status and ack messages
 
     @property
     def connected(self):
@@ -68,66 +66,88 @@ class Bridge:
 
     async def run(self):
         """Hold a session to the broker for as long as the app runs, reconnecting with backoff."""
-        flusher = asyncio.create_task(self._flush_loop())
+        workers = [asyncio.create_task(self._flush_loop()), asyncio.create_task(self._inbox_loop())]
         delay = _RECONNECT_MIN
         try:
             while True:
                 try:
                     await self._session()
-                except aiomqtt.MqttError as error:
+                except MqttError as error:
+                    if self._connected.is_set():  # a session was up: this is a fresh outage
+                        delay = _RECONNECT_MIN
                     log.warning("MQTT bridge: %s; reconnecting in %.1f s", error, delay)
+                finally:
+                    self._client = None
+                    self._connected.clear()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX)
         finally:
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
             await self._flush()
 
     async def _session(self):
         endpoint = self.endpoint
-        async with aiomqtt.Client(
-            **endpoint.client_options(),
-            # Unique per process: several backends may share one broker.
-            identifier=f"{endpoint.username}-{secrets.token_hex(4)}",
-            clean_session=True,
-            keepalive=30,
-            socket_options=_NO_DELAY,
-        ) as client:
+        # The client id is unique per process: several backends may share one broker.
+        client = await MqttClient.connect(endpoint, f"{endpoint.username}-{secrets.token_hex(4)}",
+                                          self._received, keepalive=30)
+        try:
             await client.subscribe([(topic("+", kind), qos) for kind, qos in INBOUND.items()])
             self._client = client
             self._connected.set()
             log.info("MQTT bridge connected to %s:%s", endpoint.host, endpoint.port)
-            try:
-                async for message in client.messages:
-                    await self._dispatch(message)
-            finally:
-                self._client = None
-                self._connected.clear()
+            await client.wait_closed()
+        finally:
+            client.close()
 
-    async def _dispatch(self, message):
-        parts = message.topic.value.split("/")
+    def _received(self, name, payload):
+        """Every inbound message, straight from the connection: telemetry is queued for its batch here,
+        status and acks go to the inbox, whose worker awaits their storage writes in arrival order."""
+        parts = name.split("/")
         if len(parts) != 4:
             self.stats["malformed"] += 1
             return
         uid, kind = parts[2], parts[3]
         self.stats[f"{kind}_received"] += 1
-        try:
-            if kind == "telemetry":
-                self._queue_telemetry(uid, message.payload)
-            elif kind == "status":
-                report = schemas.device_status(message.payload)
-                if report is not None:
-                    await self.storage.devices.apply_status(uid, report)
-            elif kind == "ack":
-                command_id, state, result, error = schemas.ack(message.payload)
-                await self.storage.commands.acknowledge(uid, command_id, state, result=result, error=error)
-            # `ota` progress is recorded by the OTA flow (a later issue); it is only counted here.
-        except schemas.BadMessage as error:
+        if kind == "telemetry":
+            try:
+                self._queue_telemetry(uid, payload)
+            except Exception as error:  # noqa: BLE001 - one bad message must never end every device's session
+                self._count_failure(uid, kind, error)
+        elif self._inbox.qsize() < _MAX_INBOX:
+            self._inbox.put_nowait((uid, kind, payload))
+        else:
+            self.stats[f"{kind}_dropped"] += 1
+
+    async def _inbox_loop(self):
+        while True:
+            uid, kind, payload = await self._inbox.get()
+            try:
+                if kind == "status":
+                    await self._apply_status(uid, payload)
+                elif kind == "ack":
+                    await self._apply_ack(uid, payload)
+                # `ota` progress is recorded by the OTA flow (a later issue); it is only counted here.
+            except Exception as error:  # noqa: BLE001 - as above: counted and logged in _count_failure
+                self._count_failure(uid, kind, error)
+
+    def _count_failure(self, uid, kind, error):
+        if isinstance(error, schemas.BadMessage):
             self.stats[f"{kind}_malformed"] += 1
             log.debug("dropped %s from %s: %s", kind, uid, error)
-        except Exception:  # one bad message must never end the session of every device
+        else:
             self.stats[f"{kind}_failed"] += 1
-            log.exception("could not handle %s from %s", kind, uid)
+            log.error("could not handle %s from %s", kind, uid, exc_info=error)
+
+    async def _apply_status(self, uid, payload):
+        report = schemas.device_status(payload)
+        if report is not None:
+            await self.storage.devices.apply_status(uid, report)
+
+    async def _apply_ack(self, uid, payload):
+        command_id, state, result, error = schemas.ack(payload)
+        await self.storage.commands.acknowledge(uid, command_id, state, result=result, error=error)
 
     # --- telemetry batches ----------------------------------------------------------------
 
@@ -171,5 +191,5 @@ class Bridge:
             raise BridgeUnavailable("no connection to the MQTT broker")
         try:
             await client.publish(name, payload, qos=1, retain=retain, timeout=5)
-        except aiomqtt.MqttError as error:
+        except MqttError as error:
             raise BridgeUnavailable(str(error)) from None
