@@ -20,7 +20,7 @@ import asyncio
 import socket
 import struct
 
-__all__ = ["MqttClient", "MqttError"]
+__all__ = ["MqttClient", "MqttError", "Refused"]
 
 _CONNECT, _CONNACK, _PUBLISH, _PUBACK = 0x10, 0x20, 0x30, 0x40
 _SUBSCRIBE, _SUBACK, _PINGREQ, _PINGRESP, _DISCONNECT = 0x82, 0x90, 0xC0, 0xD0, 0xE0
@@ -36,6 +36,10 @@ _MAX_PACKET = 1 << 20  # larger incoming packets are a protocol error (devices' 
 
 class MqttError(Exception):
     """The connection could not be made, was refused, or ended."""
+
+
+class Refused(MqttError):
+    """The broker said no: to the login (CONNACK) or to a subscription (SUBACK)."""
 
 
 def _string(text):
@@ -160,7 +164,7 @@ class MqttClient:
         granted = await self._request(packet_id, _packet(_SUBSCRIBE, body), timeout)
         refused = [name for (name, _), code in zip(filters, granted, strict=False) if code == 0x80]
         if refused:
-            raise MqttError(f"subscription refused: {', '.join(refused)}")
+            raise Refused(f"subscription refused: {', '.join(refused)}")
 
     async def publish(self, topic, payload, qos=0, retain=False, timeout=5):
         """Publish; at QoS 1 return once the broker has acknowledged it. Raises MqttError."""
@@ -251,7 +255,7 @@ class MqttClient:
             if len(body) != 2:
                 raise MqttError("malformed CONNACK")
             if body[1]:
-                raise MqttError("refused: " + _CONNACK_REASONS.get(body[1], f"code {body[1]}"))
+                raise Refused("refused: " + _CONNACK_REASONS.get(body[1], f"code {body[1]}"))
             if not self._connack.done():
                 self._connack.set_result(None)
         elif kind != _PINGRESP:

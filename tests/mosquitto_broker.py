@@ -19,10 +19,6 @@ from pathlib import Path
 ADMIN_USERNAME = "mpfleet-admin"
 _PLUGIN_GLOBS = ("/usr/lib/*/mosquitto_dynamic_security.so", "/usr/lib/mosquitto*/mosquitto_dynamic_security.so",
                  "/usr/local/lib/mosquitto_dynamic_security.so")
-# `mosquitto_ctrl dynsec init` makes an admin that may only talk to the plugin;
-# the backend logs in with the same account and also sends commands and clears
-# retained status, so it may publish below the fleet's topics too.
-_BACKEND_ACLS = [{"acltype": "publishClientSend", "topic": "mpfleet/v1/#", "allow": True}]
 _START_ATTEMPTS = 3  # the free ports we pick can be taken before mosquitto binds them
 _LOG_TAIL_LINES = 30
 
@@ -111,10 +107,6 @@ class MosquittoBroker:
             capture_output=True, text=True, timeout=10)
         if result.returncode != 0:
             raise MosquittoError(f"mosquitto_ctrl dynsec init failed: {result.stdout}{result.stderr}")
-        state = json.loads(self.dynsec_path.read_text())
-        admin_role = next(role for role in state["roles"] if role["rolename"] == "admin")
-        admin_role["acls"].extend(_BACKEND_ACLS)
-        self.dynsec_path.write_text(json.dumps(state, indent=1))
 
     def _config(self):
         return "\n".join([

@@ -30,8 +30,3 @@ class BrokerEndpoint:
             password=unquote(parts.password) if parts.password else None,
             tls_context=tls,
         )
-
-    def client_options(self):
-        """Keyword arguments of aiomqtt.Client for this endpoint."""
-        return {"hostname": self.host, "port": self.port, "username": self.username, "password": self.password,
-                "tls_context": self.tls_context}

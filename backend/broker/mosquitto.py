@@ -13,27 +13,31 @@ several backend processes may share the admin account and each of them sees ever
 - Deleting or disabling a client kicks its sessions, but Mosquitto does so without publishing the
   will. The admin publishes the will (`{"online":false}`, retained, QoS 1) in its place, so
   presence behaves as with the embedded broker. The admin account therefore needs publish access
-  below `mpfleet/v1/`, as the backend does for its commands anyway.
+  below `mpfleet/v1/`, as the backend does for its commands anyway: `start()` gives it a role
+  (`mpfleet-backend`) allowing that.
 """
 
 import asyncio
 import functools
 import json
-import math
 import secrets
 
-import aiomqtt
-
+from ..mqtt_client import MqttClient, MqttError, Refused
 from .endpoint import BrokerEndpoint
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
 ROLE_PREFIX = "mpfleet-device-"
+BACKEND_ROLE = "mpfleet-backend"
 OFFLINE_WILL = b'{"online":false}'
 _DEFAULT_TIMEOUT = 5.0
 # The plugin's answers for "already as asked", which the idempotent calls accept.
 _CLIENT_NOT_FOUND = "Client not found"
 _ROLE_NOT_FOUND = "Role not found"
+_ROLE_EXISTS = "Role already exists"
+# `mosquitto_ctrl dynsec init` makes an admin that may subscribe to everything but publish only to the plugin;
+# the same account is the bridge's, which publishes commands and clears retained status.
+_BACKEND_ACLS = [{"acltype": "publishClientSend", "topic": "mpfleet/v1/#", "allow": True}]
 _DEVICE_ACL_TYPES = ("publishClientSend", "publishClientReceive", "subscribePattern", "unsubscribePattern")
 # Receiving and unsubscribing are harmless once subscribing is denied, so they keep the
 # operator's setting.
@@ -91,8 +95,27 @@ class MosquittoAdmin:
 
     @_retried_once_on_connection_loss
     async def start(self):
+        """Deny by default, and give this account the right to publish below the fleet's topics."""
         self._stopped = False
         await self._request([{"command": "setDefaultACLAccess", "acls": _SAFE_DEFAULT_ACCESS}])
+        if BACKEND_ROLE in await self._roles_of(self._endpoint.username):
+            return
+        try:
+            await self._request(
+                [{"command": "createRole", "rolename": BACKEND_ROLE, "acls": _BACKEND_ACLS},
+                 {"command": "addClientRole", "username": self._endpoint.username, "rolename": BACKEND_ROLE}],
+                accept={_ROLE_EXISTS})
+        except ConnectionLost:
+            pass  # Mosquitto kicks a client whose roles change: this one, before it could answer
+        if BACKEND_ROLE not in await self._roles_of(self._endpoint.username):
+            raise BrokerAdminError(f"Mosquitto did not add the role {BACKEND_ROLE} to {self._endpoint.username}")
+
+    async def _roles_of(self, username):
+        (answer,) = await self._request([{"command": "getClient", "username": username}])
+        try:
+            return {role["rolename"] for role in answer["data"]["client"]["roles"]}
+        except (KeyError, TypeError) as e:
+            raise BrokerAdminError(f"Mosquitto answered getClient with: {answer!r}") from e
 
     async def stop(self):
         self._stopped = True
@@ -102,7 +125,7 @@ class MosquittoAdmin:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
         if client is not None:
-            await _close(client)
+            client.close()
         self._fail_pending("the admin connection was closed")
 
     @_retried_once_on_connection_loss
@@ -146,7 +169,7 @@ class MosquittoAdmin:
         names = ", ".join(command["command"] for command in commands)
         # The answer can fail first (the reader saw the connection drop) while the PUBACK
         # would never come, so both are awaited together.
-        publishing = asyncio.ensure_future(client.publish(CONTROL_TOPIC, payload, qos=1, timeout=math.inf))
+        publishing = asyncio.ensure_future(client.publish(CONTROL_TOPIC, payload.encode(), qos=1, timeout=None))
         try:
             done, _ = await asyncio.wait((publishing, answer), timeout=self._timeout,
                                          return_when=asyncio.FIRST_EXCEPTION)
@@ -156,7 +179,7 @@ class MosquittoAdmin:
                 raise BrokerAdminError(
                     f"Mosquitto did not answer {names} within {self._timeout:g} s: is the dynamic security"
                     f" plugin loaded, and may this account publish to {CONTROL_TOPIC}?")
-        except aiomqtt.MqttError as e:
+        except MqttError as e:
             raise ConnectionLost(f"Could not send {names} to Mosquitto: {e}") from e
         finally:
             self._pending.pop(correlation, None)
@@ -168,7 +191,7 @@ class MosquittoAdmin:
         client = await self._connected()
         try:
             await client.publish(f"mpfleet/v1/{uid}/status", OFFLINE_WILL, qos=1, retain=True, timeout=self._timeout)
-        except aiomqtt.MqttError as e:
+        except MqttError as e:
             raise ConnectionLost(f"Could not publish the offline status of {uid}: {e}") from e
 
     async def _connected(self):
@@ -176,23 +199,22 @@ class MosquittoAdmin:
             if self._stopped:
                 raise BrokerAdminError("The Mosquitto admin is stopped")
             if self._client is None:
-                self._client = await _connect(self._endpoint, self._timeout)
-                self._reader = asyncio.create_task(self._read(self._client))
+                self._client = await _connect(self._endpoint, self._timeout, self._dispatch)
+                self._reader = asyncio.create_task(self._watch(self._client))
             return self._client
 
-    async def _read(self, client):
+    async def _watch(self, client):
+        """When the connection ends, the requests waiting on it fail and the next one connects again."""
+        reason = "the connection to Mosquitto ended"
         try:
-            async for message in client.messages:
-                self._dispatch(message.payload)
-            reason = "the connection to Mosquitto ended"
-        except aiomqtt.MqttError as e:
+            await client.wait_closed()
+        except MqttError as e:
             reason = f"lost the connection to Mosquitto: {e}"
-        if self._client is client:  # the next request connects again
+        if self._client is client:
             self._client = self._reader = None
-        await _close(client)
         self._fail_pending(reason)
 
-    def _dispatch(self, payload):
+    def _dispatch(self, topic, payload):
         """Hand a response message to the request it answers; other admins' answers are ignored."""
         try:
             answers = json.loads(payload)["responses"]
@@ -231,28 +253,20 @@ def _checked(uid):
     return uid
 
 
-async def _connect(endpoint, timeout):
+async def _connect(endpoint, timeout, on_message):
     """A connected client subscribed to the plugin's answers. Raises BrokerAdminError."""
     where = f"{endpoint.host}:{endpoint.port}"
-    client = aiomqtt.Client(**endpoint.client_options(), identifier="mpfleet-admin-" + secrets.token_hex(6),
-                            protocol=aiomqtt.ProtocolVersion.V5, timeout=timeout)
     try:
-        await client.__aenter__()
-    except aiomqtt.MqttError as e:
+        client = await MqttClient.connect(endpoint, "mpfleet-admin-" + secrets.token_hex(6), on_message,
+                                          timeout=timeout)
+    except MqttError as e:
         raise ConnectionLost(f"Cannot connect to Mosquitto at {where}: {e}") from e
     try:
-        granted = await client.subscribe(RESPONSE_TOPIC, qos=1)
-    except aiomqtt.MqttError as e:
-        await _close(client)
+        await client.subscribe([(RESPONSE_TOPIC, 1)], timeout=timeout)
+    except Refused as e:
+        client.close()
+        raise BrokerAdminError(f"Mosquitto at {where} refused {RESPONSE_TOPIC} to this account: {e}") from e
+    except MqttError as e:
+        client.close()
         raise ConnectionLost(f"Cannot subscribe to {RESPONSE_TOPIC} at {where}: {e}") from e
-    if granted[0].is_failure:
-        await _close(client)
-        raise BrokerAdminError(f"Mosquitto at {where} refused {RESPONSE_TOPIC} to this account: {granted[0]}")
     return client
-
-
-async def _close(client):
-    try:
-        await client.__aexit__(None, None, None)
-    except aiomqtt.MqttError:
-        pass  # already gone: nothing left to close
