@@ -17,7 +17,7 @@ import time
 import aiomqtt
 import pytest
 from amqtt.errors import BrokerError
-from mpfleet.backend.broker.embedded import EmbeddedBroker
+from mpfleet.backend.broker.embedded import TLS_READ_BUFFER, EmbeddedBroker
 from mpfleet.backend.broker.tls import ensure_certificates
 
 A = "espressif32_AAAAAAAAAAAA"
@@ -151,6 +151,15 @@ async def test_backend_account_works_on_the_tls_listener_too(broker, tls_files):
                             password=broker.backend_password, tls_context=tls_context(tls_files.ca_cert))
     async with client:
         await client.subscribe(topic(B, "cmd"))
+
+
+async def test_tls_connections_get_the_small_read_buffer(broker, tls_files):
+    # asyncio's default is 256 KiB per connection (embedded.py, _small_tls_read_buffers).
+    async with device(broker, tls_files, A):
+        [connection] = broker._broker._writers
+        ssl_protocol = connection._transport._ssl_protocol  # asyncio's, on the broker's side
+
+    assert len(ssl_protocol._ssl_buffer) == TLS_READ_BUFFER
 
 
 @pytest.mark.parametrize("username, password, identifier, asks_app", [
