@@ -1,93 +1,88 @@
 """The emulated board: the MicroPython unix port, its flash a directory (the working directory).
 
-What a real board keeps across a reset lives in `.board/` of the flash: the boot count, the cause of the
-next boot, a unique id. reset() ends the process with exit code 75; the emulator (tools/emulate.py, or the
-tests' harness) starts it again, as a board would restart. Wi-Fi is a stand-in, "connected" whenever the
-configuration names a network; pins and the watchdog only log.
+What a real board keeps across a reset lives in `.board/` of the flash, one small text file each: `boots`
+(the boot count), `reason` (the cause of the next boot), `unique_id`. reset() ends the process with exit
+code 75; the emulator (tools/emulate.py, or the tests' harness) starts it again, as a board would restart.
+Wi-Fi is a stand-in, "connected" whenever the configuration names a network; pins and the watchdog only log.
+
+Kept small on purpose: it is a stand-in for the ESP layers, and all of it stays in the heap (no json,
+one helper for every file, one no-op for every function that has nothing to do here).
 """
 
-import json
 import os
 import sys
-
-from micropython import const
 
 PLATFORM = "unix"
 TLS_VERIFIES = True  # mbedTLS: CERT_REQUIRED and the server name are checked
 
-_RESET_EXIT = const(75)  # the emulator restarts a process that exits with this code
-_DIR = ".board"
 _wifi = None  # the ssid "joined", or None
 
 
-def _path(name):
-    return _DIR + "/" + name
-
-
-def _read(name, default=None):
+def _file(name, text=None):
+    """The text of .board/`name` ("" when missing); with `text`, write it (atomically) instead."""
+    path = ".board/" + name
     try:
-        with open(_path(name)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return default
-
-
-def _write(name, value):
-    try:
-        os.mkdir(_DIR)
+        if text is None:
+            with open(path) as f:
+                return f.read()
+        try:
+            os.mkdir(".board")
+        except OSError:
+            pass
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.rename(path + ".tmp", path)
     except OSError:
-        pass
-    tmp = _path(name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(value, f)
-    os.rename(tmp, _path(name))
+        if text is not None:
+            raise
+    return ""
 
 
 def boot():
     """(reason, count) of this boot; called once per boot, it counts the boot.
 
-    reason: "soft" after reset(), else "power_on" (the emulator may also say "watchdog" in
-    .board/next_reason before restarting a process that died).
+    reason: "soft" after reset(), else "power_on" (the emulator may also write "watchdog" to
+    .board/reason before restarting a process that died).
     """
-    state = _read("boot.json", {})
-    count = state.get("count", 0) + 1
-    reason = state.get("next_reason") or "power_on"
-    _write("boot.json", {"count": count, "next_reason": None})
+    try:
+        count = int(_file("boots")) + 1
+    except ValueError:  # missing or damaged
+        count = 1
+    reason = _file("reason") or "power_on"
+    _file("boots", str(count))
+    _file("reason", "")
     return reason, count
 
 
 def reset():
     """Reset the board: persist the cause ("soft") and end the process with exit code 75. Never returns."""
-    state = _read("boot.json", {})
-    state["next_reason"] = "soft"
-    _write("boot.json", state)
-    sys.exit(_RESET_EXIT)
+    _file("reason", "soft")
+    sys.exit(75)  # the emulator restarts a process that exits with this code
 
 
 def unique_id():
     """A stable id of this board as hex text (random once, then kept in .board/)."""
-    uid = _read("unique_id")
+    uid = _file("unique_id")
     if not uid:
         uid = "".join("%02x" % b for b in os.urandom(6))
-        _write("unique_id", uid)
+        _file("unique_id", uid)
     return uid
 
 
 def wifi_connect(ssid, password, timeout_ms):
     """Join `ssid`; return the IP address. Raises OSError when the network cannot be joined in time.
 
-    The stand-in joins any named network at once, unless .board/wifi_down exists (a test's outage).
+    The stand-in joins any named network at once.
     """
     global _wifi
-    if not ssid or _exists("wifi_down"):
-        _wifi = None
+    if not ssid:
         raise OSError("wifi: cannot join %r" % ssid)
     _wifi = ssid
     return ip()
 
 
 def wifi_connected():
-    return _wifi is not None and not _exists("wifi_down")
+    return _wifi is not None
 
 
 def wifi_forget():
@@ -104,21 +99,13 @@ def rssi():
     return -50 if _wifi else None
 
 
-def sync_time():
-    """Set the clock from the network where the board needs it: the unix port has the host's clock."""
+def _done(*_):
     return True
 
 
-def watchdog(timeout_ms):
-    """Start the hardware watchdog (no-op here: the emulator restarts a process that dies)."""
-
-
-def feed():
-    pass
-
-
-def set_board(key):
-    """The board key of the configuration (boards/<key>.json), which decides the pins."""
+# Nothing to do on the emulated board: the host's clock is set (sync_time() says True), the emulator restarts a
+# process that dies (watchdog(timeout_ms), feed()), and there are no pins to choose (set_board(key)).
+sync_time = watchdog = feed = set_board = _done
 
 
 def output(name, value):
@@ -150,11 +137,3 @@ def setup_listen(ap_name):
         except OSError:
             s.close()
     raise OSError("setup: no free port")
-
-
-def _exists(name):
-    try:
-        os.stat(_path(name))
-        return True
-    except OSError:
-        return False

@@ -68,8 +68,7 @@ class Board:
         self._task = asyncio.create_task(self._supervise())
 
     async def _supervise(self):
-        path = [str(self.flash), str(self.flash / "lib"), ".frozen"]
-        env = {**os.environ, "MICROPYPATH": os.pathsep.join(path)}
+        env = {**os.environ, "MICROPYPATH": ":.frozen:lib"}  # a board's sys.path, relative to the flash
         argv = [str(MICROPYTHON)]
         if self.heapsize:
             argv += ["-X", f"heapsize={self.heapsize}"]
