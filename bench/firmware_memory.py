@@ -7,7 +7,9 @@ one run and with no MemoryError and no failed connect in its log, the board:
 
 1. boots and connects over verified TLS: the REST API shows it online;
 2. publishes: a telemetry row (`uptime`) is stored;
-3. answers a command: a `custom` relay_toggle sent over REST reaches `done`.
+3. answers a command: a `custom` relay_toggle sent over REST reaches `done`;
+4. changes its telemetry period: the built-in set_telemetry_period (period 7, by name as a `custom` command)
+   reaches `done` and the board's config.json says 7 (this one loads admin.py and rewrites config.json).
 
 Sizes fall from 64 KB in steps of 8 KB until one fails, then the gap is bisected to 1 KB.
 Printed: one row per size tried, the smallest passing heap, and the free heap after connect at 64 KB
@@ -50,6 +52,9 @@ STEP_KB = 8
 FLOOR_KB = 8
 TIMEOUT = 20.0  # seconds for one board run to pass all three checks
 POLL = 0.1
+# A board's sys.path ('', '.frozen', '/lib'), relative to the flash (the working directory): module file names,
+# interned for good, are as long as on a board, not as long as the work directory's path.
+BOARD_PATH = ":.frozen:lib"
 
 
 def free_port():
@@ -131,7 +136,7 @@ def board_config(registration):
 class Run:
     """One board run at one heap size: what it reached, and when."""
 
-    STAGES = ("online", "telemetry", "command")
+    STAGES = ("online", "telemetry", "command", "period")
 
     def __init__(self, kb):
         self.kb = kb
@@ -164,12 +169,12 @@ def run_board(server, built, work, kb, timeout):
     shutil.copytree(built, flash)
     (flash / "config.json").write_text(json.dumps(board_config(registration)))
     log_path = flash / "board.log"
-    env = {**os.environ, "MICROPYPATH": os.pathsep.join([str(flash), str(flash / "lib"), ".frozen"])}
+    env = {**os.environ, "MICROPYPATH": BOARD_PATH}
     with open(log_path, "w") as log:
         process = subprocess.Popen([str(MICROPYTHON), "-X", f"heapsize={kb}k", "main.py"], cwd=flash, env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
     started = time.monotonic()
-    command_id = None
+    command_id = period_id = None
     try:
         while time.monotonic() - started < timeout and len(result.reached) < len(Run.STAGES):
             text = log_path.read_text(errors="replace")
@@ -198,8 +203,25 @@ def run_board(server, built, work, kb, timeout):
                 state = body["data"]["state"]
                 if state == "done" and body["data"].get("result") == {"relay": "on"}:
                     result.reached["command"] = now
+                    status, body = server.call("POST", f"/v1/user/devices/{uid}/commands",
+                                               {"payload": {"cmd": "set_telemetry_period", "period": 7}})
+                    if status != 200:
+                        raise RuntimeError(f"command: HTTP {status} {body}")
+                    period_id = body["id"]
                 elif state in ("failed", "expired"):
                     result.problem = f"command {state}: {body['data'].get('error')}"
+                    break
+            elif period_id is not None:
+                _, body = server.call("GET", f"/v1/user/devices/{uid}/commands/{period_id}")
+                state = body["data"]["state"]
+                if state == "done" and body["data"].get("result") == {"period": 7}:
+                    if json.loads((flash / "config.json").read_text())["telemetry"]["period"] == 7:
+                        result.reached["period"] = now
+                    else:
+                        result.problem = "set_telemetry_period: config.json not changed"
+                        break
+                elif state in ("failed", "expired"):
+                    result.problem = f"set_telemetry_period {state}: {body['data'].get('error')}"
                     break
             time.sleep(POLL)
     finally:
@@ -264,7 +286,7 @@ def main(argv=None):
         server.start()
         print(f"firmware memory benchmark: {MICROPYTHON} -X heapsize=N main.py, firmware from .mpy")
         print(f"backend: {server.base} (embedded broker, verified TLS); {args.timeout:.0f} s per run\n")
-        print("  heap    result  online     telemetry  command    free@up  problem")
+        print("  heap    result  online     telemetry  command    period     free@up  problem")
 
         def run(kb):
             result = run_board(server, built, work, kb, args.timeout)
@@ -280,7 +302,7 @@ def main(argv=None):
         if passing:
             smallest = passing[0]
             verdict = "PASS" if smallest <= TARGET_KB else "MISS"
-            print(f"smallest heap that boots, connects over TLS, publishes and answers a command: "
+            print(f"smallest heap that boots, connects over TLS, publishes and answers two commands: "
                   f"{smallest} KB (target <= {TARGET_KB} KB: {verdict})")
         else:
             print("no heap size tried passed")
