@@ -104,7 +104,7 @@ async def bridge_ctx(app):
 
 
 async def maintenance_ctx(app):
-    task = asyncio.create_task(maintenance.run(app[keys.STORAGE], app[keys.SETTINGS]))
+    task = asyncio.create_task(maintenance.run(app[keys.STORAGE], app[keys.SETTINGS], app[keys.DEVICE_ACCOUNTS]))
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

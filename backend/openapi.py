@@ -118,7 +118,7 @@ _BAD_JSON = _message("The body is not a JSON object")
 _OFFLINE = _message('The device cannot take commands now: "Device is offline." or "Device is disabled."')
 _TOO_LARGE = _message("The request body is larger than the server accepts")
 _NO_BRIDGE = _message("The MQTT broker cannot be reached; nothing was sent")
-_BROKER_FAILED = _message("The MQTT broker did not confirm the change of the device's access")
+_BROKER_FAILED = _message("The MQTT broker did not confirm the change of the device's access (yet: it is retried)")
 
 
 def _operation(summary, responses, *, body=None, public=False, params=()):

@@ -115,8 +115,8 @@ async def test_migrations_are_applied_once(tmp_path, reopen_times):
         await storage.open()
         await storage.close()
     conn = sqlite3.connect(tmp_path / "mpfleet.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2  # the number of migrations
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3  # the number of migrations
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"users", "tokens", "devices", "command_buttons", "firmwares", "commands", "telemetry"} <= tables
+    assert {"users", "tokens", "devices", "command_buttons", "firmwares", "commands", "telemetry", "pending_access"} <= tables
     conn.close()

@@ -1,8 +1,7 @@
 """`mpfleet emulate`: run emulated boards, one MicroPython unix port process per flash directory.
 
 A flash directory is what firmware_build.build() makes plus the config.json of `mpfleet provision`. Each board
-runs `micropython main.py` with the directory as its working directory and a board's module path (MICROPYPATH=
-`:.frozen:lib`: the working directory, the frozen modules, lib/; relative, so module file names are as short as a board's),
+runs `micropython main.py` with the directory as its working directory and MICROPYPATH=<flash>:<flash>/lib:.frozen,
 in a process group of its own (a terminal's Ctrl-C reaches the emulator only, which then stops the boards).
 Its stdout and stderr are printed line by line as `[<uid>] <line>`.
 
@@ -28,9 +27,6 @@ from . import firmware_build
 from .errors import CommandError
 
 RESET_EXIT = 75
-# sys.path of a board ('', '.frozen', '/lib'), relative to the flash directory, which is the working directory:
-# __file__ of every module, interned for good, is then as short as on the board ("app.mpy", "lib/umqtt/simple.mpy").
-BOARD_PATH = ":.frozen:lib"
 FIRST_DELAY = 1.0  # seconds before restarting a board that stopped other than by a reset
 MAX_DELAY = 30.0
 HEALTHY_RUN = 30.0  # a run at least this long resets the delay to FIRST_DELAY
@@ -237,7 +233,8 @@ class Board:
             self.say(_text(rest))
 
     def _env(self):
-        return {**os.environ, "MICROPYPATH": BOARD_PATH}
+        path = [str(self.flash), str(self.flash / "lib"), ".frozen"]
+        return {**os.environ, "MICROPYPATH": os.pathsep.join(path)}
 
     def signal(self, sig):
         """Send `sig` to the board's process group, if its process still runs."""

@@ -29,6 +29,14 @@ class DeviceAccounts(Protocol):
         """Disabling cuts a live session and refuses new ones."""
 
 
+async def apply_access_change(accounts, uid, change):
+    """One access change of storage/access.py ("remove", "disable", "enable") through `accounts`."""
+    if change == "remove":
+        await accounts.remove_device(uid)
+    else:
+        await accounts.set_device_enabled(uid, change == "enable")
+
+
 class EmbeddedAccounts:
     """DeviceAccounts of the embedded broker: it authenticates against our database,
     so an account exists as soon as the row does; revoking means cutting the session."""

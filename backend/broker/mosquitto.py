@@ -173,8 +173,9 @@ class MosquittoAdmin:
         try:
             done, _ = await asyncio.wait((publishing, answer), timeout=self._timeout,
                                          return_when=asyncio.FIRST_EXCEPTION)
-            for future in done:
-                future.result()  # raises what went wrong
+            errors = [future.exception() for future in done if future.exception() is not None]
+            if errors:  # both may have failed (the connection dropped): each one is looked at
+                raise errors[0]
             if answer not in done:
                 raise BrokerAdminError(
                     f"Mosquitto did not answer {names} within {self._timeout:g} s: is the dynamic security"

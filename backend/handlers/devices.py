@@ -6,6 +6,7 @@ from mpfleet.boards import catalog
 
 from .. import credentials, keys, schemas
 from ..bridge import BridgeUnavailable
+from ..broker.accounts import apply_access_change
 from ..errors import ApiError
 from ..responses import json_response
 from . import common, payloads
@@ -51,27 +52,31 @@ async def update_device(request):
     uid = request.match_info["uid"]
     device = await common.storage(request).devices.update(common.user(request).id, uid, changes)
     if "enabled" in changes:
-        await _revoke(request, uid, lambda accounts: accounts.set_device_enabled(uid, changes["enabled"]),
-                      clear_status=not changes["enabled"])
+        await _change_access(request, uid, "enable" if changes["enabled"] else "disable")
     return json_response({"data": payloads.device_detail(device, request.app[keys.MQTT_PUBLIC].port)})
 
 
 async def delete_device(request):
     uid = request.match_info["uid"]
     await common.storage(request).devices.delete(common.user(request).id, uid)
-    await _revoke(request, uid, lambda accounts: accounts.remove_device(uid), clear_status=True)
+    await _change_access(request, uid, "remove")
     return json_response({"message": "Device deleted.", "device_uid": uid})
 
 
-async def _revoke(request, uid, change_account, *, clear_status):
+async def _change_access(request, uid, change):
     """Tell the broker, after the database: with the embedded broker a session cut before the
-    row changed could reconnect at once and still pass authentication."""
+    row changed could reconnect at once and still pass authentication. A change the broker does
+    not confirm is kept and retried by maintenance.py until it does."""
+    storage = common.storage(request)
     try:
-        await change_account(request.app[keys.DEVICE_ACCOUNTS])
-    except Exception:
-        log.exception("broker did not apply the account change of %s", uid)
-        raise ApiError(503, "Saved, but the MQTT broker did not confirm the change of the device's access.") from None
-    if clear_status:
+        await apply_access_change(request.app[keys.DEVICE_ACCOUNTS], uid, change)
+    except Exception as error:
+        log.exception("broker did not apply the access change %s of %s; it will be retried", change, uid)
+        await storage.access.remember(uid, change, str(error) or type(error).__name__)
+        raise ApiError(503, "Saved, but the MQTT broker has not confirmed the change of the device's access yet;"
+                            " it is retried until it does.") from None
+    await storage.access.forget(uid)  # an older change still waiting would undo this one
+    if change != "enable":
         try:
             await request.app[keys.BRIDGE].clear_status(uid)
         except BridgeUnavailable:

@@ -6,6 +6,7 @@ errors of `errors.py`.
 
 from pathlib import Path
 
+from .access import AccessStore, PendingAccess
 from .blobs import BlobStore, TooLarge
 from .buttons import Button, ButtonStore
 from .commands import Command, CommandStore
@@ -17,8 +18,8 @@ from .telemetry import Sample, TelemetryStore
 from .users import User, UserStore
 
 __all__ = [
-    "Button", "Command", "Conflict", "Device", "Firmware", "NotFound", "Sample", "Storage", "StorageError",
-    "TooLarge", "User",
+    "Button", "Command", "Conflict", "Device", "Firmware", "NotFound", "PendingAccess", "Sample", "Storage",
+    "StorageError", "TooLarge", "User",
 ]
 
 
@@ -36,6 +37,7 @@ class Storage:
         self.firmwares = FirmwareStore(self.db, self.blobs)
         self.commands = CommandStore(self.db)
         self.telemetry = TelemetryStore(self.db)
+        self.access = AccessStore(self.db)
 
     async def open(self):
         """Open (creating or migrating) the database and clear what a crash left behind."""
