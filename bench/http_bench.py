@@ -18,19 +18,17 @@ What is measured, against one `mpfleet serve` process on 127.0.0.1 with a fresh 
 Exit code is 0 whatever the figures; PASS/MISS is printed beside each target.
 """
 
-import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
+
+from backend import Backend, memory_kb
 
 DEVICES = 50
 WRK_ARGS = ["-t1", "-c50", "-d10s", "--latency"]
@@ -38,52 +36,6 @@ UPLOADS = 5
 UPLOAD_BYTES = 4 * 1024 * 1024
 RPS_TARGET = 3000
 RSS_TARGET_KB = 1024
-MPFLEET = Path(sys.executable).with_name("mpfleet")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(data_dir, port, log):
-    cmd = [str(MPFLEET), "serve", "--data", str(data_dir), "--host", "127.0.0.1", "--http-port", str(port)]
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_ready(server, base, data_dir, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(base + "/v1/platforms", timeout=1):
-                return (data_dir / "admin.token").read_text().strip()
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not answer in time")
-
-
-def stop_server(server):
-    if server.poll() is None:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def register_devices(base, token, count):
-    uids = []
-    for i in range(count):
-        body = json.dumps({"name": f"bench-{i}", "platform": "espressif8266", "board": "esp07s"}).encode()
-        request = urllib.request.Request(base + "/v1/user/devices", data=body, method="POST", headers={
-            "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            uids.append(json.load(response)["data"]["uid"])
-    return uids
 
 
 def to_ms(text):
@@ -105,24 +57,17 @@ def run_wrk(url, token):
     }
 
 
-def proc_kb(pid, field):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 def sample_peak_rss(pid, stop, result):
     peak = 0
     while not stop.is_set():
-        peak = max(peak, proc_kb(pid, "VmRSS"))
+        peak = max(peak, memory_kb(pid, "VmRSS"))
         time.sleep(0.001)
     result.append(peak)
 
 
 def upload(base, token, uid, path, pid):
     """One curl upload; returns (seconds, http status, RSS growth kB, VmHWM growth kB)."""
-    before, hwm_before = proc_kb(pid, "VmRSS"), proc_kb(pid, "VmHWM")
+    before, hwm_before = memory_kb(pid, "VmRSS"), memory_kb(pid, "VmHWM")
     stop, peak = threading.Event(), []
     sampler = threading.Thread(target=sample_peak_rss, args=(pid, stop, peak))
     sampler.start()
@@ -134,7 +79,7 @@ def upload(base, token, uid, path, pid):
     finally:
         stop.set()
         sampler.join()
-    return float(seconds), int(status), max(peak[0], before) - before, proc_kb(pid, "VmHWM") - hwm_before
+    return float(seconds), int(status), max(peak[0], before) - before, memory_kb(pid, "VmHWM") - hwm_before
 
 
 def bench_uploads(base, token, uid, pid, work_dir):
@@ -174,19 +119,19 @@ def print_summary(detail, listing, uploads):
 
 def main():
     work_dir = Path(tempfile.mkdtemp(prefix="mpfleet-bench-"))
-    data_dir, port = work_dir / "data", free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = start_server(data_dir, port, open(work_dir / "server.log", "w"))
+    server = Backend("embedded", work_dir, work_dir / "data")
     try:
-        token = wait_ready(server, base, data_dir)
-        uids = register_devices(base, token, DEVICES)
+        server.start()
+        base, token = server.base, server.token
+        devices, _ = server.register(DEVICES, "bench")
+        uids = [device["uid"] for device in devices]
         print(f"server pid {server.pid} on {base}, {len(uids)} devices registered; running wrk {' '.join(WRK_ARGS)}")
         detail = run_wrk(f"{base}/v1/user/devices/{uids[0]}", token)
         listing = run_wrk(f"{base}/v1/user/devices", token)
         uploads = bench_uploads(base, token, uids[1], server.pid, work_dir)
         print_summary(detail, listing, uploads)
     finally:
-        stop_server(server)
+        server.stop()
         shutil.rmtree(work_dir, ignore_errors=True)
     return 0
 

@@ -50,7 +50,7 @@ import threading
 import time
 from pathlib import Path
 
-from mqtt_fleet import Backend, cpu_seconds, memory_kb, write_json
+from backend import Backend, cpu_seconds, memory_kb, write_json
 
 LOAD = Path(__file__).with_name("mqtt_load.py")
 TELEMETRY = '{"ts": null, "values": {"t": 21.5}}'

@@ -1,6 +1,10 @@
-"""What the MQTT benchmarks stand on: a backend process (embedded broker, or Mosquitto 2 with
-dynamic security as its own process), devices registered over REST, and readings of /proc and
-of the SQLite file. Used by bench/mqtt_bench.py; nothing here measures by itself.
+"""What every benchmark stands on: a backend process (`mpfleet serve` on free ports with its own data
+dir; embedded broker, or Mosquitto 2 with dynamic security as its own process), its REST API as
+admin, devices registered over it, and readings of /proc and of the SQLite file. Used by
+bench/http_bench.py, bench/mqtt_bench.py and bench/firmware_memory.py; nothing here measures by itself.
+
+The server's output goes to a log file in its work dir, never to a pipe nobody reads (a long run
+would fill the pipe and stall the server).
 """
 
 import asyncio
@@ -15,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -153,8 +158,8 @@ class Backend:
         raise RuntimeError("mpfleet serve did not answer in time")
 
     def wait_idle(self, window=0.5, busy=0.1, timeout=60):
-        """Wait until the backend uses less than `busy` of a core over `window` seconds (its start-up
-        telemetry prune runs one transaction per device: ~3 s for 10,000 devices). Returns seconds waited."""
+        """Wait until the backend uses less than `busy` of a core over `window` seconds (after a start
+        or a load, so that one measurement does not pay for the previous one). Returns seconds waited."""
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             before = cpu_seconds(self.pid)
@@ -189,6 +194,17 @@ class Backend:
         return self.query("SELECT count(*) FROM devices WHERE is_online")[0][0]
 
     # --- REST ---
+
+    def call(self, method, path, body=None):
+        """(status, JSON answer) of one REST request as admin."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
 
     def register(self, count, prefix, in_flight=REGISTER_IN_FLIGHT):
         """Register `count` devices, `in_flight` at a time. Returns (credentials, seconds);
