@@ -1,7 +1,7 @@
 """Memory benchmark of the firmware: the smallest MicroPython heap on which the emulated board works.
 
 One `mpfleet serve` on 127.0.0.1 (free ports, a fresh data dir), the firmware built from `.mpy` once
-(tools/firmware_build.py), then one board run per heap size: `micropython -X heapsize=N main.py` in a
+(tools/firmware_build.py), then one board run per heap size: `micropython -X heapsize=N -m main` in a
 fresh copy of the flash, registered as a new device. A size passes when, within TIMEOUT seconds of
 one run and with no MemoryError and no failed connect in its log, the board:
 
@@ -52,8 +52,9 @@ STEP_KB = 8
 FLOOR_KB = 8
 TIMEOUT = 20.0  # seconds for one board run to pass all three checks
 POLL = 0.1
-# A board's sys.path ('', '.frozen', '/lib'), relative to the flash (the working directory): module file names,
-# interned for good, are as long as on a board, not as long as the work directory's path.
+# Run as a board runs: sys.path ('', '.frozen', 'lib') relative to the flash (the working directory), main.py
+# imported as `-m main` (`micropython main.py` would put the flash's absolute path first on sys.path). Each
+# module's file name is interned for good: "app.mpy" as on a board, not the work directory's long path.
 BOARD_PATH = ":.frozen:lib"
 
 
@@ -171,7 +172,7 @@ def run_board(server, built, work, kb, timeout):
     log_path = flash / "board.log"
     env = {**os.environ, "MICROPYPATH": BOARD_PATH}
     with open(log_path, "w") as log:
-        process = subprocess.Popen([str(MICROPYTHON), "-X", f"heapsize={kb}k", "main.py"], cwd=flash, env=env,
+        process = subprocess.Popen([str(MICROPYTHON), "-X", f"heapsize={kb}k", "-m", "main"], cwd=flash, env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
     started = time.monotonic()
     command_id = period_id = None
@@ -284,7 +285,7 @@ def main(argv=None):
         built = work / "built"
         build_flash(built)
         server.start()
-        print(f"firmware memory benchmark: {MICROPYTHON} -X heapsize=N main.py, firmware from .mpy")
+        print(f"firmware memory benchmark: {MICROPYTHON} -X heapsize=N -m main, firmware from .mpy")
         print(f"backend: {server.base} (embedded broker, verified TLS); {args.timeout:.0f} s per run\n")
         print("  heap    result  online     telemetry  command    period     free@up  problem")
 

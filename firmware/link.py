@@ -1,4 +1,4 @@
-"""The board's link to the broker: Wi-Fi, then one TLS MQTT session (umqtt.simple), kept up for good.
+"""The board's link to the broker: Wi-Fi, then one TLS MQTT session, kept up for good.
 
     link = Link(cfg, board, status)      # status(): the dict published retained on every connect
     link.subscribe("cmd", on_cmd)        # the subscription table, re-applied on every connect
@@ -7,20 +7,25 @@
         link.publish("telemetry", b"{...}")  # False when the session is down or was just lost
         link.wait(200)                   # serves incoming messages and pings for up to 200 ms
 
-umqtt.simple blocks and never pings. Here every read and write of the session has a time limit
-(_IO_TIMEOUT_MS), the link pings after keepalive/2 of silence and drops the session when the broker
-stays silent after a ping, and any failure of the session (OSError, ValueError of a TLS verification,
-MQTTException, a timeout, a short read) ends it: the next attempt follows a jittered exponential backoff
-from 1 s up to 60 s. The TLS handshake runs in _Sock.connect, over the plain socket and its time limit;
-the board's watchdog is the backstop there.
+MQTT 3.1.1 is spoken here, the part of it a board needs (docs/protocol.md): CONNECT with a clean session, user
+name and password and a retained QoS 1 will; SUBSCRIBE at QoS 1; PUBLISH at QoS 1 both ways (a publish returns
+once the broker's PUBACK came; an incoming one is acknowledged and handed to its handler); PINGREQ. It replaced
+umqtt.simple, which needed a socket shim around it (time limits, one TLS context) and took ~5 KB more heap than
+this, too much on an ESP8266 (docs/firmware.md).
+
+Every read and write of the session has a time limit (_IO_TIMEOUT_MS); the link pings after keepalive/2 of
+silence and drops the session when the broker stays silent after a ping; any failure of the session (OSError,
+ValueError of a TLS verification, a refused CONNECT or SUBSCRIBE, a timeout, the broker closing) ends it, and
+the next attempt follows a jittered exponential backoff from 1 s up to 60 s. The TCP connect and the TLS
+handshake run on the plain socket and its time limit; the board's watchdog is the backstop there.
 
 TLS: the broker's certificate is verified against cfg["mqtt"]["ca"] and its name checked against
 cfg["mqtt"]["host"], except on a port that cannot verify (board.TLS_VERIFIES false, ESP8266): there the
 session is encrypted only, the link warns on every connect, and `verified` stays False.
 
-Memory: one SSLContext for good, made by tlsctx.py when the Link is made (the CA's PEM text is then
-dropped from the config, and tlsctx.py from the heap); `status` is published only after the subscriptions,
-so a command sent on seeing the board online is not lost; a room for the TLS socket object is held between
+Memory: one SSLContext for good, made by tlsctx.py when the Link is made (the CA's PEM text is then dropped
+from the config, and tlsctx.py from the heap); `status` is published only after the subscriptions, so a
+command sent on seeing the board online is not lost; a room for the TLS socket object is held between
 sessions (_TLS_ROOM).
 """
 
@@ -34,16 +39,18 @@ from random import getrandbits
 
 import select
 from micropython import const
-from umqtt import simple
 
 KEEPALIVE = const(60)  # seconds, as the protocol says
-_IO_TIMEOUT_MS = const(10000)  # a read or write of the session, a TCP connect
+_IO_TIMEOUT_MS = const(10000)  # a read or write of the session, a TCP connect, the TLS handshake
 _WIFI_TIMEOUT_MS = const(20000)
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
 _STABLE_MS = const(60000)  # a session that lasted this long resets the backoff
 _PREFIX = "mpfleet/v1/"
 _WILL = b'{"online":false}'
+# CONNECT's variable header: protocol "MQTT" level 4; flags 0xEE: user name, password, will retained (0x20) at
+# QoS 1 (0x08), will (0x04), clean session (0x02); keepalive 60 s (0x3C).
+_CONNECT = b"\x00\x04MQTT\x04\xee\x00\x3c"
 # The TLS socket object (its mbedTLS session state: 544 bytes on the 64-bit unix port, measured; less on a
 # 32-bit board) is one block of heap: a room for it is held from boot and between sessions, and let go just
 # before the handshake, so a fragmented heap still has the block. The SSLContext (~3 KB) is made once, at
@@ -51,102 +58,11 @@ _WILL = b'{"online":false}'
 _TLS_ROOM = const(1024)
 
 
-class _Net:
-    """Stands in for umqtt.simple's `socket` module (the class itself, no instance): its sockets are _Sock,
-    TLS and time limits included.
-
-    The only seam umqtt.simple (1.3.4 and later) offers to bound its TCP connect and CONNACK read, and
-    to wrap the socket in TLS with the link's one SSLContext (umqtt.simple 1.3.4 would make a new one
-    per connect through ussl.wrap_socket): umqtt.simple itself is told ssl=False.
-    """
-
-    getaddrinfo = socket.getaddrinfo
-    ctx = None  # the link's SSLContext, made once per boot (tlsctx.py)
-    host = None  # the broker's name, checked against its certificate
-    room = None  # heap kept for the TLS socket object (_TLS_ROOM)
-
-    def socket(*args):
-        s = socket.socket(*args)
-        s.settimeout(_IO_TIMEOUT_MS / 1000)
-        return _Sock(s)
-
-
-simple.socket = _Net
-
-
-class _Sock:
-    """Between umqtt.simple and the TLS socket once connected: non-blocking underneath, every read
-    and write limited to _IO_TIMEOUT_MS (OSError ETIMEDOUT), and the time data last came in (`rx`)
-    and went out (`tx`). umqtt.simple's setblocking(False) means "return None when nothing is there".
-    """
-
-    def __init__(self, sock):
-        self._s = sock
-        self._poll = None
-        self._wait = True
-        self.rx = self.tx = time.ticks_ms()
-        self.reads = 0  # packets' bytes read so far, to tell "something came" from "nothing"
-
-    def connect(self, addr):
-        """TCP connect, then the TLS handshake (both bounded by the plain socket's time limit)."""
-        self._s.connect(addr)
-        _Net.room = None
-        gc.collect()  # the TLS socket object wants one block of heap: the room just let go
-        self._s = _Net.ctx.wrap_socket(self._s, server_hostname=_Net.host)
-        self._s.setblocking(False)
-        self._poll = select.poll()
-        self._poll.register(self._s, select.POLLIN)
-
-    def setblocking(self, flag):
-        self._wait = flag
-
-    def readable(self, ms):
-        return bool(self._poll.poll(ms))
-
-    def _park(self, event, deadline):
-        left = time.ticks_diff(deadline, time.ticks_ms())
-        if left <= 0:
-            raise OSError(ETIMEDOUT)
-        self._poll.modify(self._s, event)
-        self._poll.poll(min(left, 100))
-        self._poll.modify(self._s, select.POLLIN)
-
-    def read(self, n):
-        got = b""
-        deadline = time.ticks_add(time.ticks_ms(), _IO_TIMEOUT_MS)
-        while True:
-            chunk = self._s.read(n - len(got))
-            if chunk is not None:
-                if not chunk:
-                    return got  # the broker closed: umqtt.simple fails on the short read
-                got += chunk
-                if len(got) >= n:
-                    self.rx = time.ticks_ms()
-                    self.reads += 1
-                    return got
-            elif not got and not self._wait:
-                return None
-            self._park(select.POLLIN, deadline)
-
-    def write(self, buf, n=None):
-        if isinstance(buf, str):
-            buf = buf.encode()
-        mv = memoryview(buf)
-        if n is not None:
-            mv = mv[:n]
-        done = 0
-        deadline = time.ticks_add(time.ticks_ms(), _IO_TIMEOUT_MS)
-        while done < len(mv):
-            sent = self._s.write(mv[done:])
-            if sent:
-                done += sent
-            else:
-                self._park(select.POLLOUT, deadline)
-        self.tx = time.ticks_ms()
-        return done
-
-    def close(self):
-        self._s.close()
+def _str(data):
+    """An MQTT string: its length in 2 bytes, then its bytes (text is sent as UTF-8)."""
+    if isinstance(data, str):
+        data = data.encode()
+    return len(data).to_bytes(2, "big") + data
 
 
 class Link:
@@ -157,18 +73,20 @@ class Link:
         self._log = log
         self.uid = cfg["mqtt"]["uid"]
         self._prefix = _PREFIX + self.uid + "/"
-        self._subs = {}  # full topic (bytes) -> (qos, handler(msg bytes))
-        self._client = None
-        self._sock = None
+        self._subs = {}  # full topic (bytes) -> handler(msg bytes)
+        self._sock = None  # the TLS socket of the session
+        self._poll = select.poll()
+        self._ctx = None
+        self._pid = 0  # the last packet id used
         self.verified = bool(board.TLS_VERIFIES)
         self.up = False
         self.got = False  # a message was handed to a handler since the last look
         self.on_up = None  # called after every connect, once subscribed
         self._failures = 0
         self._next = time.ticks_ms()  # the next attempt is due at this tick
-        self._since = 0
+        self._since = self._rx = self._tx = 0  # ticks: the session began, data last came in, went out
         self._ping_at = None
-        _Net.room = bytearray(_TLS_ROOM)
+        self._room = bytearray(_TLS_ROOM)
         try:  # now, while the heap is young: the CA's PEM text and its decoding leave no holes behind
             self._tls()
         except Exception:  # a broken CA: every attempt fails and says why (_connect)
@@ -179,21 +97,20 @@ class Link:
         import tlsctx
 
         try:
-            _Net.ctx = tlsctx.context(self._cfg["mqtt"], self.verified)
-            _Net.host = self._cfg["mqtt"]["host"]
+            self._ctx = tlsctx.context(self._cfg["mqtt"], self.verified)
         finally:
             del sys.modules["tlsctx"]
 
     def topic(self, suffix):
         return (self._prefix + suffix).encode()
 
-    def subscribe(self, suffix, handler, qos=1):
+    def subscribe(self, suffix, handler):
         """Add `suffix` (below the device's prefix) to the table; handler(msg bytes) is called for its
         messages from inside wait(), so it should only queue work. Applied now if up, and on every connect."""
         topic = self.topic(suffix)
-        self._subs[topic] = (qos, handler)
+        self._subs[topic] = handler
         if self.up:
-            self._io(self._client.subscribe, topic, qos)
+            self._io(self._subscribe, topic)
 
     # --- the session
 
@@ -214,29 +131,37 @@ class Link:
             ip = board.wifi_connect(wifi["ssid"], wifi["password"], _WIFI_TIMEOUT_MS)
             self._log("link: wifi up, ip %s" % ip)
             board.sync_time()
-        if _Net.ctx is None:
+        if self._ctx is None:
             self._tls()
         gc.collect()
         mqtt = self._cfg["mqtt"]
         if not self.verified:
             self._log("link: WARNING: this port cannot verify the broker's certificate; TLS unverified")
         self._log("link: connecting to %s:%d" % (mqtt["host"], mqtt["port"]))
-        client = simple.MQTTClient(self.uid, mqtt["host"], mqtt["port"], self.uid, mqtt["password"], KEEPALIVE)
-        client.set_last_will(self.topic("status"), _WILL, retain=True, qos=1)
-        client.set_callback(self._on_message)
-        self._client = client
+        s = socket.socket()
         try:
-            client.connect(True)  # _Net: TCP, then TLS (_Sock.connect), then MQTT CONNECT
+            s.settimeout(_IO_TIMEOUT_MS / 1000)
+            s.connect(socket.getaddrinfo(mqtt["host"], mqtt["port"])[0][-1])
+            self._room = None
+            gc.collect()  # the TLS socket object wants one block of heap: the room just let go
+            s = self._ctx.wrap_socket(s, server_hostname=mqtt["host"])
         except Exception:
-            if client.sock is not None:
-                client.sock.close()
+            s.close()
             raise
-        self._sock = client.sock
+        s.setblocking(False)  # reads and writes wait in _park, with their time limit
+        self._sock = s
+        self._poll.register(s, select.POLLIN)
+        self._rx = self._tx = time.ticks_ms()
+        status = self.topic("status")
+        self._send(0x10, _CONNECT, _str(self.uid), _str(status), _str(_WILL), _str(self.uid), _str(mqtt["password"]))
+        head, body = self._packet()
+        if head != 0x20 or body[1]:  # CONNACK and its return code
+            raise OSError("broker refused the connection (CONNACK %02x %r)" % (head, bytes(body)))
         # Subscribed before `status` says online: the backend sends a command as soon as it sees the board
         # online, and a command published before the subscription would be lost.
-        for topic, (qos, _) in self._subs.items():
-            client.subscribe(topic, qos)
-        client.publish(self.topic("status"), json.dumps(self._status()), True, 1)
+        for topic in self._subs:
+            self._subscribe(topic)
+        self._publish(status, json.dumps(self._status()), True)
         self.up = True
         self._since = time.ticks_ms()
         self._ping_at = None
@@ -248,15 +173,17 @@ class Link:
         """End the session (if any) and schedule the next attempt."""
         lasted = time.ticks_diff(time.ticks_ms(), self._since) if self.up else 0
         self.up = False
-        if self._sock is not None:
+        s = self._sock
+        if s is not None:
+            self._sock = None
+            self._poll.unregister(s)
             try:
-                self._sock.close()
+                s.close()
             except Exception:
                 pass
-        self._sock = self._client = None
         gc.collect()
-        if _Net.room is None:
-            _Net.room = bytearray(_TLS_ROOM)
+        if self._room is None:
+            self._room = bytearray(_TLS_ROOM)
         if lasted >= _STABLE_MS:
             self._failures = 0
         delay = min(_BACKOFF_MAX_MS, _BACKOFF_MIN_MS << min(self._failures, 6))
@@ -275,17 +202,9 @@ class Link:
             self._drop("session lost", e)
             return False
 
-    def publish(self, suffix, payload, retain=False, qos=1):
-        """Publish `payload` (bytes or str) below the device's prefix; False when down or failed."""
-        if not self.up:
-            return False
-        return self._io(self._client.publish, self.topic(suffix), payload, retain, qos)
-
-    def _on_message(self, topic, msg):
-        entry = self._subs.get(bytes(topic))
-        if entry:
-            self.got = True
-            entry[1](msg)
+    def publish(self, suffix, payload, retain=False):
+        """Publish `payload` (bytes or str) below the device's prefix at QoS 1; False when down or failed."""
+        return self.up and self._io(self._publish, self.topic(suffix), payload, retain)
 
     def wait(self, ms):
         """Serve the session for up to `ms`: incoming messages to their handlers, pings when due.
@@ -301,23 +220,123 @@ class Link:
             if not self.up:
                 time.sleep_ms(left)
                 return
-            if self._sock.readable(min(left, 1000)):
-                for _ in range(8):  # several packets may be buffered by TLS
-                    before = self._sock.reads
-                    if not self._io(self._client.check_msg) or self._sock.reads == before:
-                        break
-            if self.up:
-                self._keepalive()
+            self._io(self._serve, min(left, 1000))
 
-    def _keepalive(self):
+    def _serve(self, ms):
+        if self._poll.poll(ms):
+            while self._packet(False):  # all that came: TLS may hold several packets
+                pass
         now = time.ticks_ms()
-        sock = self._sock
         if self._ping_at is not None:
-            if time.ticks_diff(sock.rx, self._ping_at) >= 0:
+            if time.ticks_diff(self._rx, self._ping_at) >= 0:
                 self._ping_at = None  # the broker answered (PINGRESP or anything)
             elif time.ticks_diff(now, self._ping_at) > _IO_TIMEOUT_MS:
-                self._drop("session lost", OSError(ETIMEDOUT, "no answer to ping"))
-                return
-        if self._ping_at is None and time.ticks_diff(now, sock.tx) >= KEEPALIVE * 500:
+                raise OSError(ETIMEDOUT, "no answer to ping")
+        if self._ping_at is None and time.ticks_diff(now, self._tx) >= KEEPALIVE * 500:
             self._ping_at = now
-            self._io(self._client.ping)
+            self._write(b"\xc0\x00")  # PINGREQ
+
+    # --- MQTT packets
+
+    def _publish(self, topic, payload, retain):
+        self._pid = self._pid % 0xFFFF + 1
+        pid = self._pid.to_bytes(2, "big")
+        if isinstance(payload, str):
+            payload = payload.encode()  # the remaining length counts bytes, not characters
+        self._send(0x32 | retain, _str(topic), pid, payload)  # PUBLISH, QoS 1
+        self._await(0x40, pid)  # PUBACK
+
+    def _subscribe(self, topic):
+        self._pid = self._pid % 0xFFFF + 1
+        pid = self._pid.to_bytes(2, "big")
+        self._send(0x82, pid, _str(topic), b"\x01")  # SUBSCRIBE, QoS 1
+        if self._await(0x90, pid)[2] & 0x80:  # SUBACK: 0x80 is a refusal
+            raise OSError("subscription refused: %s" % topic.decode())
+
+    def _await(self, kind, pid):
+        """The body of the broker's next packet of type `kind` for packet id `pid` (others are served)."""
+        while True:
+            head, body = self._packet()
+            if head == kind and body[:2] == pid:
+                return body
+
+    def _send(self, head, *parts):
+        """One packet: the byte `head` (type and flags), the remaining length, then `parts` (bytes)."""
+        n = 0
+        for part in parts:
+            n += len(part)
+        pre = bytearray((head,))
+        while n > 0x7F:
+            pre.append(n & 0x7F | 0x80)
+            n >>= 7
+        pre.append(n)
+        self._write(pre)
+        for part in parts:
+            self._write(part)
+
+    def _packet(self, wait=True):
+        """The broker's next packet as (first byte, body); None when not `wait` and none has begun.
+
+        An incoming PUBLISH is acknowledged (QoS 1) and handed to its topic's handler here.
+        """
+        head = self._read(1, wait)
+        if head is None:
+            return None
+        n = shift = 0
+        while True:  # the remaining length: 7 bits a byte, least significant first
+            b = self._read(1)[0]
+            n |= (b & 0x7F) << shift
+            if b < 0x80:
+                break
+            shift += 7
+        head = head[0]
+        body = self._read(n) if n else b""
+        if head & 0xF0 == 0x30:  # PUBLISH: topic, packet id (QoS 1; 2 is never asked for), message
+            i = (body[0] << 8 | body[1]) + 2
+            topic = body[2:i]
+            if head & 6:
+                self._send(0x40, body[i : i + 2])  # PUBACK
+                i += 2
+            handler = self._subs.get(topic)
+            if handler:
+                self.got = True
+                handler(body[i:])
+        return head, body
+
+    # --- the socket: non-blocking, every read and write limited to _IO_TIMEOUT_MS (OSError ETIMEDOUT)
+
+    def _read(self, n, wait=True):
+        """n bytes of the session; None when not `wait` and nothing is there."""
+        got = b""
+        deadline = time.ticks_add(time.ticks_ms(), _IO_TIMEOUT_MS)
+        while True:
+            chunk = self._sock.read(n - len(got))
+            if chunk is not None:
+                if not chunk:
+                    raise OSError("the broker closed the connection")
+                got += chunk
+                if len(got) >= n:
+                    self._rx = time.ticks_ms()
+                    return got
+            elif not (got or wait):
+                return None
+            self._park(select.POLLIN, deadline)
+
+    def _write(self, buf):
+        mv = memoryview(buf)
+        deadline = time.ticks_add(time.ticks_ms(), _IO_TIMEOUT_MS)
+        while len(mv):
+            sent = self._sock.write(mv)
+            if sent:
+                mv = mv[sent:]
+            else:
+                self._park(select.POLLOUT, deadline)
+        self._tx = time.ticks_ms()
+
+    def _park(self, event, deadline):
+        left = time.ticks_diff(deadline, time.ticks_ms())
+        if left <= 0:
+            raise OSError(ETIMEDOUT)
+        self._poll.modify(self._sock, event)
+        self._poll.poll(min(left, 100))
+        self._poll.modify(self._sock, select.POLLIN)

@@ -1,7 +1,7 @@
 """Emulated boards for the device tests: the real `micropython` running the built firmware from a flash dir.
 
     flash = make_flash(built_flash, tmp_path / "flash", registration)   # a copy, plus config.json
-    async with Board(flash) as board:          # runs `micropython main.py`, restarts it like the emulator
+    async with Board(flash) as board:          # runs `micropython -m main`, restarts it like the emulator
         await board.wait_for("link: online")
     board.lines                                # every log line, with "--- exit N" between runs
 
@@ -68,11 +68,13 @@ class Board:
         self._task = asyncio.create_task(self._supervise())
 
     async def _supervise(self):
-        env = {**os.environ, "MICROPYPATH": ":.frozen:lib"}  # a board's sys.path, relative to the flash
+        # As a board runs: sys.path ('', '.frozen', 'lib') relative to the flash, main.py imported (`micropython
+        # main.py` would put the flash's absolute path first on sys.path, and into every module's file name).
+        env = {**os.environ, "MICROPYPATH": ":.frozen:lib"}
         argv = [str(MICROPYTHON)]
         if self.heapsize:
             argv += ["-X", f"heapsize={self.heapsize}"]
-        argv.append("main.py")
+        argv += ["-m", "main"]
         while not self._stopping:
             self._proc = await asyncio.create_subprocess_exec(
                 *argv, cwd=self.flash, env=env,

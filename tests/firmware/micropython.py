@@ -28,11 +28,11 @@ class Result:
 def run(code, flash, *, path_before=(), heapsize=None, timeout=10):
     """Run the MicroPython source `code` with `flash` as the working directory and first on the path.
 
-    sys.path is the given `path_before` directories (e.g. stubs hiding a built-in module), then
-    `flash`, `flash`/lib, and `.frozen` (the port's frozen modules). `heapsize` is `-X heapsize=`, e.g. "16k".
+    sys.path is the given `path_before` directories (e.g. stubs hiding a built-in module), then a board's:
+    "" (the flash), ".frozen" (the port's frozen modules), "lib". `heapsize` is `-X heapsize=`, e.g. "16k".
     """
     flash = Path(flash)
-    path = [*map(str, path_before), str(flash), str(flash / "lib"), ".frozen"]
+    path = [*map(str, path_before), "", ".frozen", "lib"]
     argv = [str(MICROPYTHON)]
     if heapsize:
         argv += ["-X", f"heapsize={heapsize}"]
