@@ -22,6 +22,7 @@ _CHUNK = const(128)
 # How json.dumps writes the validated section (CPython's at provisioning, MicroPython's in config.save). A quote
 # inside a JSON string is escaped, so these bytes are that key and nothing else.
 _PERIOD_KEY = b'"telemetry": {"period": '
+_TAIL = const(23)  # len(_PERIOD_KEY) - 1
 
 
 def reboot(app, cmd_id, payload):
@@ -46,23 +47,40 @@ def set_telemetry_period(app, cmd_id, payload):
     period = payload.get("period")
     if not isinstance(period, int) or isinstance(period, bool) or not _PERIOD_MIN <= period <= _PERIOD_MAX:
         raise ValueError("period must be a whole number of seconds from %d to %d" % (_PERIOD_MIN, _PERIOD_MAX))
-    at = _period_at()
-    if at < 0:  # written otherwise (by hand, or without a period): the whole file, parsed
+    # config.json copied to the new file _CHUNK bytes at a time, the number after _PERIOD_KEY replaced on the way.
+    with open(_CONFIG, "rb") as src, open(_TMP, "wb") as dst:
+        text = b""
+        while True:
+            chunk = src.read(_CHUNK)
+            text += chunk
+            i = text.find(_PERIOD_KEY)
+            if i >= 0 or not chunk:
+                break
+            dst.write(text[:-_TAIL])
+            text = text[-_TAIL:]  # may hold the key's start
+        found = i >= 0
+        if found:
+            i += len(_PERIOD_KEY)
+            text += src.read(8)  # the number (at most 5 digits) and what follows it
+            j = i
+            while j < len(text) and 0x30 <= text[j] <= 0x39:
+                j += 1
+            found = j > i
+        if found:
+            dst.write(text[:i])
+            dst.write(str(period))
+            dst.write(text[j:])
+            while chunk:
+                chunk = src.read(_CHUNK)
+                dst.write(chunk)
+    if found:
+        os.rename(_TMP, _CONFIG)
+    else:  # written otherwise (by hand, or without a period): the whole file, parsed
         cfg = _load()
         if not isinstance(cfg.get("telemetry"), dict):
             cfg["telemetry"] = {}
         cfg["telemetry"]["period"] = period
         _save(cfg)
-    else:
-        with open(_CONFIG, "rb") as src, open(_TMP, "wb") as dst:
-            _copy(src, dst, at)
-            dst.write(str(period))
-            c = src.read(1)
-            while b"0" <= c <= b"9":  # the old number
-                c = src.read(1)
-            dst.write(c)
-            _copy(src, dst, -1)
-        os.rename(_TMP, _CONFIG)
     app.tele.set_period(period)
     return {"period": period}
 
@@ -80,34 +98,3 @@ def _save(cfg):
     with open(_TMP, "w") as f:
         json.dump(cfg, f)
     os.rename(_TMP, _CONFIG)
-
-
-def _period_at():
-    """The offset in config.json of the number after _PERIOD_KEY, or -1 when there is none."""
-    keep = len(_PERIOD_KEY) - 1  # what may be the key's start at the end of one read
-    tail = b""
-    base = 0  # the file offset of tail[0]
-    with open(_CONFIG, "rb") as f:
-        while True:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                return -1
-            text = tail + chunk
-            i = text.find(_PERIOD_KEY)
-            if i >= 0:
-                i += len(_PERIOD_KEY)
-                c = text[i : i + 1] or f.read(1)
-                return base + i if b"0" <= c <= b"9" else -1
-            tail = text[-keep:]
-            base += len(text) - len(tail)
-
-
-def _copy(src, dst, n):
-    """Copy n bytes (n < 0: all that is left) from file src to file dst, _CHUNK at a time."""
-    while n:
-        chunk = src.read(_CHUNK if n < 0 else min(n, _CHUNK))
-        if not chunk:
-            return
-        dst.write(chunk)
-        if n > 0:
-            n -= len(chunk)

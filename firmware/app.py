@@ -77,9 +77,6 @@ class App:
         self.link.subscribe("cmd", self.cmds.queue)
         gc.collect()
 
-    def uptime(self):
-        return self._uptime_ms // 1000
-
     def status(self):
         gc.collect()
         b = self.b
@@ -101,7 +98,7 @@ class App:
         if self.user is not None:
             values.update(self.user.telemetry())
         values.update(self.b.sensors())
-        values["uptime"] = self.uptime()
+        values["uptime"] = self._uptime_ms // 1000
         values["free_mem"] = gc.mem_free()
         rssi = self.b.rssi()
         if rssi is not None:
@@ -123,7 +120,7 @@ class App:
     def _builtin(self, cmd_id, kind, payload):
         """A built-in command: admin.py's function `kind`, its module loaded for this command only."""
         if kind == "ping":  # the health check: answered without loading anything, even on a full heap
-            return {"uptime": self.uptime()}
+            return {"uptime": self._uptime_ms // 1000}
         import admin
 
         try:
@@ -144,8 +141,7 @@ class App:
                 self._uptime_ms += time.ticks_diff(now, self._last)
                 self._last = now
                 self.link.step()
-                if self.cmds.pending():
-                    self.cmds.run()
+                if self.cmds.run():
                     gc.collect()
                 self.tele.tick()
                 self.link.wait(_LOOP_MS)

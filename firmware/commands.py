@@ -3,7 +3,7 @@
     cmds = Commands(link, ("reboot", "ping"), builtin)  # builtin(cmd_id, kind, payload) -> result
     cmds.custom("relay_toggle", handler)    # a `custom` command by payload["cmd"]: handler(payload) -> result
     link.subscribe("cmd", cmds.queue)
-    cmds.run()                              # in the main loop: run what arrived, ack each
+    cmds.run()                              # in the main loop: run what arrived, ack each; True if any
 
 The built-in types go to one function (app.py loads their code only when one arrives); a `custom` command
 naming a built-in ({"cmd": "ping"}) is that built-in. A handler's return value is acked `done` with it as
@@ -41,12 +41,11 @@ class Commands:
         else:
             self._log("cmd: queue full, dropped a command")
 
-    def pending(self):
-        return bool(self._queue)
-
     def run(self):
+        ran = bool(self._queue)
         while self._queue:
             self._run(self._queue.pop(0))
+        return ran
 
     def ack(self, cmd_id, state, result=None, error=None):
         body = {"id": cmd_id, "state": state}
@@ -77,33 +76,27 @@ class Commands:
             self._log("cmd: no id, ignored")
             return
         cmd_id = cmd["id"]
-        try:
-            result = self._dispatch(cmd_id, cmd.get("type"), cmd.get("payload", {}))
-        except Exception as e:
-            self.ack(cmd_id, "failed", error=_text(e))
-            return
-        self.ack(cmd_id, "done", result=result)
-
-    def _dispatch(self, cmd_id, kind, payload):
+        kind = cmd.get("type")
+        payload = cmd.get("payload")
         if payload is None:
             payload = {}
-        if not isinstance(payload, dict):
-            raise ValueError("payload must be an object")
-        if kind == "custom":
-            kind = payload.get("cmd")
-            handler = self._custom.get(kind)
-            if handler is not None:
-                return handler(payload)
-            if kind not in self._kinds:  # built-ins by name too: {"cmd": "ping"}
-                raise ValueError("unknown custom command %r" % (kind,))
-        elif kind not in self._kinds:
-            raise ValueError("unknown command type %r" % (kind,))
-        return self._builtin(cmd_id, kind, payload)
-
-
-def _text(e):
-    text = " ".join(str(e).split())
-    return "%s: %s" % (type(e).__name__, text) if text else type(e).__name__
+        try:
+            if not isinstance(payload, dict):
+                raise ValueError("payload must be an object")
+            handler = None
+            if kind == "custom":
+                kind = payload.get("cmd")
+                handler = self._custom.get(kind)
+                if handler is None and kind not in self._kinds:  # built-ins by name too: {"cmd": "ping"}
+                    raise ValueError("unknown custom command %r" % (kind,))
+            elif kind not in self._kinds:
+                raise ValueError("unknown command type %r" % (kind,))
+            result = handler(payload) if handler else self._builtin(cmd_id, kind, payload)
+        except Exception as e:
+            text = " ".join(str(e).split())
+            self.ack(cmd_id, "failed", error="%s: %s" % (type(e).__name__, text) if text else type(e).__name__)
+            return
+        self.ack(cmd_id, "done", result=result)
 
 
 def _find_id(msg):

@@ -23,15 +23,13 @@ TLS: the broker's certificate is verified against cfg["mqtt"]["ca"] and its name
 cfg["mqtt"]["host"], except on a port that cannot verify (board.TLS_VERIFIES false, ESP8266): there the
 session is encrypted only, the link warns on every connect, and `verified` stays False.
 
-Memory: one SSLContext for good, made by tlsctx.py when the Link is made (the CA's PEM text is then dropped
-from the config, and tlsctx.py from the heap); `status` is published only after the subscriptions, so a
-command sent on seeing the board online is not lost; a room for the TLS socket object is held between
-sessions (_TLS_ROOM).
+Memory: the set-up code (the TLS context, each connect) is connect.py, loaded for one call and unloaded;
+one SSLContext for good, made when the Link is made (the CA's PEM text is then dropped from the config);
+`status` is published only after the subscriptions, so a command sent on seeing the board online is not
+lost; a room for the TLS socket object is held between sessions (_TLS_ROOM).
 """
 
 import gc
-import json
-import socket
 import sys
 import time
 from errno import ETIMEDOUT
@@ -40,17 +38,11 @@ from random import getrandbits
 import select
 from micropython import const
 
-KEEPALIVE = const(60)  # seconds, as the protocol says
+_KEEPALIVE = const(60)  # seconds, as the protocol says (connect.py's CONNECT says so too)
 _IO_TIMEOUT_MS = const(10000)  # a read or write of the session, a TCP connect, the TLS handshake
-_WIFI_TIMEOUT_MS = const(20000)
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
 _STABLE_MS = const(60000)  # a session that lasted this long resets the backoff
-_PREFIX = "mpfleet/v1/"
-_WILL = b'{"online":false}'
-# CONNECT's variable header: protocol "MQTT" level 4; flags 0xEE: user name, password, will retained (0x20) at
-# QoS 1 (0x08), will (0x04), clean session (0x02); keepalive 60 s (0x3C).
-_CONNECT = b"\x00\x04MQTT\x04\xee\x00\x3c"
 # The TLS socket object (its mbedTLS session state: 544 bytes on the 64-bit unix port, measured; less on a
 # 32-bit board) is one block of heap: a room for it is held from boot and between sessions, and let go just
 # before the handshake, so a fragmented heap still has the block. The SSLContext (~3 KB) is made once, at
@@ -72,7 +64,7 @@ class Link:
         self._status = status
         self._log = log
         self.uid = cfg["mqtt"]["uid"]
-        self._prefix = _PREFIX + self.uid + "/"
+        self._prefix = "mpfleet/v1/%s/" % self.uid
         self._subs = {}  # full topic (bytes) -> handler(msg bytes)
         self._sock = None  # the TLS socket of the session
         self._poll = select.poll()
@@ -88,26 +80,24 @@ class Link:
         self._ping_at = None
         self._room = bytearray(_TLS_ROOM)
         try:  # now, while the heap is young: the CA's PEM text and its decoding leave no holes behind
-            self._tls()
-        except Exception:  # a broken CA: every attempt fails and says why (_connect)
+            self._setup("context")
+        except Exception:  # a broken CA: every attempt fails and says why (connect.run makes it again)
             pass
 
-    def _tls(self):
-        """The one SSLContext of the link (tlsctx.py, unloaded after: it is made once per boot)."""
-        import tlsctx
+    def _setup(self, name):
+        """connect.py's function `name`(self): the module is loaded for the call only."""
+        import connect
 
         try:
-            self._ctx = tlsctx.context(self._cfg["mqtt"], self.verified)
+            getattr(connect, name)(self)
         finally:
-            del sys.modules["tlsctx"]
+            del connect
+            del sys.modules["connect"]
 
-    def topic(self, suffix):
-        return (self._prefix + suffix).encode()
-
-    def subscribe(self, suffix, handler):
-        """Add `suffix` (below the device's prefix) to the table; handler(msg bytes) is called for its
+    def subscribe(self, name, handler):
+        """Add topic `name` (below the device's prefix) to the table; handler(msg bytes) is called for its
         messages from inside wait(), so it should only queue work. Applied now if up, and on every connect."""
-        topic = self.topic(suffix)
+        topic = (self._prefix + name).encode()
         self._subs[topic] = handler
         if self.up:
             self._io(self._subscribe, topic)
@@ -119,57 +109,14 @@ class Link:
         if self.up or time.ticks_diff(self._next, time.ticks_ms()) > 0:
             return
         try:
-            self._connect()
+            self._setup("run")
         except Exception as e:  # every failure of an attempt is a failed attempt
             self._drop("connect failed", e)
-
-    def _connect(self):
-        board = self._board
-        if not board.wifi_connected():
-            wifi = self._cfg["wifi"]
-            self._log("link: joining wifi %r" % wifi["ssid"])
-            ip = board.wifi_connect(wifi["ssid"], wifi["password"], _WIFI_TIMEOUT_MS)
-            self._log("link: wifi up, ip %s" % ip)
-            board.sync_time()
-        if self._ctx is None:
-            self._tls()
-        gc.collect()
-        mqtt = self._cfg["mqtt"]
-        if not self.verified:
-            self._log("link: WARNING: this port cannot verify the broker's certificate; TLS unverified")
-        self._log("link: connecting to %s:%d" % (mqtt["host"], mqtt["port"]))
-        s = socket.socket()
-        try:
-            s.settimeout(_IO_TIMEOUT_MS / 1000)
-            s.connect(socket.getaddrinfo(mqtt["host"], mqtt["port"])[0][-1])
-            self._room = None
-            gc.collect()  # the TLS socket object wants one block of heap: the room just let go
-            s = self._ctx.wrap_socket(s, server_hostname=mqtt["host"])
-        except Exception:
-            s.close()
-            raise
-        s.setblocking(False)  # reads and writes wait in _park, with their time limit
-        self._sock = s
-        self._poll.register(s, select.POLLIN)
-        self._rx = self._tx = time.ticks_ms()
-        status = self.topic("status")
-        self._send(0x10, _CONNECT, _str(self.uid), _str(status), _str(_WILL), _str(self.uid), _str(mqtt["password"]))
-        head, body = self._packet()
-        if head != 0x20 or body[1]:  # CONNACK and its return code
-            raise OSError("broker refused the connection (CONNACK %02x %r)" % (head, bytes(body)))
-        # Subscribed before `status` says online: the backend sends a command as soon as it sees the board
-        # online, and a command published before the subscription would be lost.
-        for topic in self._subs:
-            self._subscribe(topic)
-        self._publish(status, json.dumps(self._status()), True)
-        self.up = True
-        self._since = time.ticks_ms()
-        self._ping_at = None
-        self._log("link: online as %s (tls %s)" % (self.uid, "verified" if self.verified else "UNVERIFIED"))
+            return
         if self.on_up:
             self.on_up()
 
-    def _drop(self, why, error):
+    def _drop(self, reason, e):
         """End the session (if any) and schedule the next attempt."""
         lasted = time.ticks_diff(time.ticks_ms(), self._since) if self.up else 0
         self.up = False
@@ -190,28 +137,29 @@ class Link:
         delay = delay // 2 + getrandbits(16) % (delay // 2 + 1)  # jitter: a fleet does not come back at once
         self._failures += 1
         self._next = time.ticks_add(time.ticks_ms(), delay)
-        text = " ".join(str(error).split())  # mbedTLS texts come with line breaks
-        self._log("link: %s: %s: %s; next attempt in %d ms" % (why, type(error).__name__, text, delay))
+        text = " ".join(str(e).split())  # mbedTLS texts come with line breaks
+        self._log("link: %s: %s: %s; next attempt in %d ms" % (reason, type(e).__name__, text, delay))
 
-    def _io(self, fn, *args):
-        """fn(*args) on the session; False (and the session dropped) when it failed."""
+    def _io(self, f, *args):
+        """f(*args) on the session; False (and the session dropped) when it failed."""
         try:
-            fn(*args)
+            f(*args)
             return True
         except Exception as e:
             self._drop("session lost", e)
             return False
 
-    def publish(self, suffix, payload, retain=False):
-        """Publish `payload` (bytes or str) below the device's prefix at QoS 1; False when down or failed."""
-        return self.up and self._io(self._publish, self.topic(suffix), payload, retain)
+    def publish(self, name, data, retain=False):
+        """Publish `data` (bytes or str) on topic `name` below the device's prefix, at QoS 1; False when down
+        or failed."""
+        return self.up and self._io(self._publish, (self._prefix + name).encode(), data, retain)
 
-    def wait(self, ms):
-        """Serve the session for up to `ms`: incoming messages to their handlers, pings when due.
+    def wait(self, timeout):
+        """Serve the session for up to `timeout` ms: incoming messages to their handlers, pings when due.
 
         Returns early once a message was handed over (self.got). Sleeps when down. Never raises.
         """
-        deadline = time.ticks_add(time.ticks_ms(), ms)
+        deadline = time.ticks_add(time.ticks_ms(), timeout)
         self.got = False
         while not self.got:
             left = time.ticks_diff(deadline, time.ticks_ms())
@@ -222,8 +170,8 @@ class Link:
                 return
             self._io(self._serve, min(left, 1000))
 
-    def _serve(self, ms):
-        if self._poll.poll(ms):
+    def _serve(self, timeout):
+        if self._poll.poll(timeout):
             while self._packet(False):  # all that came: TLS may hold several packets
                 pass
         now = time.ticks_ms()
@@ -232,33 +180,31 @@ class Link:
                 self._ping_at = None  # the broker answered (PINGRESP or anything)
             elif time.ticks_diff(now, self._ping_at) > _IO_TIMEOUT_MS:
                 raise OSError(ETIMEDOUT, "no answer to ping")
-        if self._ping_at is None and time.ticks_diff(now, self._tx) >= KEEPALIVE * 500:
+        if self._ping_at is None and time.ticks_diff(now, self._tx) >= _KEEPALIVE * 500:
             self._ping_at = now
             self._write(b"\xc0\x00")  # PINGREQ
 
     # --- MQTT packets
 
-    def _publish(self, topic, payload, retain):
+    def _publish(self, topic, data, retain):
         self._pid = self._pid % 0xFFFF + 1
         pid = self._pid.to_bytes(2, "big")
-        if isinstance(payload, str):
-            payload = payload.encode()  # the remaining length counts bytes, not characters
-        self._send(0x32 | retain, _str(topic), pid, payload)  # PUBLISH, QoS 1
-        self._await(0x40, pid)  # PUBACK
+        if isinstance(data, str):
+            data = data.encode()  # the remaining length counts bytes, not characters
+        self._send(0x32 | retain, _str(topic), pid, data)  # PUBLISH, QoS 1
+        while self._packet() != (0x40, pid):  # PUBACK; what comes before it is served
+            pass
 
     def _subscribe(self, topic):
         self._pid = self._pid % 0xFFFF + 1
         pid = self._pid.to_bytes(2, "big")
         self._send(0x82, pid, _str(topic), b"\x01")  # SUBSCRIBE, QoS 1
-        if self._await(0x90, pid)[2] & 0x80:  # SUBACK: 0x80 is a refusal
-            raise OSError("subscription refused: %s" % topic.decode())
-
-    def _await(self, kind, pid):
-        """The body of the broker's next packet of type `kind` for packet id `pid` (others are served)."""
-        while True:
+        while True:  # SUBACK: the packet id, then 0x80 for a refusal; what comes before it is served
             head, body = self._packet()
-            if head == kind and body[:2] == pid:
-                return body
+            if head == 0x90 and body[:2] == pid:
+                if body[2] & 0x80:
+                    raise OSError("subscription refused: %s" % topic.decode())
+                return
 
     def _send(self, head, *parts):
         """One packet: the byte `head` (type and flags), the remaining length, then `parts` (bytes)."""

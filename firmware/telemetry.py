@@ -20,12 +20,6 @@ _CLOCK_SET = const(1577836800)  # 2020-01-01: a clock before this was never set
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
 
-def unix_time():
-    """Unix seconds, or None when the clock is not set."""
-    t = time.time() + _EPOCH
-    return int(t) if t >= _CLOCK_SET else None
-
-
 class Telemetry:
     def __init__(self, link, sample, period_s, log=print):
         self._link = link
@@ -34,7 +28,7 @@ class Telemetry:
         self.period = period_s
         self._next = time.ticks_ms()  # the first sample at once
         self._ring = [None] * _KEEP
-        self._head = 0
+        self._head = 0  # the oldest kept sample
         self._count = 0
         self.dropped = 0  # kept samples overwritten by newer ones
 
@@ -42,26 +36,23 @@ class Telemetry:
         self.period = period_s
         self._next = time.ticks_add(time.ticks_ms(), period_s * 1000)
 
-    def kept(self):
-        return self._count
-
     def tick(self):
-        if time.ticks_diff(self._next, time.ticks_ms()) > 0:
+        now = time.ticks_ms()
+        if time.ticks_diff(self._next, now) > 0:
             return
         self._next = time.ticks_add(self._next, self.period * 1000)
-        if time.ticks_diff(self._next, time.ticks_ms()) <= 0:  # fell behind: no burst
-            self._next = time.ticks_add(time.ticks_ms(), self.period * 1000)
+        if time.ticks_diff(self._next, now) <= 0:  # fell behind: no burst
+            self._next = time.ticks_add(now, self.period * 1000)
         try:
             values = self._sample()
         except Exception as e:  # a sensor or user hook that fails costs one sample
             self._log("telemetry: sample failed: %s" % e)
             return
-        payload = json.dumps({"ts": unix_time(), "values": values})
-        if not (self.flush() and self._link.publish("telemetry", payload)):
-            self._keep(payload)
-
-    def _keep(self, payload):
-        if self._count == _KEEP:
+        ts = time.time() + _EPOCH
+        payload = json.dumps({"ts": int(ts) if ts >= _CLOCK_SET else None, "values": values})
+        if self.flush() and self._link.publish("telemetry", payload):
+            return
+        if self._count == _KEEP:  # full: the oldest goes
             self._head = (self._head + 1) % _KEEP
             self._count -= 1
             self.dropped += 1

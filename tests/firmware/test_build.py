@@ -9,7 +9,7 @@ from .micropython import check, run
 FIRMWARE_MODULES = [
     "admin.mpy", "app.mpy", "commands.mpy", "config.mpy", "link.mpy", "main.py", "md5.mpy", "ports/__init__.mpy",
     "ports/esp32.mpy", "ports/esp8266.mpy", "ports/unix.mpy", "setup.mpy", "start.mpy", "telemetry.mpy",
-    "tlsctx.mpy", "user.mpy",
+    "user.mpy", "connect.mpy",
 ]
 
 
