@@ -4,17 +4,21 @@
     tele.tick()                                # in the main loop: samples when due, publishes
     tele.flush()                               # after a reconnect: the kept samples, oldest first
 
-While the link is down the last _KEEP samples are kept (a ring of encoded payloads, preallocated) and
-published after reconnecting with their original `ts`. `ts` is unix seconds when the clock is set, else
+While the link is down the last _KEEP samples are kept (a ring of encoded payloads, ~160 bytes each on the
+unix port) and published after reconnecting with their original `ts`. A sample is kept only while the heap
+keeps _ROOM bytes free, the oldest dropped first: on a small heap a full ring would leave no room to
+reconnect (connect.py, the TLS handshake), and the kept samples would never leave. `ts` is unix seconds when the clock is set, else
 null (the backend stamps it on receipt): a board's clock is right only after NTP.
 """
 
+import gc
 import json
 import time
 
 from micropython import const
 
 _KEEP = const(32)
+_ROOM = const(3072)  # bytes of heap left free for the reconnect while samples are kept
 _CLOCK_SET = const(1577836800)  # 2020-01-01: a clock before this was never set
 # Ports whose time() counts from 2000 (older ESP32/ESP8266 builds) are brought to unix seconds.
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
@@ -52,10 +56,13 @@ class Telemetry:
         payload = json.dumps({"ts": int(ts) if ts >= _CLOCK_SET else None, "values": values})
         if self.flush() and self._link.publish("telemetry", payload):
             return
-        if self._count == _KEEP:  # full: the oldest goes
+        gc.collect()
+        while self._count and (self._count == _KEEP or gc.mem_free() < _ROOM):  # the oldest goes
+            self._ring[self._head] = None
             self._head = (self._head + 1) % _KEEP
             self._count -= 1
             self.dropped += 1
+            gc.collect()
         self._ring[(self._head + self._count) % _KEEP] = payload
         self._count += 1
 
