@@ -6,7 +6,7 @@ no heap while the board only publishes. A handler that acks by itself (reboot, w
 
 config.json holds the CA's PEM text: parsing it whole (and config.py to check it) takes more heap, and more of
 it in one piece, than a board online has to spare. set_telemetry_period copies the file through a small buffer
-instead, the one number changed on the way.
+instead, the one number changed on the way; wifi_reset leaves the change to the next boot (start.py).
 """
 
 import json
@@ -19,6 +19,7 @@ _PERIOD_MAX = const(86400)
 _CONFIG = "config.json"
 _TMP = "config.json.tmp"  # the new file, renamed over the old one (config.load() takes it after a power cut between)
 _CHUNK = const(128)
+_FORGET_WIFI = "forget_wifi"  # for the next boot: take the Wi-Fi section out of config.json (start.py)
 # How json.dumps writes the validated section (CPython's at provisioning, MicroPython's in config.save). A quote
 # inside a JSON string is escaped, so these bytes are that key and nothing else.
 _PERIOD_KEY = b'"telemetry": {"period": '
@@ -34,9 +35,10 @@ def reboot(app, cmd_id, payload):
 
 def wifi_reset(app, cmd_id, payload):
     app.cmds.ack(cmd_id, "accepted")
-    cfg = _load()
-    cfg.pop("wifi", None)  # the next boot finds no Wi-Fi: setup mode
-    _save(cfg)
+    # The next boot takes the Wi-Fi section out of config.json (start.py), where the heap has room to parse the
+    # file, CA included, and then finds no Wi-Fi: setup mode.
+    with open(_FORGET_WIFI, "w"):
+        pass
     app.b.wifi_forget()
     app.cmds.ack(cmd_id, "done")
     print("app: wifi forgotten; reboot into setup")

@@ -2,6 +2,7 @@
 so none of this code stays in the heap.
 
 - the boot count and reason (the port's boot()), logged with the firmware version;
+- after a wifi_reset command, the Wi-Fi section taken out of config.json;
 - config.json (config.py): none usable -> setup mode (setup.py), which never returns;
 - the boot-loop counter (file `unreached`): a boot counts until the board reaches the broker (app.py then
   removes the file); after _SAFE_AFTER consecutive boots that never did, the board starts in safe mode;
@@ -18,12 +19,14 @@ VERSION = "0.1.0"
 _SAFE_AFTER = const(5)
 _UNREACHED = "unreached"  # consecutive boots that never reached the broker
 _MANIFEST = "manifest.json"  # {"version", "md5"} of the running app bundle
+_FORGET_WIFI = "forget_wifi"  # left by the wifi_reset command (admin.py)
 
 
 def run(b, log):
     """(cfg, boot, safe, fw) of this boot: the checked config, {"reason", "count"}, safe mode, the firmware."""
     reason, count = b.boot()
     log("app: boot %d (%s), firmware %s on %s" % (count, reason, VERSION, b.PLATFORM))
+    _forget_wifi(log)
     cfg = _load_config(log)
     if cfg is None:
         import setup
@@ -35,6 +38,26 @@ def run(b, log):
     if safe:
         log("app: SAFE MODE: %d boots in a row never reached the broker" % (unreached - 1))
     return cfg, {"reason": reason, "count": count}, safe, _firmware()
+
+
+def _forget_wifi(log):
+    """After a wifi_reset command (admin.py left file `forget_wifi`): the Wi-Fi section leaves config.json, then
+    the file goes. Done here, at boot, where the heap has room to parse config.json (the CA's PEM included)."""
+    try:
+        os.stat(_FORGET_WIFI)
+    except OSError:
+        return
+    try:
+        with open("config.json") as f:
+            cfg = json.load(f)
+        if cfg.pop("wifi", None) is not None:
+            with open("config.json.tmp", "w") as f:
+                json.dump(cfg, f)
+            os.rename("config.json.tmp", "config.json")
+    except (OSError, ValueError, AttributeError) as e:  # none, or not a JSON object: setup mode follows anyway
+        log("app: cannot edit config.json: %s" % e)
+    os.remove(_FORGET_WIFI)
+    log("app: wifi forgotten")
 
 
 def _load_config(log):
