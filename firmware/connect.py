@@ -1,5 +1,5 @@
 """The link's set-up code: its one TLS context (once per boot) and each connect. link.py imports this module for
-one call and unloads it again, so none of it holds heap while the session runs (~1.2 KB on the unix port).
+one call and unloads it again, so none of it holds heap while the session runs (~2 KB on the unix port).
 
 It is link.py's own code, in a module of its own only for that: it uses the Link's private parts.
 
