@@ -50,7 +50,7 @@ TARGET_KB = 32
 START_KB = 64
 STEP_KB = 8
 FLOOR_KB = 8
-TIMEOUT = 20.0  # seconds for one board run to pass all three checks
+TIMEOUT = 20.0  # seconds for one board run to pass all four checks
 POLL = 0.1
 # Run as a board runs: sys.path ('', '.frozen', 'lib') relative to the flash (the working directory), main.py
 # imported as `-m main` (`micropython main.py` would put the flash's absolute path first on sys.path). Each
