@@ -10,7 +10,7 @@
 MQTT 3.1.1 is spoken here, the part of it a board needs (docs/protocol.md): CONNECT with a clean session, user
 name and password and a retained QoS 1 will; SUBSCRIBE at QoS 1; PUBLISH at QoS 1 both ways (a publish returns
 once the broker's PUBACK came; an incoming one is acknowledged and handed to its handler); PINGREQ. It replaced
-umqtt.simple, which needed a socket shim around it (time limits, one TLS context) and took ~5 KB more heap than
+umqtt.simple, which needed a socket shim around it (time limits, one TLS context) and took ~4 KB more heap than
 this, too much on an ESP8266 (docs/firmware.md).
 
 Every read and write of the session has a time limit (_IO_TIMEOUT_MS); the link pings after keepalive/2 of
@@ -39,7 +39,7 @@ import select
 from micropython import const
 
 _KEEPALIVE = const(60)  # seconds, as the protocol says (connect.py's CONNECT says so too)
-_IO_TIMEOUT_MS = const(10000)  # a read or write of the session, a TCP connect, the TLS handshake
+_IO_TIMEOUT_MS = const(10000)  # a read or write of the session
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
 _STABLE_MS = const(60000)  # a session that lasted this long resets the backoff
