@@ -264,7 +264,8 @@ class MqttClient:
     def _publish_received(self, first_byte, body):
         qos = first_byte >> 1 & 3
         topic_end = 2 + int.from_bytes(body[:2])
-        topic = body[2:topic_end].decode()
+        # A broker should refuse a topic that is not UTF-8; if one does not, the name is mangled, not fatal.
+        topic = body[2:topic_end].decode(errors="replace")
         if qos == 1:
             self._outgoing.append(b"\x40\x02" + body[topic_end:topic_end + 2])
             topic_end += 2
