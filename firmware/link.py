@@ -1,4 +1,4 @@
-"""The board's link to the broker: Wi-Fi, then one TLS MQTT session, kept up for good.
+"""The board's link to the broker: Wi-Fi, then one TLS MQTT session (umqtt.simple), kept up for good.
 
     link = Link(cfg, board, status)      # status(): the dict published retained on every connect
     link.subscribe("cmd", on_cmd)        # the subscription table, re-applied on every connect
@@ -7,17 +7,18 @@
         link.publish("telemetry", b"{...}")  # False when the session is down or was just lost
         link.wait(200)                   # serves incoming messages and pings for up to 200 ms
 
-MQTT 3.1.1 is spoken here, the part of it a board needs (docs/protocol.md): CONNECT with a clean session, user
-name and password and a retained QoS 1 will; SUBSCRIBE at QoS 1; PUBLISH at QoS 1 both ways (a publish returns
-once the broker's PUBACK came; an incoming one is acknowledged and handed to its handler); PINGREQ. It replaced
-umqtt.simple, which needed a socket shim around it (time limits, one TLS context) and took ~4 KB more heap than
-this, too much on an ESP8266 (docs/firmware.md).
+MQTT is micropython-lib's umqtt.simple (1.3.4 as built, or a newer one a maker installs with mip): CONNECT with a
+clean session, user name and password and a retained QoS 1 will; SUBSCRIBE and PUBLISH at QoS 1. umqtt.simple
+blocks and never pings, so the link is its socket: connect.py puts the link in place of umqtt.simple's `socket`
+module for each connect, and from then on every read and write of the session goes through the link, on the
+TLS socket underneath, with a time limit (_IO_TIMEOUT_MS). umqtt.simple itself is told ssl=False; its
+protocol code is used as it is.
 
-Every read and write of the session has a time limit (_IO_TIMEOUT_MS); the link pings after keepalive/2 of
-silence and drops the session when the broker stays silent after a ping; any failure of the session (OSError,
-ValueError of a TLS verification, a refused CONNECT or SUBSCRIBE, a timeout, the broker closing) ends it, and
-the next attempt follows a jittered exponential backoff from 1 s up to 60 s. The TCP connect and the TLS
-handshake run on the plain socket and its time limit; the board's watchdog is the backstop there.
+The link pings after keepalive/2 of silence and drops the session when the broker stays silent after a ping;
+any failure of the session (OSError, ValueError of a TLS verification, umqtt.simple's MQTTException or a
+failed check of a broker's answer, a timeout, the broker closing) ends it, and the next attempt follows a
+jittered exponential backoff from 1 s up to 60 s. The TCP connect and the TLS handshake run on the plain
+socket and its time limit; the board's watchdog is the backstop there.
 
 TLS: the broker's certificate is verified against cfg["mqtt"]["ca"] and its name checked against
 cfg["mqtt"]["host"], except on a port that cannot verify (board.TLS_VERIFIES false, ESP8266): there the
@@ -50,13 +51,6 @@ _STABLE_MS = const(60000)  # a session that lasted this long resets the backoff
 _TLS_ROOM = const(1024)
 
 
-def _str(data):
-    """An MQTT string: its length in 2 bytes, then its bytes (text is sent as UTF-8)."""
-    if isinstance(data, str):
-        data = data.encode()
-    return len(data).to_bytes(2, "big") + data
-
-
 class Link:
     def __init__(self, cfg, board, status, log=print):
         self._cfg = cfg
@@ -66,10 +60,12 @@ class Link:
         self.uid = cfg["mqtt"]["uid"]
         self._prefix = "mpfleet/v1/%s/" % self.uid
         self._subs = {}  # full topic (bytes) -> handler(msg bytes)
+        self._client = None  # the session's umqtt.simple MQTTClient
         self._sock = None  # the TLS socket of the session
         self._poll = select.poll()
         self._ctx = None
-        self._pid = 0  # the last packet id used
+        self._wait = True  # umqtt.simple's setblocking(): False, a read returns None when nothing has come
+        self._idle = False  # a read found nothing (since the last look)
         self.verified = bool(board.TLS_VERIFIES)
         self.up = False
         self.got = False  # a message was handed to a handler since the last look
@@ -79,7 +75,7 @@ class Link:
         self._since = self._rx = self._tx = 0  # ticks: the session began, data last came in, went out
         self._ping_at = None
         self._room = bytearray(_TLS_ROOM)
-        try:  # now, while the heap is young: the CA's PEM text and its decoding leave no holes behind
+        try:  # now, while the heap is young: umqtt.simple, the CA's PEM text and its decoding leave no holes
             self._setup("context")
         except Exception:  # a broken CA: every attempt fails and says why (connect.run makes it again)
             pass
@@ -100,7 +96,7 @@ class Link:
         topic = (self._prefix + name).encode()
         self._subs[topic] = handler
         if self.up:
-            self._io(self._subscribe, topic)
+            self._io(self._client.subscribe, topic, 1)
 
     # --- the session
 
@@ -120,6 +116,7 @@ class Link:
         """End the session (if any) and schedule the next attempt."""
         lasted = time.ticks_diff(time.ticks_ms(), self._since) if self.up else 0
         self.up = False
+        self._client = None
         s = self._sock
         if s is not None:
             self._sock = None
@@ -152,7 +149,9 @@ class Link:
     def publish(self, name, data, retain=False):
         """Publish `data` (bytes or str) on topic `name` below the device's prefix, at QoS 1; False when down
         or failed."""
-        return self.up and self._io(self._publish, (self._prefix + name).encode(), data, retain)
+        if isinstance(data, str):
+            data = data.encode()  # umqtt.simple's remaining length is len(data): bytes, not characters
+        return self.up and self._io(self._client.publish, (self._prefix + name).encode(), data, retain, 1)
 
     def wait(self, timeout):
         """Serve the session for up to `timeout` ms: incoming messages to their handlers, pings when due.
@@ -172,8 +171,9 @@ class Link:
 
     def _serve(self, timeout):
         if self._poll.poll(timeout):
-            while self._packet(False):  # all that came: TLS may hold several packets
-                pass
+            self._idle = False
+            while not self._idle:  # all that came: TLS may hold several packets
+                self._client.check_msg()
         now = time.ticks_ms()
         if self._ping_at is not None:
             if time.ticks_diff(self._rx, self._ping_at) >= 0:
@@ -182,77 +182,28 @@ class Link:
                 raise OSError(ETIMEDOUT, "no answer to ping")
         if self._ping_at is None and time.ticks_diff(now, self._tx) >= _KEEPALIVE * 500:
             self._ping_at = now
-            self._write(b"\xc0\x00")  # PINGREQ
+            self._client.ping()
 
-    # --- MQTT packets
+    def _on_message(self, topic, msg):
+        """umqtt.simple's callback: an incoming message to its topic's handler."""
+        handler = self._subs.get(topic)
+        if handler:
+            self.got = True
+            handler(msg)
 
-    def _publish(self, topic, data, retain):
-        self._pid = self._pid % 0xFFFF + 1
-        pid = self._pid.to_bytes(2, "big")
-        if isinstance(data, str):
-            data = data.encode()  # the remaining length counts bytes, not characters
-        self._send(0x32 | retain, _str(topic), pid, data)  # PUBLISH, QoS 1
-        while self._packet() != (0x40, pid):  # PUBACK; what comes before it is served
-            pass
+    # --- umqtt.simple's socket (connect.py): the TLS socket, non-blocking underneath, every read and write
+    # limited to _IO_TIMEOUT_MS (OSError ETIMEDOUT)
 
-    def _subscribe(self, topic):
-        self._pid = self._pid % 0xFFFF + 1
-        pid = self._pid.to_bytes(2, "big")
-        self._send(0x82, pid, _str(topic), b"\x01")  # SUBSCRIBE, QoS 1
-        while True:  # SUBACK: the packet id, then 0x80 for a refusal; what comes before it is served
-            head, body = self._packet()
-            if head == 0x90 and body[:2] == pid:
-                if body[2] & 0x80:
-                    raise OSError("subscription refused: %s" % topic.decode())
-                return
+    def setblocking(self, flag):
+        """umqtt.simple's check_msg: False, a read returns None when nothing has come; True, it waits."""
+        self._wait = flag
 
-    def _send(self, head, *parts):
-        """One packet: the byte `head` (type and flags), the remaining length, then `parts` (bytes)."""
-        n = 0
-        for part in parts:
-            n += len(part)
-        pre = bytearray((head,))
-        while n > 0x7F:
-            pre.append(n & 0x7F | 0x80)
-            n >>= 7
-        pre.append(n)
-        self._write(pre)
-        for part in parts:
-            self._write(part)
+    def settimeout(self, timeout):
+        """A newer umqtt.simple's connect and check_msg: waiting again, within the link's own limit."""
+        self._wait = True
 
-    def _packet(self, wait=True):
-        """The broker's next packet as (first byte, body); None when not `wait` and none has begun.
-
-        An incoming PUBLISH is acknowledged (QoS 1) and handed to its topic's handler here.
-        """
-        head = self._read(1, wait)
-        if head is None:
-            return None
-        n = shift = 0
-        while True:  # the remaining length: 7 bits a byte, least significant first
-            b = self._read(1)[0]
-            n |= (b & 0x7F) << shift
-            if b < 0x80:
-                break
-            shift += 7
-        head = head[0]
-        body = self._read(n) if n else b""
-        if head & 0xF0 == 0x30:  # PUBLISH: topic, packet id (QoS 1; 2 is never asked for), message
-            i = (body[0] << 8 | body[1]) + 2
-            topic = body[2:i]
-            if head & 6:
-                self._send(0x40, body[i : i + 2])  # PUBACK
-                i += 2
-            handler = self._subs.get(topic)
-            if handler:
-                self.got = True
-                handler(body[i:])
-        return head, body
-
-    # --- the socket: non-blocking, every read and write limited to _IO_TIMEOUT_MS (OSError ETIMEDOUT)
-
-    def _read(self, n, wait=True):
-        """n bytes of the session; None when not `wait` and nothing is there."""
+    def read(self, n):
+        """n bytes of the session; None when not waiting and nothing has come."""
         got = b""
         deadline = time.ticks_add(time.ticks_ms(), _IO_TIMEOUT_MS)
         while True:
@@ -264,12 +215,17 @@ class Link:
                 if len(got) >= n:
                     self._rx = time.ticks_ms()
                     return got
-            elif not (got or wait):
+            elif not (got or self._wait):
+                self._idle = True
                 return None
             self._park(select.POLLIN, deadline)
 
-    def _write(self, buf):
+    def write(self, buf, n=None):
+        """buf (its first n bytes if given), whole; returns its length."""
         mv = memoryview(buf)
+        if n is not None:
+            mv = mv[:n]
+        n = len(mv)
         deadline = time.ticks_add(time.ticks_ms(), _IO_TIMEOUT_MS)
         while len(mv):
             sent = self._sock.write(mv)
@@ -278,6 +234,7 @@ class Link:
             else:
                 self._park(select.POLLOUT, deadline)
         self._tx = time.ticks_ms()
+        return n
 
     def _park(self, event, deadline):
         left = time.ticks_diff(deadline, time.ticks_ms())

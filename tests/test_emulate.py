@@ -236,13 +236,17 @@ def test_errors_are_one_line(tmp_path):
 
 
 def test_the_firmware_is_built_once_into_every_directory(tmp_path, capsys):
+    # A cache already holding umqtt.simple: no network needed.
+    umqtt = tmp_path / "cache" / f"umqtt.simple-{firmware_build.UMQTT_VERSION}" / "umqtt" / "simple.py"
+    umqtt.parent.mkdir(parents=True)
+    umqtt.write_text("class MQTTClient:\n    def connect(self):\n        pass\n")
     one = tmp_path / "one"
     two = flash_dir(tmp_path / "two", "unix_Two")
     one.mkdir()
     (one / "md5.py").write_text("stale = True\n")  # a source left over: the new md5.mpy must not be shadowed
 
-    files = emulate.install_firmware([one, two])
-    assert "link.mpy" in files and "md5.mpy" in files and "config.mpy" in files
+    files = emulate.install_firmware([one, two], cache_dir=tmp_path / "cache")
+    assert "lib/umqtt/simple.mpy" in files and "link.mpy" in files and "md5.mpy" in files and "config.mpy" in files
     for flash in (one, two):
         for name in files:
             assert (flash / name).is_file(), name

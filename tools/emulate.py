@@ -50,6 +50,8 @@ def add_parser(commands):
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="flash directory of one board")
     parser.add_argument("--no-build", action="store_true",
                         help="run what the directories hold as it is, without building the firmware into them")
+    parser.add_argument("--cache", type=Path, default=firmware_build.DEFAULT_CACHE_DIR, metavar="DIR",
+                        help="download cache of the firmware build (default: build/cache of the repository)")
     parser.set_defaults(run=run)
 
 
@@ -57,7 +59,7 @@ def run(args):
     dirs = check_dirs(args.dirs)
     micropython = find_micropython()
     if not args.no_build:
-        install_firmware(dirs)
+        install_firmware(dirs, cache_dir=args.cache)
     for flash in dirs:
         if not (flash / "main.py").is_file():
             raise CommandError(f"{flash}: no main.py to run"
@@ -119,7 +121,7 @@ def find_micropython():
     return found
 
 
-def install_firmware(dirs):
+def install_firmware(dirs, *, cache_dir=None):
     """Build the firmware once and copy it into every flash directory; return the files (relative).
 
     Like firmware_build.build() into each: a stale counterpart (.py of a new .mpy, or the reverse) is removed,
@@ -128,7 +130,7 @@ def install_firmware(dirs):
     say(f"emulate: building the firmware (mpy-cross) for {_count(len(dirs), 'flash directory', 'flash directories')}"
         " ...")
     with tempfile.TemporaryDirectory(prefix="mpfleet-flash-") as staging:
-        files = firmware_build.build(staging)
+        files = firmware_build.build(staging, cache_dir=cache_dir)
         for flash in dirs:
             for name in files:
                 target = flash / name

@@ -1,45 +1,96 @@
 """Build the firmware into a flash directory, as a board holds it.
 
     flash/
-      app.mpy, link.mpy, config.mpy, md5.mpy, ports/__init__.mpy, ...   firmware/, compiled with mpy-cross
+      app.mpy, link.mpy, config.mpy, ussl.mpy, ports/__init__.mpy, ...   firmware/, compiled with mpy-cross
       main.py, boot.py                                                 kept as source: MicroPython runs them as such
+      lib/umqtt/simple.mpy                                             micropython-lib's MQTT client
 
-The firmware needs nothing beyond MicroPython's own modules (link.py speaks MQTT itself), so a build needs no
-network. Each module is compiled with MPY_CROSS_OPTIONS, and its name inside the .mpy is its file name on the
-board ("ports/unix.mpy"): MicroPython interns both for good, and this way they are one string.
+umqtt.simple comes from PyPI (`micropython-umqtt.simple` 1.3.4, an sdist holding only umqtt/simple.py and no
+setup.py, so `pip download` refuses it while preparing its metadata). fetch_umqtt() reads the package index's
+simple page (PEP 503) for the file and its sha256, checks both against the pinned hash, and keeps the sdist and
+its umqtt/simple.py in a cache directory (build/cache, not in git); later builds use the cache offline.
+
+Each module is compiled with mpy-cross, and its name inside the .mpy is its file name on the board
+("ports/unix.mpy", "lib/umqtt/simple.mpy"): MicroPython interns both for good, and this way they are one string.
 """
 
 import argparse
+import hashlib
 import importlib.util
+import io
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from html.parser import HTMLParser
 from pathlib import Path
 
 from .errors import CommandError
 
 REPO = Path(__file__).resolve().parent.parent
 FIRMWARE_DIR = REPO / "firmware"
+DEFAULT_CACHE_DIR = REPO / "build" / "cache"
+
+UMQTT_PACKAGE = "micropython-umqtt.simple"
+UMQTT_VERSION = "1.3.4"
+UMQTT_SHA256 = "b6a2520239e3992c63a7de9370ee9b3d9d27819a90359c521f1c0f7ccab8d12f"  # its sdist on PyPI
+DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 
 SOURCE_ONLY = ("main.py", "boot.py")  # at the top of flash, run as source
-# mpy-cross -O3: no line numbers in the bytecode (tracebacks name the file and function only) and no asserts (the
-# firmware has none). A board loads a module's bytecode into its heap, so this is heap every boot: ~1 KB here.
+# mpy-cross -O3 for the firmware's own modules: no line numbers in the bytecode (tracebacks name the file and
+# function only) and no asserts (the firmware has none). A board loads a module's bytecode into its heap, so this
+# is heap every boot: ~1 KB here.
 MPY_CROSS_OPTIONS = ("-O3",)
+# umqtt.simple is compiled as it is meant to run: its asserts are its checks of the broker's answers (CONNACK,
+# PUBACK, SUBACK), which -O1 and up would drop.
+UMQTT_MPY_CROSS_OPTIONS = ()
+_TIMEOUT = 30  # seconds, for each request to the package index
 
 
 class BuildError(CommandError):
-    """A build step failed: no sources, or the compiler; the text says which and why."""
+    """A build step failed: a download, a check, or the compiler; the text says which and why."""
 
 
-def build(flash_dir, *, compile=True, source=None):
-    """Put the firmware into `flash_dir`; return the files written (relative, sorted).
+def fetch_umqtt(cache_dir=None, *, index_url=None):
+    """Path of umqtt/simple.py of micropython-umqtt.simple 1.3.4, fetched once into `cache_dir`.
+
+    The cache keeps the sdist as downloaded and the unpacked file; a later call uses them without the
+    network. The index is `index_url`, else $PIP_INDEX_URL, else PyPI. Raises BuildError when the
+    package index cannot be reached or its file does not match the pinned sha256.
+    """
+    cache_dir = Path(cache_dir or DEFAULT_CACHE_DIR)
+    target = cache_dir / f"umqtt.simple-{UMQTT_VERSION}" / "umqtt" / "simple.py"
+    if target.is_file() and _is_umqtt(target.read_bytes()):
+        return target
+    archive = cache_dir / f"{UMQTT_PACKAGE}-{UMQTT_VERSION}.tar.gz"
+    sdist = archive.read_bytes() if archive.is_file() else b""
+    if hashlib.sha256(sdist).hexdigest() != UMQTT_SHA256:
+        index_url = index_url or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX_URL
+        sdist = _download_sdist(index_url, UMQTT_PACKAGE, UMQTT_VERSION, UMQTT_SHA256)
+        _write_atomic(archive, sdist)
+    source = _member(sdist, "umqtt/simple.py")
+    if not _is_umqtt(source):
+        raise BuildError(f"{UMQTT_PACKAGE} {UMQTT_VERSION}: its umqtt/simple.py has no MQTTClient.connect")
+    _write_atomic(target, source)
+    return target
+
+
+def build(flash_dir, *, cache_dir=None, compile=True, source=None):
+    """Put the firmware and umqtt.simple into `flash_dir`; return the files written (relative, sorted).
 
     Modules are compiled to .mpy unless compile is false; a stale counterpart (.py for a new .mpy or the
     reverse) is removed so it cannot shadow the new file. Other files (config.json) are left alone.
     Raises BuildError.
     """
-    return sorted(install_firmware(flash_dir, compile=compile, source=source))
+    files = install_umqtt(flash_dir, cache_dir=cache_dir, compile=compile)  # first: it may need the network
+    files += install_firmware(flash_dir, compile=compile, source=source)
+    return sorted(files)
 
 
 def install_firmware(flash_dir, *, compile=True, source=None):
@@ -58,6 +109,13 @@ def install_firmware(flash_dir, *, compile=True, source=None):
     return files
 
 
+def install_umqtt(flash_dir, *, cache_dir=None, compile=True):
+    """umqtt.simple (fetched or cached) into `flash_dir`/lib/umqtt; returns its file in a list."""
+    src = fetch_umqtt(cache_dir)
+    rel = Path("lib", "umqtt", "simple.py")
+    return [_install(src, Path(flash_dir), rel, compile=compile, options=UMQTT_MPY_CROSS_OPTIONS)]
+
+
 def mpy_header(path):
     """(mpy version, sub-version, native architecture) of a compiled .mpy file."""
     head = Path(path).read_bytes()[:4]
@@ -66,23 +124,23 @@ def mpy_header(path):
     return head[1], head[2] & 3, head[2] >> 2
 
 
-def _install(src, flash_dir, rel, *, compile):
+def _install(src, flash_dir, rel, *, compile, options=MPY_CROSS_OPTIONS):
     out = flash_dir / (rel.with_suffix(".mpy") if compile else rel)
     out.parent.mkdir(parents=True, exist_ok=True)
     stale = out.with_suffix(".py" if compile else ".mpy")
     if stale.exists():
         stale.unlink()
     if compile:
-        _mpy_cross(src, out, rel.as_posix(), out.relative_to(flash_dir).as_posix())
+        _mpy_cross(src, out, rel.as_posix(), out.relative_to(flash_dir).as_posix(), options)
     else:
         shutil.copyfile(src, out)
     return out.relative_to(flash_dir).as_posix()
 
 
-def _mpy_cross(src, out, rel, name):
-    """Compile `src` (`rel` in firmware/) to `out`, named `name` inside."""
+def _mpy_cross(src, out, rel, name, options):
+    """Compile `src` (`rel` on the board, as source) to `out`, named `name` inside, with mpy-cross `options`."""
     result = subprocess.run(
-        [*_mpy_cross_command(), *MPY_CROSS_OPTIONS, "-o", str(out), "-s", name, str(src)],
+        [*_mpy_cross_command(), *options, "-o", str(out), "-s", name, str(src)],
         capture_output=True,
         text=True,
     )
@@ -104,13 +162,100 @@ def _mpy_cross_command():
     return [found]
 
 
+def _is_umqtt(source):
+    return b"class MQTTClient" in source and b"def connect(" in source
+
+
+class _Links(HTMLParser):
+    """The <a href> links of a PEP 503 simple page, with their text."""
+
+    def __init__(self):
+        super().__init__()
+        self.links = []
+        self._href = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self._href = dict(attrs).get("href")
+
+    def handle_data(self, data):
+        if self._href is not None:
+            self.links.append((self._href, data.strip()))
+            self._href = None
+
+
+def _normalize(name):
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
+
+
+def _download_sdist(index_url, package, version, sha256):
+    page_url = urllib.parse.urljoin(index_url.rstrip("/") + "/", _normalize(package) + "/")
+    page = _get(page_url, package, version).decode("utf-8", "replace")
+    parser = _Links()
+    parser.feed(page)
+    for href, text in parser.links:
+        url, _, fragment = href.partition("#")
+        filename = text or urllib.parse.unquote(url.rsplit("/", 1)[-1])
+        stem = filename.removesuffix(".tar.gz")
+        name, _, file_version = stem.rpartition("-")
+        if stem != filename and _normalize(name) == _normalize(package) and file_version == version:
+            break
+    else:
+        raise BuildError(f"{package} {version}: no source archive listed at {page_url}")
+    listed = fragment.partition("sha256=")[2]
+    if listed and listed != sha256:
+        raise BuildError(f"{package} {version}: the index lists sha256 {listed}, expected {sha256}")
+    data = _get(urllib.parse.urljoin(page_url, url), package, version)
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise BuildError(f"{package} {version}: downloaded file does not match sha256 {sha256}")
+    return data
+
+
+def _get(url, package, version):
+    try:
+        with urllib.request.urlopen(url, timeout=_TIMEOUT) as response:
+            return response.read()
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise BuildError(
+            f"cannot download {package} {version} from {url}: {reason} "
+            "(the firmware build needs the package index once; later builds use the cache)"
+        ) from None
+
+
+def _member(sdist, suffix):
+    try:
+        with tarfile.open(fileobj=io.BytesIO(sdist), mode="r:gz") as archive:
+            for member in archive.getmembers():
+                # <name>-<version>/umqtt/simple.py
+                if member.isfile() and member.name.split("/", 1)[-1] == suffix:
+                    return archive.extractfile(member).read()
+    except tarfile.TarError as error:
+        raise BuildError(f"{UMQTT_PACKAGE} {UMQTT_VERSION}: unreadable archive ({error})") from None
+    raise BuildError(f"{UMQTT_PACKAGE} {UMQTT_VERSION}: no {suffix} in the archive")
+
+
+def _write_atomic(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Build the firmware into a flash directory.")
     parser.add_argument("flash_dir", type=Path, help="directory to fill, as the board's flash")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR, help="download cache (default: build/cache)")
     parser.add_argument("--no-compile", action="store_true", help="copy .py sources instead of compiling to .mpy")
     args = parser.parse_args(argv)
     try:
-        files = build(args.flash_dir, compile=not args.no_compile)
+        files = build(args.flash_dir, cache_dir=args.cache, compile=not args.no_compile)
     except BuildError as error:
         print(f"firmware_build: {error}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ from mpfleet.tools import firmware_build
 
 @pytest.fixture(scope="session")
 def firmware_flash(tmp_path_factory):
-    """A flash directory holding the firmware's modules compiled to .mpy."""
+    """A flash directory holding the firmware's own modules compiled to .mpy (no umqtt: no network)."""
     flash = tmp_path_factory.mktemp("firmware") / "flash"
     firmware_build.install_firmware(flash)
     return flash
@@ -21,10 +21,21 @@ def flash(firmware_flash, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def built_flash(tmp_path_factory):
-    """The whole firmware, built once; boards get copies (device_harness.make_flash)."""
+def umqtt_cache(tmp_path_factory):
+    """A download cache into which umqtt.simple was just fetched from the package index."""
+    cache = tmp_path_factory.mktemp("cache")
+    try:
+        firmware_build.fetch_umqtt(cache)
+    except firmware_build.BuildError as error:
+        pytest.fail(f"umqtt.simple could not be fetched: {error}", pytrace=False)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def built_flash(umqtt_cache, tmp_path_factory):
+    """The whole firmware with umqtt.simple, built once; boards get copies (device_harness.make_flash)."""
     flash = tmp_path_factory.mktemp("device") / "flash"
-    firmware_build.build(flash)
+    firmware_build.build(flash, cache_dir=umqtt_cache)
     return flash
 
 

@@ -1,36 +1,192 @@
-"""tools/firmware_build.py: compiling the firmware, and the flash it makes."""
+"""tools/firmware_build.py: fetching umqtt.simple, compiling the firmware, and the flash it makes.
+
+Tests marked `network` fetch umqtt.simple from PyPI once per run (session fixture `umqtt_cache`); when
+PyPI cannot be reached they fail with the BuildError that says so.
+"""
+
+import functools
+import hashlib
+import http.server
+import io
+import shutil
+import socket
+import tarfile
+import threading
 
 import pytest
-from mpfleet.tools.firmware_build import BuildError, build, install_firmware, mpy_header
+from mpfleet.tools import firmware_build
+from mpfleet.tools.firmware_build import BuildError, build, fetch_umqtt, install_firmware, mpy_header
 
 from .micropython import check, run
 
 # Every firmware module compiled; main.py stays source (MicroPython runs main.py, not main.mpy).
 FIRMWARE_MODULES = [
     "admin.mpy", "app.mpy", "commands.mpy", "config.mpy", "link.mpy", "main.py", "md5.mpy", "ports/__init__.mpy",
-    "ports/_esp.mpy", "ports/esp32.mpy", "ports/esp8266.mpy", "ports/unix.mpy", "setup.mpy", "start.mpy", "telemetry.mpy",
-    "user.mpy", "connect.mpy",
+    "ports/_esp.mpy", "ports/esp32.mpy", "ports/esp8266.mpy", "ports/unix.mpy", "setup.mpy", "start.mpy",
+    "telemetry.mpy", "user.mpy", "connect.mpy", "ussl.mpy",
 ]
+UMQTT = "lib/umqtt/simple.mpy"
+
+
+def no_network(*args, **kwargs):
+    raise AssertionError("the network was used")
+
+
+# --- umqtt.simple from the package index
+
+
+@pytest.mark.network
+def test_fetch_umqtt_from_pypi(umqtt_cache):
+    path = fetch_umqtt(umqtt_cache, index_url=None)
+    assert path == umqtt_cache / "umqtt.simple-1.3.4" / "umqtt" / "simple.py"
+    assert b"class MQTTClient" in path.read_bytes()
+    sdist = (umqtt_cache / "micropython-umqtt.simple-1.3.4.tar.gz").read_bytes()
+    assert hashlib.sha256(sdist).hexdigest() == firmware_build.UMQTT_SHA256
+
+
+@pytest.mark.network
+def test_fetch_umqtt_again_uses_the_cache_only(umqtt_cache, monkeypatch):
+    path = umqtt_cache / "umqtt.simple-1.3.4" / "umqtt" / "simple.py"
+    mtime = path.stat().st_mtime_ns
+    monkeypatch.setattr(firmware_build.urllib.request, "urlopen", no_network)
+    assert fetch_umqtt(umqtt_cache) == path
+    assert path.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.network
+def test_a_damaged_cached_file_is_unpacked_again_from_the_cached_sdist(umqtt_cache, tmp_path, monkeypatch):
+    cache = shutil.copytree(umqtt_cache, tmp_path / "cache")
+    path = cache / "umqtt.simple-1.3.4" / "umqtt" / "simple.py"
+    good = path.read_bytes()
+    path.write_bytes(good[:100])
+    monkeypatch.setattr(firmware_build.urllib.request, "urlopen", no_network)
+    assert fetch_umqtt(cache).read_bytes() == good
+
+
+class Index:
+    """A package index (PEP 503 simple pages) served on localhost from a directory."""
+
+    def __init__(self, root):
+        self.root = root
+        handler = functools.partial(Quiet, directory=str(root))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/simple/"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    def publish(self, filename, data, sha256=None):
+        page = self.root / "simple" / "micropython-umqtt-simple"
+        page.mkdir(parents=True, exist_ok=True)
+        (self.root / filename).write_bytes(data)
+        sha256 = sha256 or hashlib.sha256(data).hexdigest()
+        (page / "index.html").write_text(f'<html><body><a href="../../{filename}#sha256={sha256}">{filename}</a><br/>')
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def index(tmp_path):
+    index = Index(tmp_path / "index")
+    index.thread.start()
+    yield index
+    index.server.shutdown()
+    index.server.server_close()
+
+
+def fake_sdist(source=b"class MQTTClient:\n    def connect(self):\n        pass\n"):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("micropython-umqtt.simple-1.3.4/umqtt/simple.py")
+        info.size = len(source)
+        archive.addfile(info, io.BytesIO(source))
+    return buffer.getvalue()
+
+
+@pytest.mark.network
+def test_fetch_umqtt_from_another_index(umqtt_cache, index, tmp_path):
+    sdist = (umqtt_cache / "micropython-umqtt.simple-1.3.4.tar.gz").read_bytes()
+    index.publish("micropython-umqtt.simple-1.3.4.tar.gz", sdist)
+    path = fetch_umqtt(tmp_path / "cache", index_url=index.url)
+    assert path.read_bytes() == (umqtt_cache / "umqtt.simple-1.3.4" / "umqtt" / "simple.py").read_bytes()
+
+
+def test_fetch_umqtt_refuses_a_file_that_is_not_the_pinned_one(index, tmp_path):
+    index.publish("micropython-umqtt.simple-1.3.4.tar.gz", fake_sdist(), sha256=firmware_build.UMQTT_SHA256)
+    with pytest.raises(BuildError, match="downloaded file does not match sha256"):
+        fetch_umqtt(tmp_path / "cache", index_url=index.url)
+    index.publish("micropython-umqtt.simple-1.3.4.tar.gz", fake_sdist())
+    with pytest.raises(BuildError, match="the index lists sha256 [0-9a-f]{64}, expected b6a2"):
+        fetch_umqtt(tmp_path / "cache", index_url=index.url)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_fetch_umqtt_needs_the_version_on_the_index(index, tmp_path):
+    index.publish("micropython-umqtt.simple-1.3.3.tar.gz", fake_sdist())
+    with pytest.raises(BuildError, match="micropython-umqtt.simple 1.3.4: no source archive listed at http"):
+        fetch_umqtt(tmp_path / "cache", index_url=index.url)
+
+
+def test_fetch_umqtt_says_when_the_index_is_unreachable(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/simple/"  # nobody listens there once closed
+    with pytest.raises(BuildError) as error:
+        fetch_umqtt(tmp_path / "cache", index_url=url)
+    assert str(error.value).startswith(f"cannot download micropython-umqtt.simple 1.3.4 from {url}")
+    assert "needs the package index once" in str(error.value)
 
 
 # --- the flash directory
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(umqtt_cache, tmp_path_factory):
     flash = tmp_path_factory.mktemp("built") / "flash"
-    return flash, build(flash)
+    return flash, build(flash, cache_dir=umqtt_cache)
 
 
-def test_build_writes_the_compiled_modules_and_nothing_else(built):
+@pytest.mark.network
+def test_build_writes_the_compiled_modules_and_umqtt_and_nothing_else(built):
     flash, files = built
-    assert files == sorted(FIRMWARE_MODULES)
+    assert files == sorted(FIRMWARE_MODULES + [UMQTT])
     assert sorted(p.relative_to(flash).as_posix() for p in flash.rglob("*") if p.is_file()) == files
 
 
-def test_a_module_is_named_by_its_file_on_the_board(built):
-    # The source name inside a .mpy and the module's __file__ are both interned for good: one string, not two.
+@pytest.mark.network
+def test_the_board_imports_umqtt_and_ussl_from_mpy(built):
     flash, _ = built
+    code = """
+import ssl, ussl
+from umqtt import simple
+assert ussl.wrap_socket is ssl.wrap_socket and ussl.CERT_REQUIRED == ssl.CERT_REQUIRED
+client = simple.MQTTClient("espressif8266_G8VfdNhn7jqN", "mpfleet.lan", ssl=True)
+print(simple.__file__, ussl.__file__, client.port)
+"""
+    assert check(code, flash) == "lib/umqtt/simple.mpy ussl.mpy 8883\n"
+
+
+@pytest.mark.network
+def test_umqtt_keeps_its_asserts(built, umqtt_cache):
+    # Its asserts check the broker's answers (CONNACK, PUBACK, SUBACK): umqtt.simple is not compiled with -O3,
+    # unlike the firmware's own modules, and its tracebacks keep their line numbers.
+    flash, _ = built
+    code = """
+import sys
+from umqtt import simple
+try:
+    simple.MQTTClient("x", "h").set_last_will(b"t", b"m", qos=3)
+except AssertionError as e:
+    sys.print_exception(e)
+"""
+    out = check(code, flash)
+    assert "AssertionError" in out and 'File "lib/umqtt/simple.mpy", line ' in out, out
+
+
+def test_a_module_is_named_by_its_file_on_the_board(firmware_flash):
+    # The source name inside a .mpy and the module's __file__ are both interned for good: one string, not two.
+    flash = firmware_flash
     code = """
 import sys
 import link, ports.unix
@@ -45,15 +201,19 @@ except Exception as e:
     assert 'File "link.mpy"' in result.out, str(result)
 
 
-def test_mpy_fits_a_heap_where_source_does_not(built, tmp_path):
+@pytest.mark.network
+def test_mpy_fits_a_heap_where_source_does_not(built, umqtt_cache, tmp_path):
     # What compiling buys: the compiler's own memory. Measured on this port: link.py needs a 12 KB heap
-    # from .mpy and more than 24 KB from source.
+    # from .mpy and more than 24 KB from source; umqtt.simple 16 KB from .mpy, more than that from source.
     flash, _ = built
     assert check("import link\nprint('ok')", flash, heapsize="12k") == "ok\n"
+    assert check("import umqtt.simple\nprint('ok')", flash, heapsize="16k") == "ok\n"
     source_flash = tmp_path / "source"
-    build(source_flash, compile=False)
-    assert (source_flash / "link.py").exists()
+    build(source_flash, cache_dir=umqtt_cache, compile=False)
+    assert (source_flash / "link.py").exists() and (source_flash / "lib/umqtt/simple.py").exists()
     result = run("import link", source_flash, heapsize="24k")
+    assert result.code == 1 and "MemoryError" in result.out, str(result)
+    result = run("import umqtt.simple", source_flash, heapsize="16k")
     assert result.code == 1 and "MemoryError" in result.out, str(result)
 
 
@@ -66,6 +226,13 @@ def test_mpy_files_match_the_boards_mpy_version(firmware_flash):
     for name in FIRMWARE_MODULES:
         if name.endswith(".mpy"):
             assert mpy_header(firmware_flash / name) == (mpy & 0xFF, 0, 0)
+
+
+@pytest.mark.network
+def test_umqtt_matches_the_boards_mpy_version(built):
+    flash, _ = built
+    mpy = int(check("import sys\nprint(sys.implementation._mpy)", flash))
+    assert mpy_header(flash / UMQTT) == (mpy & 0xFF, 0, 0)
 
 
 def test_main_and_boot_stay_source_and_stale_counterparts_go(tmp_path):

@@ -1,7 +1,7 @@
 """The device runtime on the emulated board against the real backend: online, telemetry, commands, TLS.
 
-Each test builds nothing: the firmware is built once per session (tools/firmware_build.py),
-copied per board, and given a config.json from a registration.
+Each test builds nothing: the firmware is built once per session (tools/firmware_build.py, umqtt.simple
+from the package index once: `network`), copied per board, and given a config.json from a registration.
 Every board is the real `micropython` process (tests/firmware/device_harness.py).
 """
 
@@ -14,6 +14,7 @@ import pytest
 from ..polling import detail, eventually, final_command, online_detail, send_command
 from .device_harness import Board, make_flash
 
+pytestmark = pytest.mark.network
 
 
 @pytest.fixture

@@ -8,10 +8,13 @@ import socket
 import time
 from datetime import datetime
 
+import pytest
+
 from ..conftest import Backend
 from ..polling import eventually, online_detail
 from .device_harness import Board, make_flash
 
+pytestmark = pytest.mark.network
 
 OUTAGE = 20.0
 

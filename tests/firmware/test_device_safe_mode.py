@@ -6,9 +6,12 @@ a boot that reaches the broker resets the counter.
 import json
 import socket
 
+import pytest
+
 from ..polling import eventually, final_command, online_detail, send_command
 from .device_harness import Board, make_flash
 
+pytestmark = pytest.mark.network
 
 SAFE_AFTER = 5
 

@@ -9,8 +9,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import pytest
+
 from ..polling import eventually, final_command, online_detail
 from .device_harness import Board, make_flash
+
+pytestmark = pytest.mark.network
 
 
 def fetch(url, form=None):
