@@ -1,15 +1,10 @@
-"""The link's set-up code: its one TLS context (once per boot) and each connect. link.py imports this module for
-one call and unloads it again, so none of it holds heap while the session runs (~2 KB on the unix port).
+"""The link's connect: link.py imports this module for one call and unloads it again, so none of it holds heap
+while the session runs (~2 KB on the unix port). It is link.py's own code, in a module of its own only for
+that: it uses the Link's private parts.
 
-It is link.py's own code, in a module of its own only for that: it uses the Link's private parts.
-
-    context(link)   the SSLContext, into link._ctx. With the port's TLS_VERIFIES the broker's certificate is
-                    checked against mqtt.ca (CERT_REQUIRED) and its name against mqtt.host; else (ESP8266,
-                    axTLS) CERT_NONE: encrypted only. The CA goes into the context (mbedTLS keeps it outside
-                    the heap) and its PEM text is dropped from the config. Raises ValueError (or the TLS
-                    module's error) for a CA that cannot be used.
-    run(link)       Wi-Fi when down; umqtt.simple's connect (TCP, TLS handshake, CONNECT and CONNACK); the
-                    subscriptions; then the retained `status`: the session is up. Raises whatever fails.
+    run(link)   the TLS context if there is none yet (tlsctx.py); umqtt.simple's connect (TCP, TLS handshake,
+                CONNECT and CONNACK); the subscriptions; then the retained `status`: the session is up. Raises
+                whatever fails. Wi-Fi is up already (wifi.py, loaded before this module).
 
 umqtt.simple (1.3.4 and newer) opens its connection with its module's `socket.socket()` and `.connect(addr)`,
 and wraps it in TLS itself only with ssl=True, in a new context per connect (1.3.4: `ussl.wrap_socket`). The
@@ -26,9 +21,8 @@ import time
 
 import select
 from micropython import const
-from umqtt import simple
+from umqtt import simple  # loaded at boot already (link.py)
 
-_WIFI_TIMEOUT_MS = const(20000)
 _TCP_TIMEOUT_S = const(10)  # the TCP connect and the TLS handshake; then the session's own limits (link.py)
 _KEEPALIVE = const(60)  # seconds, as the protocol says (link.py pings after half of it)
 _WILL = b'{"online":false}'
@@ -44,42 +38,10 @@ class _Net:
         return _Net.link
 
 
-def context(link):
-    try:  # MicroPython >= 1.22: the native module under `ssl`, which is Python code loaded into the heap
-        import tls
-    except ImportError:
-        import ssl as tls
-
-    mqtt = link._cfg["mqtt"]
-    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-    if link.verified:
-        ctx.verify_mode = tls.CERT_REQUIRED
-        # The DER bytes of the first certificate of the PEM text (this unix port's mbedTLS parses DER only).
-        from binascii import a2b_base64
-
-        pem = mqtt["ca"]
-        start = pem.find("-----BEGIN CERTIFICATE-----")
-        end = pem.find("-----END CERTIFICATE-----", start)
-        if start < 0 or end < 0:
-            raise ValueError("mqtt.ca: no PEM certificate")
-        ctx.load_verify_locations(a2b_base64(pem[start + 27 : end].replace("\r", "").replace("\n", "").strip()))
-    else:
-        ctx.verify_mode = tls.CERT_NONE
-    mqtt["ca"] = None
-    link._ctx = ctx
-
-
 def run(link):
-    board = link._board
     log = link._log
-    if not board.wifi_connected():
-        wifi = link._cfg["wifi"]
-        log("link: joining wifi %r" % wifi["ssid"])
-        ip = board.wifi_connect(wifi["ssid"], wifi["password"], _WIFI_TIMEOUT_MS)
-        log("link: wifi up, ip %s" % ip)
-        board.sync_time()
     if link._ctx is None:
-        context(link)
+        link._setup("tlsctx")
     gc.collect()
     mqtt = link._cfg["mqtt"]
     if not link.verified:

@@ -24,8 +24,9 @@ TLS: the broker's certificate is verified against cfg["mqtt"]["ca"] and its name
 cfg["mqtt"]["host"], except on a port that cannot verify (board.TLS_VERIFIES false, ESP8266): there the
 session is encrypted only, the link warns on every connect, and `verified` stays False.
 
-Memory: the set-up code (the TLS context, each connect) is connect.py, loaded for one call and unloaded;
-one SSLContext for good, made when the Link is made (the CA's PEM text is then dropped from the config);
+Memory: the set-up code is loaded for one call and unloaded, one module at a time, after a gc.collect(): tlsctx.py
+makes the one SSLContext for good when the Link is made (the CA's PEM text is then dropped from the config),
+wifi.py joins Wi-Fi when it is down, connect.py does each connect;
 `status` is published only after the subscriptions, so a command sent on seeing the board online is not
 lost; a room for the TLS socket object is held between sessions (_TLS_ROOM).
 """
@@ -75,20 +76,22 @@ class Link:
         self._since = self._rx = self._tx = 0  # ticks: the session began, data last came in, went out
         self._ping_at = None
         self._room = bytearray(_TLS_ROOM)
-        try:  # now, while the heap is young: umqtt.simple, the CA's PEM text and its decoding leave no holes
-            self._setup("context")
-        except Exception:  # a broken CA: every attempt fails and says why (connect.run makes it again)
+        try:  # now, while the heap is young: the CA's PEM text and its decoding leave no holes behind
+            self._setup("tlsctx")
+        except Exception:  # a broken CA: every attempt fails and says why (connect.py tries it again)
             pass
+        # umqtt.simple (connect.py makes the session's client) now too, after the context: the context wants one
+        # block of ~3 KB, umqtt.simple ~5 KB in small pieces.
+        import umqtt.simple
 
     def _setup(self, name):
-        """connect.py's function `name`(self): the module is loaded for the call only."""
-        import connect
-
+        """run(self) of the link's module `name` (tlsctx, wifi, connect), loaded for the call only."""
+        gc.collect()
         try:
-            getattr(connect, name)(self)
+            __import__(name).run(self)
         finally:
-            del connect
-            del sys.modules["connect"]
+            if name in sys.modules:  # (not when its import failed)
+                del sys.modules[name]
 
     def subscribe(self, name, handler):
         """Add topic `name` (below the device's prefix) to the table; handler(msg bytes) is called for its
@@ -105,7 +108,9 @@ class Link:
         if self.up or time.ticks_diff(self._next, time.ticks_ms()) > 0:
             return
         try:
-            self._setup("run")
+            if not self._board.wifi_connected():
+                self._setup("wifi")
+            self._setup("connect")
         except Exception as e:  # every failure of an attempt is a failed attempt
             self._drop("connect failed", e)
             return
