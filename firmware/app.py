@@ -4,13 +4,16 @@ main() runs at every boot (main.py) and never returns:
 - start.py does the once-per-boot work (boot count, config or setup mode, the boot-loop counter and
   safe mode) and is unloaded before the link is made: code that ran once holds no heap;
 - in safe mode: connectivity (and OTA, once there is one) only, no user module, said in `status`;
-- the built-in commands live in admin.py, loaded for one command and unloaded after: they are rare;
+- commands are rare: each is parsed and run by commands.py, a built-in then by admin.py (`ping` here), each
+  module loaded for the command and unloaded before the next one loads; only their queue, the maker's custom
+  handlers and the ack stay here;
 - the loop feeds the watchdog, collects garbage at known points (after connecting, after commands,
   after samples) and survives whatever one of its steps raises;
 - anything escaping (a bug) is printed, and the board resets after a pause, as a watchdog would.
 """
 
 import gc
+import json
 import sys
 import time
 
@@ -19,8 +22,8 @@ from ports import board
 
 _WDT_MS = const(30000)
 _LOOP_MS = const(200)
-# The built-in command types, handled by admin.py; they answer as `custom` commands by name too.
-_BUILTIN = ("reboot", "wifi_reset", "ping", "set_telemetry_period", "ota")
+_QUEUE = const(4)  # commands waiting to run; more are dropped (the backend expires them)
+_ERROR_MAX = const(200)  # characters of an error text
 
 log = print
 
@@ -42,7 +45,8 @@ def main():
 
 
 def _unload(name):
-    del sys.modules[name]
+    if name in sys.modules:  # (not when its import failed)
+        del sys.modules[name]
     gc.collect()
 
 
@@ -51,7 +55,6 @@ class App:
         from link import Link  # the largest first, and its TLS set up, while the heap is young
 
         self.link = Link(cfg, b, self.status, log)
-        from commands import Commands
         from telemetry import Telemetry
 
         self.b = b
@@ -63,18 +66,19 @@ class App:
         self._last = time.ticks_ms()
         self._reached = False
         self.link.on_up = self._on_up
-        self.cmds = Commands(self.link, _BUILTIN, self._builtin, log)
+        self._queue = []  # commands (bytes) waiting for the loop
+        self._custom = {}  # custom command name -> the maker's handler(payload)
         self.tele = Telemetry(self.link, self.sample, cfg["telemetry"]["period"], log)
         self.user = None
         if not safe:
             try:
                 import user
 
-                user.register(self.cmds, b)
+                user.register(self, b)
                 self.user = user
             except Exception as e:  # a broken user module must not take the link down
                 log("app: user module failed: %s" % e)
-        self.link.subscribe("cmd", self.cmds.queue)
+        self.link.subscribe("cmd", self._cmd)
         gc.collect()
 
     def status(self):
@@ -117,18 +121,69 @@ class App:
         gc.collect()
         log("app: free heap %d after connect" % gc.mem_free())
 
-    def _builtin(self, cmd_id, kind, payload):
-        """A built-in command: admin.py's function `kind`, its module loaded for this command only."""
-        if kind == "ping":  # the health check: answered without loading anything, even on a full heap
-            return {"uptime": self._uptime_ms // 1000}
-        gc.collect()  # the command's garbage gone first: the module's code wants pieces of ~300 bytes
-        import admin
+    # --- commands
 
+    def custom(self, name, handler):
+        """Handle `custom` commands whose payload["cmd"] is `name`: handler(payload) -> result (user.py)."""
+        self._custom[name] = handler
+
+    def _cmd(self, msg):
+        """The link's handler for `cmd`: the message kept for the loop (bounded)."""
+        if len(self._queue) < _QUEUE:
+            self._queue.append(bytes(msg))
+        else:
+            log("cmd: queue full, dropped a command")
+
+    def ack(self, cmd_id, state, result=None, error=None):
+        """Publish the ack of command `cmd_id`: `state`, its `result` or its `error` (a text or an exception)."""
+        body = {"id": cmd_id, "state": state}
+        if result is not None:
+            body["result"] = result
+        if isinstance(error, Exception):
+            text = " ".join(str(error).split())
+            error = "%s: %s" % (type(error).__name__, text) if text else type(error).__name__
+        if error is not None:
+            body["error"] = error[:_ERROR_MAX]
         try:
-            return getattr(admin, kind)(self, cmd_id, payload)
-        finally:
-            del admin
-            _unload("admin")
+            data = json.dumps(body)
+        except (TypeError, ValueError) as e:  # a result that is no JSON value
+            body.pop("result", None)
+            body["state"] = "failed"
+            body["error"] = "result is not JSON: %s" % e
+            data = json.dumps(body)
+        log("cmd: %s %s%s" % (cmd_id, body["state"], (": " + body["error"]) if "error" in body else ""))
+        return self.link.publish("ack", data)
+
+    def _commands(self):
+        """Run the queued commands: commands.py for each, then a built-in's module with commands.py unloaded."""
+        while self._queue:
+            msg = self._queue.pop(0)
+            try:
+                import commands
+
+                todo = commands.run(self, msg)
+            finally:
+                commands = None
+                _unload("commands")
+            if todo:
+                self._builtin(*todo)
+
+    def _builtin(self, cmd_id, kind, payload):
+        """A built-in command: function `kind` of period.py or admin.py, the module loaded for this command only."""
+        if kind == "ping":  # the health check: answered without loading anything, even on a full heap
+            self.ack(cmd_id, "done", result={"uptime": self._uptime_ms // 1000})
+            return
+        name = "period" if kind == "set_telemetry_period" else "admin"
+        error = result = None
+        try:
+            result = getattr(__import__(name), kind)(self, cmd_id, payload)
+        except Exception as e:
+            error = e
+        _unload(name)
+        if error is None:
+            self.ack(cmd_id, "done", result=result)
+        else:
+            self.ack(cmd_id, "failed", error=error)
 
     # --- the loop
 
@@ -142,7 +197,8 @@ class App:
                 self._uptime_ms += time.ticks_diff(now, self._last)
                 self._last = now
                 self.link.step()
-                if self.cmds.run():
+                if self._queue:
+                    self._commands()
                     gc.collect()
                 self.tele.tick()
                 self.link.wait(_LOOP_MS)

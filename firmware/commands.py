@@ -1,102 +1,58 @@
-"""Commands from the backend (topic `cmd`) to their handlers, and their acks (topic `ack`).
+"""One command from the backend (topic `cmd`): parsed, run or handed back, acked. app.py imports this module for
+each command and unloads it again: commands are rare, and none of this code holds heap in between.
 
-    cmds = Commands(link, ("reboot", "ping"), builtin)  # builtin(cmd_id, kind, payload) -> result
-    cmds.custom("relay_toggle", handler)    # a `custom` command by payload["cmd"]: handler(payload) -> result
-    link.subscribe("cmd", cmds.queue)
-    cmds.run()                              # in the main loop: run what arrived, ack each; True if any
+    todo = commands.run(app, msg)   # None (done here), or (cmd_id, kind, payload) of a built-in for app.py
 
-The built-in types go to one function (app.py loads their code only when one arrives); a `custom` command
-naming a built-in ({"cmd": "ping"}) is that built-in. A handler's return value is acked `done` with it as
-`result`; an exception is acked `failed` with its text. A handler that acks by itself (reboot: `accepted`,
-`done`, then reset) calls ack() and never returns. An unknown type or custom name, malformed JSON or a
-payload that is not an object is acked `failed`; when even the id cannot be read nothing can be acked, and
-the command is only logged. Nothing here raises into the loop.
+A `custom` command runs its maker's handler (app.custom(), user.py) here; its return value is acked `done` with
+it as `result`, an exception `failed` with its text (app.ack). A built-in type, or a `custom` command naming a
+built-in ({"cmd": "ping"}), is handed back: app.py runs it after this module is unloaded (admin.py, loaded for
+it alone). An unknown type or custom name, malformed JSON or a payload that is not an object is acked
+`failed`; when even the id cannot be read nothing can be acked, and the command is only logged. Nothing here
+raises into the loop.
 """
 
 import json
 
-from micropython import const
-
-_QUEUE = const(4)  # commands waiting to run; more are dropped (the backend expires them)
-_ERROR_MAX = const(200)  # characters of an error text
+# The built-in command types (app.py, admin.py); they answer as `custom` commands by name too.
+_BUILTIN = ("reboot", "wifi_reset", "ping", "set_telemetry_period", "ota")
 
 
-class Commands:
-    def __init__(self, link, kinds, builtin, log=print):
-        self._link = link
-        self._kinds = kinds
-        self._builtin = builtin
-        self._log = log
-        self._custom = {}
-        self._queue = []
-
-    def custom(self, name, handler):
-        """Handle `custom` commands whose payload["cmd"] is `name`: handler(payload) -> result."""
-        self._custom[name] = handler
-
-    def queue(self, msg):
-        """The link's handler for `cmd`: keep the message for run() (bounded)."""
-        if len(self._queue) < _QUEUE:
-            self._queue.append(bytes(msg))
-        else:
-            self._log("cmd: queue full, dropped a command")
-
-    def run(self):
-        ran = bool(self._queue)
-        while self._queue:
-            self._run(self._queue.pop(0))
-        return ran
-
-    def ack(self, cmd_id, state, result=None, error=None):
-        body = {"id": cmd_id, "state": state}
-        if result is not None:
-            body["result"] = result
-        if error is not None:
-            body["error"] = error[:_ERROR_MAX]
-        try:
-            data = json.dumps(body)
-        except (TypeError, ValueError) as e:  # a result that is no JSON value
-            body.pop("result", None)
-            body["state"] = "failed"
-            body["error"] = "result is not JSON: %s" % e
-            data = json.dumps(body)
-        self._log("cmd: %s %s%s" % (cmd_id, body["state"], (": " + body["error"]) if "error" in body else ""))
-        return self._link.publish("ack", data)
-
-    def _run(self, msg):
-        try:
-            cmd = json.loads(msg)
-        except ValueError:
-            cmd_id = _find_id(msg)
-            self._log("cmd: malformed JSON (%d bytes)" % len(msg))
-            if cmd_id:
-                self.ack(cmd_id, "failed", error="malformed JSON")
-            return
-        if not isinstance(cmd, dict) or not isinstance(cmd.get("id"), str):
-            self._log("cmd: no id, ignored")
-            return
-        cmd_id = cmd["id"]
-        kind = cmd.get("type")
-        payload = cmd.get("payload")
-        if payload is None:
-            payload = {}
-        try:
-            if not isinstance(payload, dict):
-                raise ValueError("payload must be an object")
-            handler = None
-            if kind == "custom":
-                kind = payload.get("cmd")
-                handler = self._custom.get(kind)
-                if handler is None and kind not in self._kinds:  # built-ins by name too: {"cmd": "ping"}
-                    raise ValueError("unknown custom command %r" % (kind,))
-            elif kind not in self._kinds:
-                raise ValueError("unknown command type %r" % (kind,))
-            result = handler(payload) if handler else self._builtin(cmd_id, kind, payload)
-        except Exception as e:
-            text = " ".join(str(e).split())
-            self.ack(cmd_id, "failed", error="%s: %s" % (type(e).__name__, text) if text else type(e).__name__)
-            return
-        self.ack(cmd_id, "done", result=result)
+def run(app, msg):
+    try:
+        cmd = json.loads(msg)
+    except ValueError:
+        cmd_id = _find_id(msg)
+        print("cmd: malformed JSON (%d bytes)" % len(msg))
+        if cmd_id:
+            app.ack(cmd_id, "failed", error="malformed JSON")
+        return None
+    if not isinstance(cmd, dict) or not isinstance(cmd.get("id"), str):
+        print("cmd: no id, ignored")
+        return None
+    cmd_id = cmd["id"]
+    kind = cmd.get("type")
+    payload = cmd.get("payload")
+    if payload is None:
+        payload = {}
+    try:
+        if not isinstance(payload, dict):
+            raise ValueError("payload must be an object")
+        handler = None
+        if kind == "custom":
+            kind = payload.get("cmd")
+            handler = app._custom.get(kind)
+            if handler is None and kind not in _BUILTIN:  # built-ins by name too: {"cmd": "ping"}
+                raise ValueError("unknown custom command %r" % (kind,))
+        elif kind not in _BUILTIN:
+            raise ValueError("unknown command type %r" % (kind,))
+        if handler is None:
+            return cmd_id, kind, payload
+        result = handler(payload)
+    except Exception as e:
+        app.ack(cmd_id, "failed", error=e)
+        return None
+    app.ack(cmd_id, "done", result=result)
+    return None
 
 
 def _find_id(msg):

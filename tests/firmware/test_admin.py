@@ -1,5 +1,5 @@
-"""firmware/admin.py on the unix port: set_telemetry_period rewrites config.json through a small buffer, in a
-heap too small to parse the file, and keeps every other byte; wifi_reset drops the Wi-Fi section."""
+"""firmware/period.py on the unix port: set_telemetry_period rewrites config.json through a small buffer, in a
+heap too small to parse the file, and keeps every other byte."""
 
 import json
 
@@ -11,7 +11,7 @@ CA = "-----BEGIN CERTIFICATE-----\n" + "MIIBszCCAVmgAwIBAgIUQ" * 60 + "\n-----EN
 
 # A stand-in for app.py's App: what the built-ins use of it. Prints the command's result and the period set.
 SET_PERIOD = """
-import admin
+import period
 
 class Tele:
     def set_period(self, p):
@@ -20,7 +20,7 @@ class Tele:
 class App:
     tele = Tele()
 
-print(admin.set_telemetry_period(App(), "c1", PAYLOAD))
+print(period.set_telemetry_period(App(), "c1", PAYLOAD))
 """
 
 
