@@ -132,7 +132,10 @@ class Link:
                 pass
         gc.collect()
         if self._room is None:
-            self._room = bytearray(_TLS_ROOM)
+            try:
+                self._room = bytearray(_TLS_ROOM)
+            except MemoryError:  # no such block now: the next handshake takes its chances
+                pass
         if lasted >= _STABLE_MS:
             self._failures = 0
         delay = min(_BACKOFF_MAX_MS, _BACKOFF_MIN_MS << min(self._failures, 6))
