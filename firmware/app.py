@@ -18,7 +18,6 @@ import sys
 import time
 
 from micropython import const
-from ports import board
 
 _WDT_MS = const(30000)
 _LOOP_MS = const(200)
@@ -29,7 +28,11 @@ log = print
 
 
 def main():
-    b = board()
+    import ports
+
+    b = ports.board()  # the port's module stays; the package's own code is needed no more
+    del ports
+    _unload("ports")
     try:
         import start
 
@@ -143,15 +146,9 @@ class App:
             text = " ".join(str(error).split())
             error = "%s: %s" % (type(error).__name__, text) if text else type(error).__name__
         if error is not None:
-            body["error"] = error[:_ERROR_MAX]
-        try:
-            data = json.dumps(body)
-        except (TypeError, ValueError) as e:  # a result that is no JSON value
-            body.pop("result", None)
-            body["state"] = "failed"
-            body["error"] = "result is not JSON: %s" % e
-            data = json.dumps(body)
-        log("cmd: %s %s%s" % (cmd_id, body["state"], (": " + body["error"]) if "error" in body else ""))
+            error = body["error"] = error[:_ERROR_MAX]
+        data = json.dumps(body)  # TypeError or ValueError: a result that is no JSON value (commands.py)
+        log("cmd: %s %s%s" % (cmd_id, state, (": " + error) if error else ""))
         return self.link.publish("ack", data)
 
     def _commands(self):

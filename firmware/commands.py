@@ -51,7 +51,10 @@ def run(app, msg):
     except Exception as e:
         app.ack(cmd_id, "failed", error=e)
         return None
-    app.ack(cmd_id, "done", result=result)
+    try:
+        app.ack(cmd_id, "done", result=result)
+    except (TypeError, ValueError) as e:  # a result that is no JSON value
+        app.ack(cmd_id, "failed", error="result is not JSON: %s" % e)
     return None
 
 

@@ -10,7 +10,8 @@ Every port module offers the same names (see ports/unix.py for the reference, wi
 PLATFORM, TLS_VERIFIES, boot(), reset(), unique_id(), wifi_connect(), wifi_connected(), wifi_forget(), ip(),
 rssi(), sync_time(), watchdog(), feed(), set_board(), output(), sensors(), setup_listen().
 
-This package stays small: it is resident from boot on (sys.modules caches the port module itself).
+app.py unloads this package once board() has answered: the port's module stays (sys.modules caches it), and
+md5() loads the package again when it is needed.
 """
 
 import sys
