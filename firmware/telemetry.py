@@ -5,10 +5,11 @@
     tele.flush()                               # after a reconnect: the kept samples, oldest first
 
 While the link is down the last _KEEP samples are kept (a ring of encoded payloads, ~160 bytes each on the
-unix port) and published after reconnecting with their original `ts`. A sample is kept only while the heap
-keeps _ROOM bytes free, the oldest dropped first: on a small heap a full ring would leave no room to
-reconnect (connect.py, the TLS handshake), and the kept samples would never leave. `ts` is unix seconds when the clock is set, else
-null (the backend stamps it on receipt): a board's clock is right only after NTP.
+unix port; the ring is made when the first sample is kept and let go once all are sent) and published after
+reconnecting with their original `ts`. A sample is kept only while the heap keeps _ROOM bytes free, the oldest
+dropped first: on a small heap a full ring would leave no room to reconnect (connect.py, the TLS handshake), and
+the kept samples would never leave. `ts` is unix seconds when the clock is set, else null (the backend stamps it
+on receipt): a board's clock is right only after NTP.
 """
 
 import gc
@@ -31,7 +32,7 @@ class Telemetry:
         self._log = log
         self.period = period_s
         self._next = time.ticks_ms()  # the first sample at once
-        self._ring = [None] * _KEEP
+        self._ring = None  # while samples are kept: _KEEP slots
         self._head = 0  # the oldest kept sample
         self._count = 0
         self.dropped = 0  # kept samples overwritten by newer ones
@@ -57,6 +58,8 @@ class Telemetry:
         if self.flush() and self._link.publish("telemetry", payload):
             return
         gc.collect()
+        if self._ring is None:
+            self._ring = [None] * _KEEP
         while self._count and (self._count == _KEEP or gc.mem_free() < _ROOM):  # the oldest goes
             self._ring[self._head] = None
             self._head = (self._head + 1) % _KEEP
@@ -74,4 +77,5 @@ class Telemetry:
             self._ring[self._head] = None
             self._head = (self._head + 1) % _KEEP
             self._count -= 1
+        self._ring = None  # none kept: the ring's heap is free while online
         return True
