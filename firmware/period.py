@@ -54,22 +54,19 @@ def set_telemetry_period(app, cmd_id, payload):
                 dst.write(chunk)
     if found:
         os.rename(_TMP, _CONFIG)
-    else:  # written otherwise (by hand, or without a period): the whole file, parsed
-        cfg = _load()
-        if not isinstance(cfg.get("telemetry"), dict):
-            cfg["telemetry"] = {}
-        cfg["telemetry"]["period"] = period
-        _save(cfg)
+    else:
+        _rewrite(period)
     app.tele.set_period(period)
     return {"period": period}
 
 
-def _load():
+def _rewrite(period):
+    """config.json written otherwise (by hand, or without a period): the whole file, parsed and written again."""
     with open(_CONFIG) as f:
-        return json.load(f)
-
-
-def _save(cfg):
+        cfg = json.load(f)
+    if not isinstance(cfg.get("telemetry"), dict):
+        cfg["telemetry"] = {}
+    cfg["telemetry"]["period"] = period
     with open(_TMP, "w") as f:
         json.dump(cfg, f)
     os.rename(_TMP, _CONFIG)
