@@ -1,9 +1,10 @@
 """Memory benchmark of the firmware: the smallest MicroPython heap on which the emulated board works.
 
 One `mpfleet serve` on 127.0.0.1 (free ports, a fresh data dir), the firmware built from `.mpy` once
-(tools/firmware_build.py), then one board run per heap size: `micropython -X heapsize=N -m main` in a
-fresh copy of the flash, registered as a new device. A size passes when, within TIMEOUT seconds of
-one run and with no MemoryError and no failed connect in its log, the board:
+(tools/firmware_build.py; umqtt.simple from build/cache, fetched from the package index the first time), then
+one board run per heap size: `micropython -X heapsize=N -m main` in a fresh copy of the flash, registered as a
+new device. A size passes when, within TIMEOUT seconds of one run and with no MemoryError and no failed connect
+in its log, the board:
 
 1. boots and connects over verified TLS: the REST API shows it online;
 2. publishes: a telemetry row (`uptime`) is stored;
