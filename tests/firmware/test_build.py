@@ -167,23 +167,6 @@ print(simple.__file__, ussl.__file__, client.port)
     assert check(code, flash) == "lib/umqtt/simple.mpy ussl.mpy 8883\n"
 
 
-@pytest.mark.network
-def test_umqtt_keeps_its_asserts(built, umqtt_cache):
-    # Its asserts check the broker's answers (CONNACK, PUBACK, SUBACK): umqtt.simple is not compiled with -O3,
-    # unlike the firmware's own modules, and its tracebacks keep their line numbers.
-    flash, _ = built
-    code = """
-import sys
-from umqtt import simple
-try:
-    simple.MQTTClient("x", "h").set_last_will(b"t", b"m", qos=3)
-except AssertionError as e:
-    sys.print_exception(e)
-"""
-    out = check(code, flash)
-    assert "AssertionError" in out and 'File "lib/umqtt/simple.mpy", line ' in out, out
-
-
 def test_a_module_is_named_by_its_file_on_the_board(firmware_flash):
     # The source name inside a .mpy and the module's __file__ are both interned for good: one string, not two.
     flash = firmware_flash
