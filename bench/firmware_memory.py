@@ -1,6 +1,6 @@
 """Memory benchmark of the firmware: the smallest MicroPython heap on which the emulated board works.
 
-One `mpfleet serve` on 127.0.0.1 (free ports, a fresh data dir), the firmware built from `.mpy` once
+One `mpfleet serve` on 127.0.0.1 (bench/backend.py: free ports, a fresh data dir), the firmware built from `.mpy` once
 (tools/firmware_build.py; umqtt.simple from build/cache, fetched from the package index the first time), then
 one board run per heap size: `micropython -X heapsize=N -m main` in a fresh copy of the flash, registered as a
 new device. A size passes when, within TIMEOUT seconds of one run and with no MemoryError and no failed connect
@@ -10,7 +10,9 @@ in its log, the board:
 2. publishes: a telemetry row (`uptime`) is stored;
 3. answers a command: a `custom` relay_toggle sent over REST reaches `done`;
 4. changes its telemetry period: the built-in set_telemetry_period (period 7, by name as a `custom` command)
-   reaches `done` and the board's config.json says 7 (this one loads admin.py and rewrites config.json).
+   reaches `done` and the board's config.json says 7 (this one loads period.py and rewrites config.json);
+5. reboots: after a `reboot` command the process ends with the unix board's reset code (75), the bench starts
+   it again at the same heap size, as `mpfleet emulate` does, and the board is back online with boot count 2.
 
 Sizes fall from 64 KB in steps of 8 KB until one fails, then the gap is bisected to 1 KB.
 Printed: one row per size tried, the smallest passing heap, and the free heap after connect at 64 KB
@@ -31,19 +33,16 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from backend import Backend
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-MPFLEET = BIN / "mpfleet"
 MICROPYTHON = BIN / "micropython"
 if not MICROPYTHON.exists():
     MICROPYTHON = Path(shutil.which("micropython") or "micropython")
@@ -51,73 +50,13 @@ TARGET_KB = 32
 START_KB = 64
 STEP_KB = 8
 FLOOR_KB = 8
-TIMEOUT = 20.0  # seconds for one board run to pass all four checks
+TIMEOUT = 20.0  # seconds for one board run to pass all five checks
 POLL = 0.1
+RESET_EXIT = 75  # the unix board's machine.reset() (tools/emulate.py restarts the board on it)
 # Run as a board runs: sys.path ('', '.frozen', 'lib') relative to the flash (the working directory), main.py
 # imported as `-m main` (`micropython main.py` would put the flash's absolute path first on sys.path). Each
 # module's file name is interned for good: "app.mpy" as on a board, not the work directory's long path.
 BOARD_PATH = ":.frozen:lib"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """`mpfleet serve` on free loopback ports with its own data dir; `call()` speaks its REST API as admin."""
-
-    def __init__(self, work):
-        self.data = work / "data"
-        self.log_path = work / "server.log"
-        self.process = None
-        self.token = None
-        self.base = None
-
-    def start(self, attempts=3):
-        for _ in range(attempts):
-            self.base = f"http://127.0.0.1:{free_port()}"
-            command = [str(MPFLEET), "serve", "--data", str(self.data), "--host", "127.0.0.1",
-                       "--http-port", self.base.rsplit(":", 1)[1], "--mqtt-port", str(free_port()),
-                       "--mqtt-tls-port", str(free_port())]
-            with open(self.log_path, "w") as log:
-                self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-            if self._ready():
-                return self
-            self.stop()
-        raise RuntimeError(f"mpfleet serve did not start; see {self.log_path}")
-
-    def _ready(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                with urllib.request.urlopen(self.base + "/v1/platforms", timeout=1):
-                    self.token = (self.data / "admin.token").read_text().strip()
-                    return True
-            except OSError:
-                time.sleep(0.1)
-        return False
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def call(self, method, path, body=None):
-        """(status, JSON answer) of one REST request."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return response.status, json.load(response)
-        except urllib.error.HTTPError as error:
-            return error.code, json.load(error)
 
 
 def build_flash(flash):
@@ -138,7 +77,7 @@ def board_config(registration):
 class Run:
     """One board run at one heap size: what it reached, and when."""
 
-    STAGES = ("online", "telemetry", "command", "period")
+    STAGES = ("online", "telemetry", "command", "period", "reboot")
 
     def __init__(self, kb):
         self.kb = kb
@@ -158,6 +97,12 @@ class Run:
         return "  ".join(cells)
 
 
+def _start_board(flash, kb, log_path):
+    with open(log_path, "a") as log:
+        return subprocess.Popen([str(MICROPYTHON), "-X", f"heapsize={kb}k", "-m", "main"], cwd=flash,
+                                env={**os.environ, "MICROPYPATH": BOARD_PATH}, stdout=log, stderr=subprocess.STDOUT)
+
+
 def run_board(server, built, work, kb, timeout):
     result = Run(kb)
     status, answer = server.call("POST", "/v1/user/devices",
@@ -171,18 +116,18 @@ def run_board(server, built, work, kb, timeout):
     shutil.copytree(built, flash)
     (flash / "config.json").write_text(json.dumps(board_config(registration)))
     log_path = flash / "board.log"
-    env = {**os.environ, "MICROPYPATH": BOARD_PATH}
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([str(MICROPYTHON), "-X", f"heapsize={kb}k", "-m", "main"], cwd=flash, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
+    log_path.touch()
+    process = _start_board(flash, kb, log_path)
     started = time.monotonic()
-    command_id = period_id = None
+    command_id = period_id = reboot_id = None
     try:
         while time.monotonic() - started < timeout and len(result.reached) < len(Run.STAGES):
             text = log_path.read_text(errors="replace")
             if "MemoryError" in text or "connect failed" in text or "crashed" in text:
                 break
-            if process.poll() is not None:
+            if reboot_id is not None and process.poll() == RESET_EXIT:
+                process = _start_board(flash, kb, log_path)  # as the emulator does on machine.reset()
+            elif process.poll() is not None:
                 result.problem = f"exit {process.returncode}"
                 break
             now = round(time.monotonic() - started, 2)
@@ -213,7 +158,7 @@ def run_board(server, built, work, kb, timeout):
                 elif state in ("failed", "expired"):
                     result.problem = f"command {state}: {body['data'].get('error')}"
                     break
-            elif period_id is not None:
+            elif period_id is not None and "period" not in result.reached:
                 _, body = server.call("GET", f"/v1/user/devices/{uid}/commands/{period_id}")
                 state = body["data"]["state"]
                 if state == "done" and body["data"].get("result") == {"period": 7}:
@@ -225,6 +170,16 @@ def run_board(server, built, work, kb, timeout):
                 elif state in ("failed", "expired"):
                     result.problem = f"set_telemetry_period {state}: {body['data'].get('error')}"
                     break
+            elif "period" in result.reached and reboot_id is None:
+                status, body = server.call("POST", f"/v1/user/devices/{uid}/reboot")
+                if status != 200:
+                    raise RuntimeError(f"reboot: HTTP {status} {body}")
+                reboot_id = body["id"]
+            elif reboot_id is not None:
+                _, body = server.call("GET", f"/v1/user/devices/{uid}")
+                boot = body["data"]["meta"].get("boot") or {}
+                if body["data"]["status"] == "online" and boot.get("count") == 2:
+                    result.reached["reboot"] = now
             time.sleep(POLL)
     finally:
         if process.poll() is None:
@@ -281,14 +236,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="mpfleet-fwmem-"))
-    server = Server(work)
+    server = Backend("embedded", work, work / "data")
     try:
         built = work / "built"
         build_flash(built)
         server.start()
         print(f"firmware memory benchmark: {MICROPYTHON} -X heapsize=N -m main, firmware from .mpy")
         print(f"backend: {server.base} (embedded broker, verified TLS); {args.timeout:.0f} s per run\n")
-        print("  heap    result  online     telemetry  command    period     free@up  problem")
+        print("  heap    result  online     telemetry  command    period     reboot     free@up  problem")
 
         def run(kb):
             result = run_board(server, built, work, kb, args.timeout)
@@ -304,7 +259,7 @@ def main(argv=None):
         if passing:
             smallest = passing[0]
             verdict = "PASS" if smallest <= TARGET_KB else "MISS"
-            print(f"smallest heap that boots, connects over TLS, publishes and answers two commands: "
+            print(f"smallest heap that boots, connects over TLS, publishes, answers two commands and reboots: "
                   f"{smallest} KB (target <= {TARGET_KB} KB: {verdict})")
         else:
             print("no heap size tried passed")
