@@ -5,8 +5,10 @@ Inbound, it turns device messages into storage writes: `status` → presence,
 commands and clears the retained status of revoked devices. A malformed message
 is counted in `stats` and dropped; nothing a device sends can stop the loop.
 
-Telemetry is the volume path, so it is not written message by message: rows are
-collected and written by `_flush_loop` in one transaction per batch.
+Messages arrive through mqtt_client.py's callback, which must not block. Telemetry is
+the volume path, so it is not written message by message: rows are collected there and
+written by `_flush_loop` in one transaction per batch. Status and acks wait in an inbox
+for `_inbox_loop`, which writes them one by one in arrival order.
 """
 
 import asyncio
