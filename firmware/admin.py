@@ -2,8 +2,8 @@
 is answered by app.py, `set_telemetry_period` by period.py).
 
 They are rare, so app.py imports this module for one command and unloads it afterwards: its code holds
-no heap while the board only publishes. A handler that acks by itself (reboot, wifi_reset: `accepted`,
-`done`, then reset) never returns. wifi_reset leaves the change of config.json to the next boot (start.py),
+no heap while the board only publishes. A handler that acks by itself (reboot, wifi_reset: `done`, then
+reset; commands.py acked `accepted`) never returns. wifi_reset leaves the change of config.json to the next boot (start.py),
 where the heap has room to parse the file, the CA's PEM text included.
 """
 
@@ -11,14 +11,12 @@ _FORGET_WIFI = "forget_wifi"  # for the next boot: take the Wi-Fi section out of
 
 
 def reboot(app, cmd_id, payload):
-    app.ack(cmd_id, "accepted")
     app.ack(cmd_id, "done")
     print("app: reboot by command")
     app.b.reset()
 
 
 def wifi_reset(app, cmd_id, payload):
-    app.ack(cmd_id, "accepted")
     # The next boot takes the Wi-Fi section out of config.json (start.py), where the heap has room to parse the
     # file, CA included, and then finds no Wi-Fi: setup mode.
     with open(_FORGET_WIFI, "w"):

@@ -3,11 +3,11 @@ each command and unloads it again: commands are rare, and none of this code hold
 
     todo = commands.run(app, msg)   # None (done here), or (cmd_id, kind, payload) of a built-in for app.py
 
-A `custom` command runs its maker's handler (app.custom(), user.py) here; its return value is acked `done` with
+A command the board can run is acked `accepted` first. A `custom` command runs its maker's handler (app.custom(), user.py) here; its return value is acked `done` with
 it as `result`, an exception `failed` with its text (app.ack). A built-in type, or a `custom` command naming a
 built-in ({"cmd": "ping"}), is handed back: app.py runs it after this module is unloaded (admin.py, loaded for
 it alone). An unknown type or custom name, malformed JSON or a payload that is not an object is acked
-`failed`; when even the id cannot be read nothing can be acked, and the command is only logged. Nothing here
+`failed` (never `accepted`); when even the id cannot be read nothing can be acked, and the command is only logged. Nothing here
 raises into the loop.
 """
 
@@ -45,6 +45,7 @@ def run(app, msg):
                 raise ValueError("unknown custom command %r" % (kind,))
         elif kind not in _BUILTIN:
             raise ValueError("unknown command type %r" % (kind,))
+        app.ack(cmd_id, "accepted")  # a command the board can run: `done` / `failed` follows
         if handler is None:
             return cmd_id, kind, payload
         result = handler(payload)

@@ -60,6 +60,8 @@ async def test_a_custom_command_returns_its_handlers_result(api, registered, boa
     await eventually(lambda: online_detail(api, uid))
     command = await send_command(api, uid, {"cmd": "relay_toggle", "state": "on"})
     assert command["state"] == "done" and command["result"] == {"relay": "on"}
+    accepted = (await board.wait_for(rf"cmd: {command['id']} accepted")).string
+    assert board.lines.index(accepted) < board.lines.index((await board.wait_for(rf"cmd: {command['id']} done")).string)
     await board.wait_for(r"board: relay on \(emulated\)")
     command = await send_command(api, uid, {"cmd": "relay_toggle"})
     assert command["result"] == {"relay": "off"}
@@ -73,6 +75,7 @@ async def test_unknown_failing_and_malformed_commands_are_failed_and_the_board_k
     await eventually(lambda: online_detail(api, uid))
     command = await send_command(api, uid, {"cmd": "self_destruct"})
     assert command["state"] == "failed" and "unknown custom command 'self_destruct'" in command["error"]
+    assert f"cmd: {command['id']} accepted" not in board.log()
     command = await send_command(api, uid, {"cmd": "relay_toggle", "state": "sideways"})  # the handler raises
     assert command["state"] == "failed" and command["error"] == "ValueError: state must be 'on' or 'off'"
     status, answer = await api.post(f"/v1/user/devices/{uid}/ota")  # no OTA yet: failed, not fatal
