@@ -41,7 +41,7 @@ async def retry_access_changes(storage, accounts):
         try:
             await apply_access_change(accounts, pending.uid, pending.change)
         except Exception as error:  # noqa: BLE001 - kept, counted and logged; retried next round
-            await storage.access.remember(pending.uid, pending.change, str(error) or type(error).__name__)
+            await storage.access.remember(pending.uid, pending.change, error)
             log.warning("broker still refuses to %s device %s (attempt %d): %s",
                         pending.change, pending.uid, pending.attempts + 1, error)
             continue

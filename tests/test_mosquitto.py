@@ -66,6 +66,18 @@ async def received_until(client, topic, timeout=2):
                 return seen
 
 
+async def assert_revoked(broker, backend, alice, revoking):
+    """While `revoking` (an admin call) runs: alice's session is cut within 1 s, the backend gets her offline
+    will, and her password opens no session any more."""
+    revoking = asyncio.create_task(revoking)
+    assert await cut_within(alice, 1) < 1
+    await revoking
+    assert await received_until(backend, f"mpfleet/v1/{ALICE}/status") == [(f"mpfleet/v1/{ALICE}/status", OFFLINE)]
+    with pytest.raises(aiomqtt.MqttError, match="[Nn]ot authori[sz]ed"):
+        async with device(broker, ALICE, "alice-pw"):
+            pass
+
+
 async def cut_within(client, seconds):
     """Seconds until the broker ends `client`'s session; fails if it takes longer than `seconds`."""
     start = time.monotonic()
@@ -137,13 +149,7 @@ async def test_removing_a_device_cuts_its_session_and_publishes_its_will(broker,
     async with device(broker, ALICE, "alice-pw") as alice:
         await alice.publish(f"mpfleet/v1/{ALICE}/status", b'{"online":true}', qos=1, retain=True)
         await received_until(backend, f"mpfleet/v1/{ALICE}/status")
-        removing = asyncio.create_task(admin.remove_device(ALICE))
-        assert await cut_within(alice, 1) < 1
-        await removing
-    assert await received_until(backend, f"mpfleet/v1/{ALICE}/status") == [(f"mpfleet/v1/{ALICE}/status", OFFLINE)]
-    with pytest.raises(aiomqtt.MqttError, match="[Nn]ot authori[sz]ed"):
-        async with device(broker, ALICE, "alice-pw"):
-            pass
+        await assert_revoked(broker, backend, alice, admin.remove_device(ALICE))
 
 
 async def test_the_offline_will_stays_retained(broker, admin):
@@ -160,13 +166,7 @@ async def test_the_offline_will_stays_retained(broker, admin):
 async def test_disabling_cuts_the_session_and_refuses_until_enabled(broker, admin, backend):
     await admin.add_device(ALICE, "alice-pw")
     async with device(broker, ALICE, "alice-pw") as alice:
-        disabling = asyncio.create_task(admin.set_device_enabled(ALICE, False))
-        assert await cut_within(alice, 1) < 1
-        await disabling
-    assert await received_until(backend, f"mpfleet/v1/{ALICE}/status") == [(f"mpfleet/v1/{ALICE}/status", OFFLINE)]
-    with pytest.raises(aiomqtt.MqttError, match="[Nn]ot authori[sz]ed"):
-        async with device(broker, ALICE, "alice-pw"):
-            pass
+        await assert_revoked(broker, backend, alice, admin.set_device_enabled(ALICE, False))
     await admin.set_device_enabled(ALICE, True)
     await admin.set_device_enabled(ALICE, True)
     async with device(broker, ALICE, "alice-pw") as alice:

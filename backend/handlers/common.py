@@ -58,6 +58,7 @@ def time_query(request, name):
     raw = request.query.get(name)
     if not raw:
         return None
+    invalid = ValidationError({name: [f"The {name} parameter must be ISO 8601 or unix seconds."]})
     try:
         seconds = float(raw)
     except ValueError:
@@ -65,11 +66,11 @@ def time_query(request, name):
     else:
         if math.isfinite(seconds):
             return seconds
-        raise ValidationError({name: [f"The {name} parameter must be ISO 8601 or unix seconds."]})
+        raise invalid
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationError({name: [f"The {name} parameter must be ISO 8601 or unix seconds."]}) from None
+        raise invalid from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()

@@ -72,7 +72,7 @@ async def _change_access(request, uid, change):
         await apply_access_change(request.app[keys.DEVICE_ACCOUNTS], uid, change)
     except Exception as error:
         log.exception("broker did not apply the access change %s of %s; it will be retried", change, uid)
-        await storage.access.remember(uid, change, str(error) or type(error).__name__)
+        await storage.access.remember(uid, change, error)
         raise ApiError(503, "Saved, but the MQTT broker has not confirmed the change of the device's access yet;"
                             " it is retried until it does.") from None
     await storage.access.forget(uid)  # an older change still waiting would undo this one

@@ -25,9 +25,11 @@ class AccessStore:
         self.db = db
 
     async def remember(self, uid, change, error):
-        """Keep `change` for `uid` (replacing an older one), or count another failed attempt of it."""
+        """Keep `change` for `uid` (replacing an older one), or count another failed attempt of it.
+        `error` is why the broker did not take it: an exception or a text."""
         if change not in CHANGES:
             raise ValueError(f"not an access change: {change!r}")
+        error = str(error) or type(error).__name__
         now = utc_now()
         async with self.db.transaction() as tx:
             await tx.execute(

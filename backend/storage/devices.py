@@ -160,7 +160,6 @@ class DeviceStore:
             await tx.execute("DELETE FROM devices WHERE id = ?", (row["id"],))
             await remove_unreferenced_blobs(self.db, tx, self.blobs, md5s)
 
-
     # --- presence, from the MQTT bridge -------------------------------------------------
 
     async def apply_status(self, uid, report):
