@@ -23,7 +23,7 @@ from . import schemas
 from .broker.endpoint import BrokerEndpoint
 from .mqtt_client import MqttClient, MqttError
 
-__all__ = ["Bridge", "BridgeUnavailable", "BrokerEndpoint", "topic"]
+__all__ = ["Bridge", "BridgeUnavailable", "BrokerEndpoint", "StorageEvents", "topic"]
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +44,33 @@ class BridgeUnavailable(Exception):
     """The broker cannot be reached right now; the command was not published."""
 
 
+class StorageEvents:
+    """Where the bridge hands a device's `status` and `ack` messages, once validated: by default
+    straight to storage. The service layer takes their place (it also paces commands on them).
+
+    Both are awaited in arrival order, one at a time.
+    """
+
+    def __init__(self, storage):
+        self.storage = storage
+
+    async def device_status(self, uid, report):
+        """`report` as schemas.device_status() gives it: {online, ip, rssi, meta}."""
+        await self.storage.devices.apply_status(uid, report)
+
+    async def command_ack(self, uid, command_id, state, result, error):
+        await self.storage.commands.acknowledge(uid, command_id, state, result=result, error=error)
+
+
 def topic(uid, kind):
     return f"{TOPIC_ROOT}/{uid}/{kind}"
 
 
 class Bridge:
-    def __init__(self, storage, endpoint):
+    def __init__(self, storage, endpoint, events=None):
         self.storage = storage
         self.endpoint = endpoint
+        self.events = events or StorageEvents(storage)  # see StorageEvents
         self.stats = Counter()  # received / stored / malformed / dropped, per message kind
         self._client = None
         self._pending_rows = []
@@ -145,11 +164,11 @@ class Bridge:
     async def _apply_status(self, uid, payload):
         report = schemas.device_status(payload)
         if report is not None:
-            await self.storage.devices.apply_status(uid, report)
+            await self.events.device_status(uid, report)
 
     async def _apply_ack(self, uid, payload):
         command_id, state, result, error = schemas.ack(payload)
-        await self.storage.commands.acknowledge(uid, command_id, state, result=result, error=error)
+        await self.events.command_ack(uid, command_id, state, result, error)
 
     # --- telemetry batches ----------------------------------------------------------------
 
