@@ -1,10 +1,11 @@
 """Memory benchmark of the firmware: the smallest MicroPython heap on which the emulated board works.
 
 One `mpfleet serve` on 127.0.0.1 (bench/backend.py: free ports, a fresh data dir), the firmware built from `.mpy` once
-(tools/firmware_build.py; umqtt.simple from build/cache, fetched from the package index the first time), then
-one board run per heap size: `micropython -X heapsize=N -m main` in a fresh copy of the flash, registered as a
-new device. A size passes when, within TIMEOUT seconds of one run and with no MemoryError and no failed connect
-in its log, the board:
+(tools/firmware_build.py; umqtt.simple from the download cache, fetched from the package index the first time), then
+one board run per heap size, started by the board launcher as `mpfleet emulate` starts a board (tools/launcher.py:
+`micropython -X heapsize=N -m main` with a board's sys.path) in a fresh copy of the flash, registered as a new
+device. A size passes when, within TIMEOUT seconds of one run and with no MemoryError and no failed connect in its
+log, the board:
 
 1. boots and connects over verified TLS: the REST API shows it online;
 2. publishes: a telemetry row (`uptime`) is stored;
@@ -30,7 +31,6 @@ Run: `.venv/bin/python bench/firmware_memory.py` (options: --sizes 64,48,40 for 
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -40,30 +40,15 @@ import time
 from pathlib import Path
 
 from backend import Backend
+from mpfleet.tools.firmware_build import build
+from mpfleet.tools.launcher import RESET_EXIT, find_micropython, launch_board
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-MICROPYTHON = BIN / "micropython"
-if not MICROPYTHON.exists():
-    MICROPYTHON = Path(shutil.which("micropython") or "micropython")
 TARGET_KB = 32
 START_KB = 64
 STEP_KB = 8
 FLOOR_KB = 8
 TIMEOUT = 20.0  # seconds for one board run to pass all five checks
 POLL = 0.1
-RESET_EXIT = 75  # the unix board's machine.reset() (tools/emulate.py restarts the board on it)
-# Run as a board runs: sys.path ('', '.frozen', 'lib') relative to the flash (the working directory), main.py
-# imported as `-m main` (`micropython main.py` would put the flash's absolute path first on sys.path). Each
-# module's file name is interned for good: "app.mpy" as on a board, not the work directory's long path.
-BOARD_PATH = ":.frozen:lib"
-
-
-def build_flash(flash):
-    sys.path.insert(0, str(REPO))
-    from mpfleet.tools.firmware_build import build
-
-    build(flash)
 
 
 def board_config(registration):
@@ -99,8 +84,8 @@ class Run:
 
 def _start_board(flash, kb, log_path):
     with open(log_path, "a") as log:
-        return subprocess.Popen([str(MICROPYTHON), "-X", f"heapsize={kb}k", "-m", "main"], cwd=flash,
-                                env={**os.environ, "MICROPYPATH": BOARD_PATH}, stdout=log, stderr=subprocess.STDOUT)
+        spec = launch_board(flash, heapsize=f"{kb}k")  # machine.reset() exits with RESET_EXIT: started again
+        return subprocess.Popen(spec.argv, cwd=spec.cwd, env=spec.env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def run_board(server, built, work, kb, timeout):
@@ -239,9 +224,10 @@ def main(argv=None):
     server = Backend("embedded", work, work / "data")
     try:
         built = work / "built"
-        build_flash(built)
+        build(built)
         server.start()
-        print(f"firmware memory benchmark: {MICROPYTHON} -X heapsize=N -m main, firmware from .mpy")
+        print(f"firmware memory benchmark: boards started by tools/launcher.py ({find_micropython()} -X heapsize=N "
+              "-m main, a board's sys.path), firmware from .mpy")
         print(f"backend: {server.base} (embedded broker, verified TLS); {args.timeout:.0f} s per run\n")
         print("  heap    result  online     telemetry  command    period     reboot     free@up  problem")
 

@@ -197,8 +197,10 @@ async def test_a_board_that_ignores_sigterm_is_killed(tmp_path, monkeypatch, cap
     monkeypatch.setattr(emulate, "STOP_TIMEOUT", 0.3)
     flash = tmp_path / "stubborn"
     flash.mkdir()
-    (flash / "main.py").write_text("trap '' TERM\necho $$ > pid\necho stubborn\nexec sleep 30\n")
-    board = emulate.Board(flash, "unix_Stubborn", "/bin/sh")  # a stand-in for micropython that ignores SIGTERM
+    stand_in = tmp_path / "micropython"  # a stand-in for micropython that ignores SIGTERM (and its arguments)
+    stand_in.write_text("#!/bin/sh\ntrap '' TERM\necho $$ > pid\necho stubborn\nexec sleep 30\n")
+    stand_in.chmod(0o755)
+    board = emulate.Board(flash, "unix_Stubborn", str(stand_in))
 
     async def interrupt():
         for _ in range(200):
@@ -217,6 +219,18 @@ async def test_a_board_that_ignores_sigterm_is_killed(tmp_path, monkeypatch, cap
     assert "[unix_Stubborn] emulate: 1 start, 0 resets, 0 crashes or exits" in out
 
 
+def test_a_board_runs_with_a_boards_sys_path_and_the_heap_given(tmp_path, run_emulator):
+    flash = tmp_path / "heap"
+    flash.mkdir()
+    (flash / "main.py").write_text("import gc, sys, time\nprint('path', sys.path, 'heap', gc.mem_free() + gc.mem_alloc())"
+                                   "\nwhile True:\n    time.sleep(1)\n")
+    emulator = run_emulator("--heapsize", "48k", flash)
+    emulator.wait_for(r"\[heap\] path \['', '.frozen', 'lib'\] heap 4\d{4}")  # the flash is '', as on a board
+    heap = int(next(line for _, line in emulator.lines if " heap " in line).rsplit(" ", 1)[1])
+    assert 46 * 1024 <= heap <= 48 * 1024
+    assert emulator.stop(signal.SIGINT) == 0
+
+
 def test_errors_are_one_line(tmp_path):
     def run(*args):
         return subprocess.run([MPFLEET, "emulate", *map(str, args)], capture_output=True, text=True, timeout=30)
@@ -233,6 +247,8 @@ def test_errors_are_one_line(tmp_path):
     assert twice.returncode == 1 and twice.stderr.count("\n") == 1
     assert "are the same device (unix_Same)" in twice.stderr
     assert run("--help").stdout.count("--no-build") >= 1
+    bad_heap = run("--heapsize", "lots", one)
+    assert bad_heap.returncode == 2 and "'lots' is not a heap size like 32k" in bad_heap.stderr
 
 
 def test_the_firmware_is_built_once_into_every_directory(tmp_path, capsys):

@@ -19,7 +19,6 @@ FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     server = ServerProcess(tmp_path_factory.mktemp("server") / "var").start()
-    server.token = (server.data_dir / "admin.token").read_text().strip()
     yield server
     server.stop()
 

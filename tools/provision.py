@@ -15,7 +15,6 @@ request: a refused run registers nothing.
 
 import json
 import os
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from mpfleet.backend.config import default_data_dir
 
+from . import files
 from .errors import CommandError
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -90,11 +90,11 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     if not mqtt.get("ca_cert"):
         # Keep the password anyway (it is shown only once), then say what is missing.
-        write_file(out / "config.json", json.dumps(config, indent=2) + "\n", mode=0o600)
+        files.write_atomic(out / "config.json", json.dumps(config, indent=2) + "\n", mode=0o600)
         raise CommandError(f"registered {uid} and wrote {out / 'config.json'}, but the server sent no CA certificate "
                            "for its broker: put the broker's CA PEM into mqtt.ca there")
-    write_file(out / "ca.pem", mqtt["ca_cert"], mode=0o644)
-    write_file(out / "config.json", json.dumps(config, indent=2) + "\n", mode=0o600)
+    files.write_atomic(out / "ca.pem", mqtt["ca_cert"], mode=0o644)
+    files.write_atomic(out / "config.json", json.dumps(config, indent=2) + "\n", mode=0o600)
     m = config["mqtt"]
     progress(f"Wrote {out / 'config.json'} (broker {m['host']}:{m['port']}, user {uid}) and {out / 'ca.pem'}")
     if platform == EMULATOR_PLATFORM:
@@ -173,19 +173,6 @@ def make_config(device, *, wifi, mqtt_host, period, board):
     if not wifi:
         del config["wifi"]
     return config
-
-
-def write_file(path, text, *, mode):
-    """Write `text` to `path` atomically (a new file renamed over the old one) with permissions `mode`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def progress(line):

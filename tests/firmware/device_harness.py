@@ -1,7 +1,7 @@
 """Emulated boards for the device tests: the real `micropython` running the built firmware from a flash dir.
 
     flash = make_flash(built_flash, tmp_path / "flash", registration)   # a copy, plus config.json
-    async with Board(flash) as board:          # runs `micropython -m main`, restarts it like the emulator
+    async with Board(flash) as board:          # boots it (tools/launcher.py), restarts it like the emulator
         await board.wait_for("link: online")
     board.lines                                # every log line, with "--- exit N" between runs
 
@@ -11,15 +11,13 @@ exit after a short pause, as a watchdog would. Asyncio subprocesses, so an in-pr
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import time
 from pathlib import Path
 
-from .micropython import MICROPYTHON
+from mpfleet.tools.launcher import RESET_EXIT, launch_board
 
-RESET_EXIT = 75
 WATCHDOG_PAUSE = 0.5
 
 
@@ -68,16 +66,10 @@ class Board:
         self._task = asyncio.create_task(self._supervise())
 
     async def _supervise(self):
-        # As a board runs: sys.path ('', '.frozen', 'lib') relative to the flash, main.py imported (`micropython
-        # main.py` would put the flash's absolute path first on sys.path, and into every module's file name).
-        env = {**os.environ, "MICROPYPATH": ":.frozen:lib"}
-        argv = [str(MICROPYTHON)]
-        if self.heapsize:
-            argv += ["-X", f"heapsize={self.heapsize}"]
-        argv += ["-m", "main"]
+        spec = launch_board(self.flash, heapsize=self.heapsize)  # as `mpfleet emulate` starts a board
         while not self._stopping:
             self._proc = await asyncio.create_subprocess_exec(
-                *argv, cwd=self.flash, env=env,
+                *spec.argv, cwd=spec.cwd, env=spec.env,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
             while line := await self._proc.stdout.readline():
                 self._add(line.decode(errors="replace").rstrip("\n"))

@@ -1,18 +1,13 @@
-"""Run code on the emulated board: the real `micropython` unix port, as a subprocess, with a flash directory.
+"""Run code on the emulated board: the real `micropython` unix port, as a subprocess, in a flash directory, started
+by the board launcher (tools/launcher.py) as every emulated board is.
 
 Firmware logic is never imported into CPython; every firmware test goes through run().
 """
 
-import os
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
-MICROPYTHON = Path(sys.executable).with_name("micropython")
-if not MICROPYTHON.exists():
-    MICROPYTHON = Path(shutil.which("micropython") or "micropython")
+from mpfleet.tools.launcher import launch_code
 
 
 @dataclass
@@ -26,19 +21,13 @@ class Result:
 
 
 def run(code, flash, *, path_before=(), heapsize=None, timeout=10):
-    """Run the MicroPython source `code` with `flash` as the working directory and first on the path.
+    """Run the MicroPython source `code` with `flash` as the working directory and a board's sys.path.
 
     sys.path is the given `path_before` directories (e.g. stubs hiding a built-in module), then a board's:
     "" (the flash), ".frozen" (the port's frozen modules), "lib". `heapsize` is `-X heapsize=`, e.g. "16k".
     """
-    flash = Path(flash)
-    path = [*map(str, path_before), "", ".frozen", "lib"]
-    argv = [str(MICROPYTHON)]
-    if heapsize:
-        argv += ["-X", f"heapsize={heapsize}"]
-    argv += ["-c", code]
-    env = {**os.environ, "MICROPYPATH": os.pathsep.join(path)}
-    done = subprocess.run(argv, cwd=flash, env=env, capture_output=True, text=True, timeout=timeout)
+    spec = launch_code(flash, code, heapsize=heapsize, path_before=path_before)
+    done = subprocess.run(spec.argv, cwd=spec.cwd, env=spec.env, capture_output=True, text=True, timeout=timeout)
     return Result(done.returncode, done.stdout, done.stderr)
 
 

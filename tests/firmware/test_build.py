@@ -10,6 +10,8 @@ import http.server
 import io
 import shutil
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 
@@ -138,7 +140,31 @@ def test_fetch_umqtt_says_when_the_index_is_unreachable(tmp_path):
     assert "needs the package index once" in str(error.value)
 
 
+def test_the_download_cache_is_the_users_unless_told_otherwise(monkeypatch, tmp_path):
+    for name in ("MPFLEET_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert firmware_build.default_cache_dir() == tmp_path / "home" / ".cache" / "mpfleet"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert firmware_build.default_cache_dir() == tmp_path / "xdg" / "mpfleet"
+    monkeypatch.setenv("MPFLEET_CACHE", str(tmp_path / "mine"))
+    assert firmware_build.default_cache_dir() == tmp_path / "mine"
+
+
+def test_the_firmware_sources_are_found_as_installed():
+    source = firmware_build.firmware_dir()
+    assert (source / "main.py").is_file() and (source / "ports" / "unix.py").is_file()
+
+
 # --- the flash directory
+
+
+@pytest.mark.network
+def test_the_command_line_builds_a_flash_directory(umqtt_cache, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mpfleet.tools.firmware_build", str(tmp_path / "flash"),
+                           "--cache", str(umqtt_cache)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split()) == sorted(str(tmp_path / "flash" / name) for name in FIRMWARE_MODULES + [UMQTT])
 
 
 @pytest.fixture(scope="module")
