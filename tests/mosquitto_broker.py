@@ -16,6 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from mpfleet.backend.broker.limits import MAX_PACKET_BYTES
+
 ADMIN_USERNAME = "mpfleet-admin"
 _PLUGIN_GLOBS = ("/usr/lib/*/mosquitto_dynamic_security.so", "/usr/lib/mosquitto*/mosquitto_dynamic_security.so",
                  "/usr/local/lib/mosquitto_dynamic_security.so")
@@ -121,6 +123,8 @@ class MosquittoBroker:
             "max_queued_messages 100000",
             "max_inflight_messages 100",
             "set_tcp_nodelay true",
+            # Larger packets end the sender's connection, judged from the fixed header (docs/protocol.md).
+            f"max_packet_size {MAX_PACKET_BYTES}",
             f"log_dest file {self.log_path}",
             "log_type error",
             "log_type warning",

@@ -1,11 +1,13 @@
 """`mpfleet serve` as a real process on a free port, for tests that need the command itself."""
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -18,22 +20,40 @@ def free_port():
         return s.getsockname()[1]
 
 
+def memory_kb(pid, field):
+    """VmRSS, VmHWM, ... of /proc/<pid>/status, in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
 class ServerProcess:
     """The server's output goes to `log_path` beside its data dir: a pipe nobody drains while the
-    test runs would stall the server once full."""
+    test runs would stall the server once full.
 
-    def __init__(self, data_dir):
+    `args` replace the default broker options (the embedded broker on ports the OS picks), e.g.
+    `["--broker", url, ...]` for an external Mosquitto.
+    """
+
+    def __init__(self, data_dir, args=("--mqtt-port", "0", "--mqtt-tls-port", "0")):
         self.data_dir = Path(data_dir)
         self.log_path = self.data_dir.with_name(self.data_dir.name + "-serve.log")
+        self.args = list(args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
+
+    @property
+    def token(self):
+        """The admin's API token, made by the first start."""
+        return (self.data_dir / "admin.token").read_text().strip()
 
     def start(self, timeout=15):
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
                 [MPFLEET, "serve", "--data", str(self.data_dir), "--host", "127.0.0.1", "--http-port", str(self.port),
-                 "--mqtt-port", "0", "--mqtt-tls-port", "0"],
+                 *self.args],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         deadline = time.monotonic() + timeout
@@ -56,3 +76,23 @@ class ServerProcess:
             self.process.kill()
             self.process.wait()
         return self.log_path.read_text()
+
+    def memory_kb(self, field="VmRSS"):
+        return memory_kb(self.process.pid, field)
+
+    def call(self, method, path, body=None):
+        """(status, JSON answer) of one REST request as the admin."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+
+    def register(self, name="sensor"):
+        """A new unix device of the admin: its registration answer's `data`."""
+        status, body = self.call("POST", "/v1/user/devices", {"name": name, "platform": "unix", "board": "unix"})
+        assert status == 201, body
+        return body["data"]

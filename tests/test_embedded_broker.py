@@ -1,5 +1,5 @@
 """The embedded broker over real sockets on 127.0.0.1: logins, TLS, the topic ACL, wills,
-keep-alive, forced disconnects, shutdown, and the five amqtt 0.12.1 faults that
+keep-alive, forced disconnects, shutdown, packet sizes, and the amqtt 0.12.1 faults that
 backend/broker/amqtt_fixes.py fixes (each test named after its fault fails on a stock broker).
 
 Boards are aiomqtt clients over TLS, as the firmware's umqtt would be; a few tests speak
@@ -18,7 +18,10 @@ import aiomqtt
 import pytest
 from amqtt.errors import BrokerError
 from mpfleet.backend.broker.embedded import TLS_READ_BUFFER, EmbeddedBroker
+from mpfleet.backend.broker.limits import MAX_PACKET_BYTES
 from mpfleet.backend.broker.tls import ensure_certificates
+
+from .mqtt_packets import mqtt_string, open_session, publish_packet, remaining_length, subscribe_packet
 
 A = "espressif32_AAAAAAAAAAAA"
 B = "espressif8266_BBBBBBBBBBBB"
@@ -387,6 +390,57 @@ async def messages_until(client, count, quiet=1.0):
     return received
 
 
+# --- packet sizes ---------------------------------------------------------------------------
+
+
+async def test_fault_f_a_publish_over_the_limit_is_refused_from_its_header(broker, tls_files):
+    # Only the fixed header is sent: a broker that waits for the body before judging never answers.
+    async with backend(broker) as server:
+        await server.subscribe("mpfleet/v1/#", qos=1)
+        reader, writer = await raw_connect(broker.tls_port, A, PASSWORDS[A], keepalive=60,
+                                           will=(topic(A, "status"), OFFLINE), ca_file=tls_files.ca_cert)
+        try:
+            writer.write(b"\x32" + remaining_length(1_000_000))
+            closed = await asyncio.wait_for(reader.read(), 2.0)
+        finally:
+            writer.close()
+        seen = await messages_within(server)
+
+    assert closed == b""
+    assert [(str(m.topic), m.payload) for m in seen] == [(topic(A, "status"), OFFLINE)]  # its will, nothing else
+
+
+async def test_fault_f_a_connect_over_the_limit_is_refused_before_any_login(broker, tls_files, devices):
+    context = tls_context(tls_files.ca_cert)
+    reader, writer = await asyncio.open_connection("127.0.0.1", broker.tls_port, ssl=context)
+    try:
+        writer.write(b"\x10" + remaining_length(MAX_PACKET_BYTES))  # with its type byte: one over
+        closed = await asyncio.wait_for(reader.read(), 2.0)
+    finally:
+        writer.close()
+
+    assert closed == b""
+    assert devices.asked == []
+
+
+async def test_a_packet_of_exactly_the_limit_is_routed(broker, tls_files):
+    name = topic(A, "telemetry")
+    payload = b"x" * (MAX_PACKET_BYTES - 1 - len(mqtt_string(name)) - 2)  # - type byte, topic, packet id
+    packet = publish_packet(name, payload, 1)
+    assert len(packet) == MAX_PACKET_BYTES + 2  # the two bytes of the remaining length are not counted
+    async with backend(broker) as server:
+        await server.subscribe(name, qos=1)
+        reader, writer = await raw_connect(broker.tls_port, A, PASSWORDS[A], keepalive=60, ca_file=tls_files.ca_cert)
+        try:
+            writer.write(packet)
+            assert await asyncio.wait_for(reader.readexactly(4), 2.0) == b"\x40\x02\x00\x01"  # PUBACK
+            received = await next_message(server)
+        finally:
+            writer.close()
+
+    assert received.payload == payload
+
+
 # --- lifetime -------------------------------------------------------------------------------
 
 
@@ -479,44 +533,4 @@ async def read_until_eof(reader):
 async def raw_connect(port, client_id, password, *, keepalive, will=None, ca_file=None, username=None):
     """Connect (over TLS when given a CA), send CONNECT, check the CONNACK; then stay silent."""
     context = tls_context(ca_file) if ca_file else None
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
-    writer.write(connect_packet(client_id, username or client_id, password, keepalive, will))
-    assert await asyncio.wait_for(reader.readexactly(4), 2.0) == b"\x20\x02\x00\x00"  # CONNACK accepted
-    return reader, writer
-
-
-def connect_packet(client_id, username, password, keepalive, will=None):
-    flags = 0x80 | 0x40 | 0x02  # username, password, clean session
-    payload = mqtt_string(client_id)
-    if will:
-        will_topic, will_message = will
-        flags |= 0x20 | 0x08 | 0x04  # will retain, will QoS 1, will
-        payload += mqtt_string(will_topic) + len(will_message).to_bytes(2, "big") + will_message
-    payload += mqtt_string(username) + mqtt_string(password)
-    body = mqtt_string("MQTT") + bytes([4, flags]) + keepalive.to_bytes(2, "big") + payload
-    return b"\x10" + remaining_length(len(body)) + body
-
-
-def subscribe_packet(topic_filter, qos):
-    body = (1).to_bytes(2, "big") + mqtt_string(topic_filter) + bytes([qos])
-    return b"\x82" + remaining_length(len(body)) + body
-
-
-def publish_packet(topic_name, payload, packet_id):
-    """PUBLISH at QoS 1."""
-    body = mqtt_string(topic_name) + packet_id.to_bytes(2, "big") + payload
-    return b"\x32" + remaining_length(len(body)) + body
-
-
-def mqtt_string(text):
-    raw = text.encode()
-    return len(raw).to_bytes(2, "big") + raw
-
-
-def remaining_length(n):
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+    return await open_session(port, context, client_id, password, keepalive=keepalive, will=will, username=username)

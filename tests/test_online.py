@@ -4,16 +4,21 @@ The device is tests/fake_device.py: a Python MQTT client over TLS with the devic
 """
 
 import asyncio
+import json
+import ssl
 import time
 
 import aiomqtt
 import pytest
 from mpfleet.backend import keys
+from mpfleet.backend.broker.limits import MAX_PACKET_BYTES
 from mpfleet.backend.broker.tls import ensure_certificates
+from mpfleet.backend.schemas import MAX_PAYLOAD_BYTES, TELEMETRY_MAX_BYTES
 
 from .conftest import Backend
 from .fake_device import FakeDevice, silent_connect
 from .mosquitto_broker import MosquittoBroker
+from .mqtt_packets import open_session, remaining_length
 from .polling import detail, eventually, final_command, online_detail
 
 
@@ -292,6 +297,60 @@ async def test_a_device_cannot_reach_another_devices_topics(api, online):
     assert (await detail(api, theirs["uid"]))["status"] == "online"
     await device.close()
     await other.close()
+
+
+# --- sizes ---------------------------------------------------------------------------------
+
+async def test_a_packet_over_the_limit_ends_the_session_and_nothing_of_it_arrives(api, online):
+    registered = await api.register(name="sensor", platform="unix", board="unix")
+    uid, mqtt = registered["uid"], registered["mqtt"]
+    reader, writer = await open_session(online.tls_port, ssl.create_default_context(cadata=mqtt["ca_cert"]), uid,
+                                        mqtt["password"], will=(f"mpfleet/v1/{uid}/status", b'{"online":false}'))
+    await online.bridge_publish(f"mpfleet/v1/{uid}/status", b'{"online":true}', retain=True)
+    await eventually(lambda: status_is(api, uid, "online"))
+    telemetry = json.dumps({"ts": None, "values": {"big": "x" * 1_000_000}}).encode()
+    body = len(f"mpfleet/v1/{uid}/telemetry").to_bytes(2, "big") + f"mpfleet/v1/{uid}/telemetry".encode()
+    writer.write(b"\x32" + remaining_length(len(body) + 2 + len(telemetry)) + body + b"\x00\x01")
+    writer.write(telemetry[:64 * 1024])  # a beginning: the broker must not wait for the rest to judge
+    try:
+        assert await asyncio.wait_for(reader.read(), 2) == b""  # closed, no PUBACK
+    except ConnectionResetError:
+        pass  # as good: closed while our bytes were still arriving
+    finally:
+        writer.close()
+    await eventually(lambda: status_is(api, uid, "offline"), timeout=2)  # its will: the session ended
+
+    other, device = await online_device(api, online)  # a message after it arrives; the big one never did
+    await device.publish("telemetry", {"ts": None, "values": {"marker": 1}})
+    await eventually(lambda: _latest(api, other["uid"]))
+    assert online.bridge.stats["telemetry_received"] == 1
+    assert await _latest(api, uid) == {}
+    await device.close()
+
+
+async def test_the_largest_messages_of_the_protocol_pass(api, online):
+    registered, device = await online_device(api, online)
+    uid = registered["uid"]
+    telemetry = {"ts": None, "values": {"t": 21.5, "pad": ""}}  # `pad` is too long to keep; `t` is stored
+    telemetry["values"]["pad"] = "x" * (TELEMETRY_MAX_BYTES - len(json.dumps(telemetry, separators=(",", ":"))))
+    raw = json.dumps(telemetry, separators=(",", ":")).encode()
+    assert len(raw) == TELEMETRY_MAX_BYTES
+    await device.publish("telemetry", raw)
+    assert (await eventually(lambda: _latest(api, uid)))["t"]["value"] == 21.5
+
+    payload = {"cmd": "echo", "pad": ""}
+    payload["pad"] = "x" * (MAX_PAYLOAD_BYTES - len(json.dumps(payload, separators=(",", ":"))))
+    status, answer = await api.post(f"/v1/user/devices/{uid}/commands", json={"payload": payload})
+    assert status == 200, answer
+    assert (await eventually(lambda: final_command(api, uid, answer["id"])))["state"] == "done"
+    assert device.commands[0]["payload"] == payload
+    assert MAX_PACKET_BYTES > MAX_PAYLOAD_BYTES + 200  # the command's id, type and topic fit beside it
+    await device.close()
+
+
+async def _latest(api, uid):
+    _, body = await api.get(f"/v1/user/devices/{uid}/telemetry/latest")
+    return body["data"]
 
 
 # --- fixtures: the same tests against both brokers -------------------------------------------

@@ -1,4 +1,4 @@
-"""amqtt 0.12.1's Broker with the five faults that matter to a device fleet fixed.
+"""amqtt 0.12.1's Broker with the six faults that matter to a device fleet fixed.
 
 Found and measured in a study of amqtt 0.12.1 before we adopted it (stock broker vs. this one):
 
@@ -35,6 +35,13 @@ E. Messages a client has sent are lost when it leaves, QoS 1 included. The broke
    Fix: `_client_message_loop`, on the disconnect, first routes everything still queued,
    then takes amqtt's disconnect path, so a will also comes after the client's messages.
 
+F. Any client can make the broker hold a packet of any size. amqtt reads a packet's whole
+   remaining length (up to 256 MB) into memory before looking at it, and does so for a
+   CONNECT too, before authentication: one 100 MB PUBLISH on a device's own telemetry topic
+   was acked and grew the server from 59 to 216 MB. Fix: every connection reads through
+   `_Reader`, which takes one packet at a time and drops the connection when its fixed
+   header announces more than limits.MAX_PACKET_BYTES, before reading the body.
+
 These overrides replace private methods of amqtt.broker.Broker, which is why amqtt is
 pinned to 0.12.1; tests/test_embedded_broker.py fails on a stock broker for each.
 
@@ -60,6 +67,7 @@ from amqtt.errors import AMQTTError, MQTTError
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.utils import gen_client_id
 
+from .limits import MAX_PACKET_BYTES
 from .tls import server_context
 
 log = logging.getLogger(__name__)
@@ -69,6 +77,58 @@ CLOSE_TIMEOUT = 2  # seconds to flush and close a refused connection
 KEEPALIVE_GRACE = 1.5  # MQTT 3.1.1, 3.1.2.10: "one and a half times the Keep Alive time period"
 # Marks a session that `_initialize_client_session` has authenticated already.
 _AUTHENTICATED = "mpfleet.authenticated"
+
+
+class _Reader(StreamReaderAdapter):
+    """amqtt's TCP reader, fed one whole packet at a time (fault F).
+
+    amqtt reads a packet in small pieces (the type, each byte of the remaining length, then
+    the rest); this reads the fixed header itself, refuses a packet larger than
+    MAX_PACKET_BYTES, and serves amqtt's reads from the packet it has read. A read past the
+    packet's end (a malformed packet) goes on into the next one, as on the bare stream.
+    """
+
+    def __init__(self, stream_reader, writer):
+        super().__init__(stream_reader)
+        self._stream = stream_reader
+        self._writer = writer
+        self._packet = b""
+        self._position = 0
+
+    async def read(self, n=-1):
+        if n < 0:  # "until EOF": no packet boundary to keep
+            return self._take(len(self._packet)) + await self._stream.read()
+        while len(self._packet) - self._position < n:
+            self._packet = self._packet[self._position:] + await self._next_packet()
+            self._position = 0
+        return self._take(n)
+
+    def _take(self, n):
+        data = self._packet[self._position:self._position + n]
+        self._position += n
+        return data
+
+    async def _next_packet(self):
+        """The next packet's bytes. At end of stream (or on a refusal, after which the
+        connection is dropped) raises IncompleteReadError, which amqtt takes for EOF."""
+        header = bytearray(await self._stream.readexactly(1))
+        length = 0
+        for shift in range(0, 28, 7):  # the remaining length: at most four 7-bit digits
+            digit = (await self._stream.readexactly(1))[0]
+            header.append(digit)
+            length |= (digit & 0x7F) << shift
+            if not digit & 0x80:
+                break
+        else:
+            self._refuse("a malformed remaining length")
+        if 1 + length > MAX_PACKET_BYTES:  # counted as Mosquitto counts it (limits.py)
+            self._refuse(f"a packet of {1 + length} bytes (the limit is {MAX_PACKET_BYTES})")
+        return bytes(header) + await self._stream.readexactly(length)
+
+    def _refuse(self, what):
+        log.info("dropped the connection of %s: %s", self._writer.get_peer_info(), what)
+        self._writer.abort()
+        raise asyncio.IncompleteReadError(b"", None)
 
 
 class _Writer(StreamWriterAdapter):
@@ -94,7 +154,7 @@ class _Handler(BrokerProtocolHandler):
 
 
 class FixedBroker(Broker):
-    """amqtt's Broker with faults A-E fixed. Listeners must be of type `tcp`.
+    """amqtt's Broker with faults A-F fixed. Listeners must be of type `tcp`.
 
     Must be built inside the running event loop (amqtt's constructor asks for it).
     """
@@ -133,11 +193,11 @@ class FixedBroker(Broker):
     # --- amqtt hooks ---------------------------------------------------------------------
 
     async def stream_connected(self, reader, writer, listener_name):
-        # Replaces amqtt's to wrap the socket in _Writer and to track the connection.
+        # Replaces amqtt's to wrap the socket in _Reader and _Writer and to track the connection.
         adapter = _Writer(writer)
         self._writers.add(adapter)
         try:
-            await self._client_connected(listener_name, StreamReaderAdapter(reader), adapter)
+            await self._client_connected(listener_name, _Reader(reader, adapter), adapter)
         finally:
             self._writers.discard(adapter)
             if not adapter.is_closed:  # a path of amqtt that forgot to close it
