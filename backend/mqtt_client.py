@@ -225,6 +225,8 @@ class MqttClient:
         for future in (self._connack, *self._waiting.values()):
             if future is not None and not future.done():
                 future.set_exception(error)
+        if self._connack is not None and self._connack.done() and not self._connack.cancelled():
+            self._connack.exception()  # retrieved: a connect that failed before the CONNACK never awaits it
         if self._protocol is not None:
             self._protocol.transport.abort()
 

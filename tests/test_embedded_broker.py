@@ -16,10 +16,10 @@ import time
 
 import aiomqtt
 import pytest
-from amqtt.errors import BrokerError
 from mpfleet.backend.broker.embedded import TLS_READ_BUFFER, EmbeddedBroker
 from mpfleet.backend.broker.limits import MAX_PACKET_BYTES
 from mpfleet.backend.broker.tls import ensure_certificates
+from mpfleet.backend.listeners import ListenerError
 
 from .mqtt_packets import mqtt_string, open_session, publish_packet, remaining_length, subscribe_packet
 
@@ -486,17 +486,18 @@ async def test_start_again_after_stop(broker, tls_files):
         await board.publish(topic(A, "status"), ONLINE, qos=1)
 
 
-async def test_start_fails_cleanly_when_a_port_is_taken(tls_files, devices, caplog):
+async def test_start_fails_cleanly_when_a_port_is_taken(tls_files, devices):
     taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    taken_port = taken.sockets[0].getsockname()[1]
     with socket.socket() as probe:  # a free port for the plain listener, bound before the TLS one fails
         probe.bind(("127.0.0.1", 0))
         plain_port = probe.getsockname()[1]
     broker = EmbeddedBroker(tls=tls_files, verify_device=devices.verify, plain_port=plain_port,
-                            tls_host="127.0.0.1", tls_port=taken.sockets[0].getsockname()[1])
+                            tls_host="127.0.0.1", tls_port=taken_port)
     try:
-        with pytest.raises(BrokerError):
+        with pytest.raises(ListenerError) as refused:
             await broker.start()
-        caplog.clear()  # amqtt's own "Broker startup failed" is the one error expected here
+        assert str(refused.value) == f"cannot listen on 127.0.0.1:{taken_port} (MQTT over TLS): Address already in use"
         await broker.stop()  # harmless after a failed start
         # The plain listener was closed again: its port can be bound.
         again = await asyncio.start_server(lambda r, w: None, "127.0.0.1", plain_port)

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 from mpfleet.backend import keys
+from mpfleet.backend.broker.limits import MAX_PACKET_BYTES
 from mpfleet.backend.mqtt_client import MqttClient, MqttError
 
 
@@ -41,18 +42,19 @@ async def test_messages_arrive_whole_and_in_order_at_both_qos(endpoint):
     sender = await connect(endpoint, "sender")
     try:
         await receiver.subscribe([("t/q0", 0), ("t/q1", 1)])
-        # A payload far larger than one read of the socket arrives cut into pieces: it must come out whole.
-        large = bytes(range(256)) * 1024
         for number in range(300):
             await sender.publish("t/q0" if number % 2 else "t/q1", b"%d" % number, qos=number % 2)
-        await sender.publish("t/q1", large, qos=1)
-        messages = await inbox.until(301)
+        # Large packets sent back to back fill many reads of the socket, cut anywhere: each must come out whole.
+        large = [bytes([n]) * (MAX_PACKET_BYTES - 20) for n in range(40)]
+        for payload in large:
+            await sender.publish("t/q0", payload, qos=0)
+        messages = await inbox.until(340)
     finally:
         sender.close()
         receiver.close()
     assert [payload for _, payload in messages[:300]] == [b"%d" % number for number in range(300)]
     assert messages[0][0] == "t/q1" and messages[1][0] == "t/q0"
-    assert messages[300] == ("t/q1", large)
+    assert messages[300:] == [("t/q0", payload) for payload in large]
 
 
 async def test_retained_message_reaches_a_later_subscriber(endpoint):

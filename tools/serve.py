@@ -1,11 +1,15 @@
 """`mpfleet serve`: run the backend."""
 
+import asyncio
 import logging
+import signal
 
 from aiohttp import web
 from mpfleet.backend.app import init_app
 from mpfleet.backend.bootstrap import ensure_admin
+from mpfleet.backend.broker.mosquitto import BrokerAdminError
 from mpfleet.backend.config import Settings
+from mpfleet.backend.listeners import ListenerError, bind
 
 from . import datadir
 from .errors import CommandError
@@ -52,10 +56,28 @@ def run(args):
     token = datadir.with_storage(args.data, lambda storage: ensure_admin(storage, args.data))
     if token:
         print(f"Created user 'admin'. API token (shown once, also in {args.data / 'admin.token'}):\n  {token}")
-    print(f"mpfleet backend: http://{args.host}:{args.http_port}/v1/  data: {args.data}", flush=True)
     try:
-        access_log = logging.getLogger("aiohttp.access") if args.access_log else None
-        web.run_app(init_app(settings), host=args.host, port=args.http_port, print=None, access_log=access_log)
-    except OSError as error:  # typically the port is taken
-        raise CommandError(f"cannot listen on {args.host}:{args.http_port}: {error.strerror or error}") from None
+        asyncio.run(_serve(settings, access_log=logging.getLogger("aiohttp.access") if args.access_log else None))
+    except (ListenerError, BrokerAdminError) as error:
+        raise CommandError(str(error)) from None
 
+
+async def _serve(settings, access_log):
+    """Run until SIGINT or SIGTERM. Every listener is bound before the URL is printed; one that cannot
+    be raises ListenerError, and whatever had started is closed again (aiohttp's run_app would leave
+    the storage open after a failed start, and the process would never end)."""
+    http = bind("HTTP", settings.host, settings.http_port)
+    runner = web.AppRunner(init_app(settings), handle_signals=False, access_log=access_log)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    try:
+        await runner.setup()  # storage, the broker and its listeners, the bridge, maintenance
+        await web.SockSite(runner, http).start()
+        port = http.getsockname()[1]  # the one the OS chose for port 0
+        print(f"mpfleet backend: http://{settings.host}:{port}/v1/  data: {settings.data_dir}", flush=True)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        http.close()

@@ -54,10 +54,13 @@ Also here, because the same hooks make them possible:
 - a client must send CONNECT within CONNECT_TIMEOUT, and every connection is tracked,
   so shutting down can end all of them and leave no task behind;
 - TLS listeners use tls.server_context() rather than amqtt's context, which asks every
-  client for a certificate.
+  client for a certificate;
+- listeners serve on sockets bound beforehand (embedded.py), so a port that is taken is one
+  clear error before amqtt starts, not amqtt's traceback with the other listener left open.
 """
 
 import asyncio
+import functools
 import logging
 
 from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
@@ -157,11 +160,13 @@ class FixedBroker(Broker):
     """amqtt's Broker with faults A-F fixed. Listeners must be of type `tcp`.
 
     Must be built inside the running event loop (amqtt's constructor asks for it).
+    `sockets` maps a listener's name to a bound socket it must serve on (listeners.bind).
     """
 
-    def __init__(self, config):
+    def __init__(self, config, sockets):
         super().__init__(config)
         self._writers = set()
+        self._sockets = sockets
 
     def bound_port(self, listener_name):
         """The port a listener is bound to; the one the OS chose when configured with port 0."""
@@ -270,6 +275,11 @@ class FixedBroker(Broker):
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _create_server_instance(self, listener_name, listener_type, address, port, ssl_context):
+        # Replaces amqtt's: serves on the socket bound for the listener instead of binding one.
+        handler = functools.partial(self.stream_connected, listener_name=listener_name)
+        return await asyncio.start_server(handler, sock=self._sockets[listener_name], ssl=ssl_context)
 
     def _create_ssl_context(self, listener):
         return server_context(listener["certfile"], listener["keyfile"])

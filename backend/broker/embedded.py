@@ -28,6 +28,7 @@ import hmac
 import logging
 import secrets
 
+from .. import listeners
 from .amqtt_fixes import FixedBroker
 from .amqtt_plugins import ConnectedPlugin, LoginPlugin, TopicAclPlugin, plugin_path
 
@@ -56,22 +57,29 @@ class EmbeddedBroker:
         self.backend_password = secrets.token_urlsafe(32)
         self.plain_port = plain_port
         self.tls_port = tls_port
-        self._plain_bind = f"{plain_host}:{plain_port}"
-        self._tls_bind = f"{tls_host}:{tls_port}"
+        self._plain_address = (plain_host, plain_port)
+        self._tls_address = (tls_host, tls_port)
         self._tls = tls
         self._verify_device = verify_device
         self._on_device_connected = on_device_connected
         self._broker = None
 
     async def start(self):
-        """Open both listeners. Raises amqtt's BrokerError when one cannot bind."""
+        """Open both listeners. Raises listeners.ListenerError, saying which, when one cannot bind
+        (and leaves nothing open)."""
         _quiet_amqtt_logs()
         _small_tls_read_buffers()
-        broker = FixedBroker(self._config())
+        # Bound here rather than by amqtt, which would log a traceback and leave the other listener open.
+        sockets, broker = {"default": listeners.bind("plain MQTT", *self._plain_address)}, None
         try:
+            sockets["tls"] = listeners.bind("MQTT over TLS", *self._tls_address)
+            broker = FixedBroker(self._config(), sockets)
             await broker.start()
-        except Exception:
-            await broker.close_connections()  # amqtt leaves open the listeners it did bind
+        except BaseException:
+            if broker is not None:
+                await broker.close_connections()
+            for sock in sockets.values():
+                sock.close()
             raise
         self._broker = broker
         self.plain_port = broker.bound_port("default")
@@ -104,8 +112,8 @@ class EmbeddedBroker:
             "listeners": {
                 # amqtt fills the unset fields of every listener from the one named "default",
                 # so "default" must be the plain one, or the plain listener would inherit TLS.
-                "default": {"type": "tcp", "bind": self._plain_bind},
-                "tls": {"type": "tcp", "bind": self._tls_bind, "ssl": True,
+                "default": {"type": "tcp", "bind": "%s:%d" % self._plain_address},
+                "tls": {"type": "tcp", "bind": "%s:%d" % self._tls_address, "ssl": True,
                         "certfile": str(self._tls.server_cert), "keyfile": str(self._tls.server_key)},
             },
             # Naming the plugins also keeps amqtt's defaults out: anonymous login allowed,
