@@ -11,7 +11,7 @@ log, the board:
 2. publishes: a telemetry row (`uptime`) is stored;
 3. answers a command: a `custom` relay_toggle sent over REST reaches `done`;
 4. changes its telemetry period: the built-in set_telemetry_period (period 7, by name as a `custom` command)
-   reaches `done` and the board's config.json says 7 (this one loads period.py and rewrites config.json);
+   reaches `done` and the board's settings.json says 7 (this one loads settings.py and rewrites settings.json);
 5. reboots: after a `reboot` command the process ends with the unix board's reset code (75), the bench starts
    it again at the same heap size, as `mpfleet emulate` does, and the board is back online with boot count 2.
 
@@ -56,7 +56,7 @@ def board_config(registration):
     return {"wifi": {"ssid": "bench", "password": "secret"},
             "mqtt": {"host": "127.0.0.1", "port": mqtt["port"], "uid": registration["uid"],
                      "password": mqtt["password"], "ca": mqtt["ca_cert"]},
-            "telemetry": {"period": 5}, "board": "unix"}
+            "board": "unix"}
 
 
 class Run:
@@ -99,7 +99,9 @@ def run_board(server, built, work, kb, timeout):
     flash = work / f"flash-{kb}k"
     shutil.rmtree(flash, ignore_errors=True)
     shutil.copytree(built, flash)
-    (flash / "config.json").write_text(json.dumps(board_config(registration)))
+    # As `mpfleet provision` writes them: config.json indented (the CA's PEM inside), the period in settings.json.
+    (flash / "config.json").write_text(json.dumps(board_config(registration), indent=2) + "\n")
+    (flash / "settings.json").write_text(json.dumps({"period": 5}) + "\n")
     log_path = flash / "board.log"
     log_path.touch()
     process = _start_board(flash, kb, log_path)
@@ -147,10 +149,10 @@ def run_board(server, built, work, kb, timeout):
                 _, body = server.call("GET", f"/v1/user/devices/{uid}/commands/{period_id}")
                 state = body["data"]["state"]
                 if state == "done" and body["data"].get("result") == {"period": 7}:
-                    if json.loads((flash / "config.json").read_text())["telemetry"]["period"] == 7:
+                    if json.loads((flash / "settings.json").read_text())["period"] == 7:
                         result.reached["period"] = now
                     else:
-                        result.problem = "set_telemetry_period: config.json not changed"
+                        result.problem = "set_telemetry_period: settings.json not changed"
                         break
                 elif state in ("failed", "expired"):
                     result.problem = f"set_telemetry_period {state}: {body['data'].get('error')}"

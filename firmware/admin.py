@@ -1,5 +1,5 @@
 """The built-in commands `reboot`, `wifi_reset` and `ota`: function `kind`(app, cmd_id, payload) -> result (`ping`
-is answered by app.py, `set_telemetry_period` by period.py).
+is answered by app.py, `set_telemetry_period` by settings.py).
 
 They are rare, so app.py imports this module for one command and unloads it afterwards: its code holds
 no heap while the board only publishes. A handler that acks by itself (reboot, wifi_reset: `done`, then

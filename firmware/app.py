@@ -4,9 +4,11 @@ main() runs at every boot (main.py) and never returns:
 - start.py does the once-per-boot work (boot count, config or setup mode, the boot-loop counter and
   safe mode) and is unloaded before the link is made: code that ran once holds no heap;
 - in safe mode: connectivity (and OTA, once there is one) only, no user module, said in `status`;
-- commands are rare: each is parsed and run by commands.py, a built-in then by admin.py (`ping` here), each
-  module loaded for the command and unloaded before the next one loads; only their queue, the maker's custom
-  handlers and the ack stay here;
+- commands are rare: each is parsed and run by commands.py, a built-in then by settings.py or admin.py (`ping`
+  here), each module loaded for the command and unloaded before the next one loads; only their queue, the maker's
+  custom handlers and the ack stay here. The queue holds _QUEUE commands, and `status` says so (cmd_queue): the
+  backend keeps at most that many open at the board. One that comes while it is full anyway is acked `failed`
+  ("busy: command queue full") by the loop;
 - the loop feeds the watchdog, collects garbage at known points (after connecting, after commands,
   after samples) and survives whatever one of its steps raises;
 - anything escaping (a bug) is printed, and the board resets after a pause, as a watchdog would.
@@ -21,7 +23,12 @@ from micropython import const
 
 _WDT_MS = const(30000)
 _LOOP_MS = const(200)
-_QUEUE = const(4)  # commands waiting to run; more are dropped (the backend expires them)
+_QUEUE = const(4)  # commands waiting to run; `status` says so (cmd_queue): the backend sends no more at once
+# Commands that found the queue full anyway: the start of each (its id) queued behind, as a bytearray, for the loop
+# to ack `failed` (commands.py); no ack can be sent from the `cmd` handler, which runs inside umqtt.simple's
+# check_msg.
+_BUSY = const(8)
+_HEAD = const(96)  # bytes of such a command kept: {"id": "<up to 64 characters>" first, as the backend sends it
 _ERROR_MAX = const(200)  # characters of an error text
 
 log = print
@@ -36,10 +43,10 @@ def main():
     try:
         import start
 
-        cfg, boot, safe, fw = start.run(b, log)
+        cfg, settings, boot, safe, fw = start.run(b, log)
         del start
         _unload("start")
-        App(b, cfg, boot, safe, fw).run()
+        App(b, cfg, settings, boot, safe, fw).run()
     except Exception as e:
         sys.print_exception(e)
         log("app: crashed; reset in 5 s")
@@ -54,7 +61,7 @@ def _unload(name):
 
 
 class App:
-    def __init__(self, b, cfg, boot, safe, fw):
+    def __init__(self, b, cfg, settings, boot, safe, fw):
         from link import Link  # the largest first, and its TLS set up, while the heap is young
 
         self.link = Link(cfg, b, self.status, log)
@@ -69,9 +76,9 @@ class App:
         self._last = time.ticks_ms()
         self._reached = False
         self.link.on_up = self._on_up
-        self._queue = []  # commands (bytes) waiting for the loop
+        self._queue = []  # commands (bytes) waiting for the loop, and the starts (bytearray) of refused ones
         self._custom = {}  # custom command name -> the maker's handler(payload)
-        self.tele = Telemetry(self.link, self.sample, cfg["telemetry"]["period"], log)
+        self.tele = Telemetry(self.link, self.sample, settings["period"], log)
         self.user = None
         if not safe:
             try:
@@ -98,6 +105,7 @@ class App:
             "free_mem": gc.mem_free(),
             "tls_verified": self.link.verified,
             "safe_mode": self.safe,
+            "cmd_queue": _QUEUE,
         }
 
     def sample(self):
@@ -131,9 +139,14 @@ class App:
         self._custom[name] = handler
 
     def _cmd(self, msg):
-        """The link's handler for `cmd`: the message kept for the loop (bounded)."""
-        if len(self._queue) < _QUEUE:
-            self._queue.append(bytes(msg))
+        """The link's handler for `cmd`: the message kept for the loop, or, the queue full, its start for a `failed`
+        ack (both bounded)."""
+        q = self._queue
+        n = len(q)
+        if n < _QUEUE:
+            q.append(bytes(msg))
+        elif n < _QUEUE + _BUSY:
+            q.append(bytearray(msg[:_HEAD]))
         else:
             log("cmd: queue full, dropped a command")
 
@@ -152,7 +165,8 @@ class App:
         return self.link.publish("ack", data)
 
     def _commands(self):
-        """Run the queued commands: commands.py for each, then a built-in's module with commands.py unloaded."""
+        """Run the queued commands (or ack the refused ones): commands.py for each, then a built-in's module with
+        commands.py unloaded."""
         while self._queue:
             msg = self._queue.pop(0)
             try:
@@ -166,11 +180,11 @@ class App:
                 self._builtin(*todo)
 
     def _builtin(self, cmd_id, kind, payload):
-        """A built-in command: function `kind` of period.py or admin.py, the module loaded for this command only."""
+        """A built-in command: function `kind` of settings.py or admin.py, the module loaded for this command only."""
         if kind == "ping":  # the health check: answered without loading anything, even on a full heap
             self.ack(cmd_id, "done", result={"uptime": self._uptime_ms // 1000})
             return
-        name = "period" if kind == "set_telemetry_period" else "admin"
+        name = "settings" if kind == "set_telemetry_period" else "admin"
         error = result = None
         try:
             result = getattr(__import__(name), kind)(self, cmd_id, payload)

@@ -3,12 +3,15 @@ each command and unloads it again: commands are rare, and none of this code hold
 
     todo = commands.run(app, msg)   # None (done here), or (cmd_id, kind, payload) of a built-in for app.py
 
-A command the board can run is acked `accepted` first. A `custom` command runs its maker's handler (app.custom(), user.py) here; its return value is acked `done` with
-it as `result`, an exception `failed` with its text (app.ack). A built-in type, or a `custom` command naming a
-built-in ({"cmd": "ping"}), is handed back: app.py runs it after this module is unloaded (admin.py, loaded for
-it alone). An unknown type or custom name, malformed JSON or a payload that is not an object is acked
-`failed` (never `accepted`); when even the id cannot be read nothing can be acked, and the command is only logged. Nothing here
-raises into the loop.
+msg is the command (bytes), or the start of one refused for a full queue (a bytearray: app.py), acked `failed`.
+
+A command the board can run is acked `accepted` first. A `custom` command runs its maker's handler (app.custom(),
+user.py) here; its return value is acked `done` with it as `result`, an exception `failed` with its text (app.ack).
+A built-in type, or a `custom` command naming a built-in ({"cmd": "ping"}), is handed back: app.py runs it after
+this module is unloaded (settings.py or admin.py, loaded for it alone). An unknown type or custom name, malformed
+JSON or a payload that is not an object is acked `failed` (never `accepted`); a command that found the board's
+queue full is acked `failed` with the error "busy: command queue full". When even the id cannot be read nothing
+can be acked, and the command is only logged. Nothing here raises into the loop.
 """
 
 import json
@@ -17,7 +20,17 @@ import json
 _BUILTIN = ("reboot", "wifi_reset", "ping", "set_telemetry_period", "ota")
 
 
+_BUSY_ERROR = "busy: command queue full"
+
+
 def run(app, msg):
+    if isinstance(msg, bytearray):  # the start of a command refused for a full queue: its id is all there is to read
+        cmd_id = _find_id(msg)
+        if cmd_id:
+            app.ack(cmd_id, "failed", error=_BUSY_ERROR)
+        else:
+            print("cmd: queue full, dropped a command without a readable id")
+        return None
     try:
         cmd = json.loads(msg)
     except ValueError:

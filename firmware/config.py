@@ -3,15 +3,18 @@
     {"wifi": {"ssid": "home", "password": "secret"},
      "mqtt": {"host": "mpfleet.lan", "port": 8883, "uid": "espressif8266_G8VfdNhn7jqN",
               "password": "...", "ca": "-----BEGIN CERTIFICATE-----\\n..."},
-     "telemetry": {"period": 60},
-     "board": "d1_mini"}
+     "board": "d1_mini",
+     "pins": {"led": 2, "led_active_low": true, "relay": 5}}
 
 wifi.ssid: 1-32 characters; wifi.password: 0-64 (empty for an open network).
 mqtt.host, mqtt.uid, mqtt.password: non-empty text; mqtt.port: 1-65535, default 8883.
 mqtt.ca: the PEM of the broker's CA certificate.
-telemetry.period: whole seconds between samples, 5 to 86400, default 60.
 board: the board key of boards/ (e.g. "d1_mini"), 1-32 characters.
+pins: the board's pins by name, an object, absent when the board has none; `mpfleet provision` copies them from the
+board's definition (boards/<key>.json), and the ESP ports drive them (ports/_esp.py output()).
 A default also replaces null. Keys not listed here are kept as they are. The file may hold at most 8192 bytes.
+What commands change (the telemetry period) is not here but in settings.json (settings.py): a command never parses
+this file, which the CA's PEM text makes large.
 """
 
 import json
@@ -21,9 +24,6 @@ from micropython import const
 
 _MAX_SIZE = const(8192)
 _PORT = const(8883)
-_PERIOD = const(60)
-_PERIOD_MIN = const(5)
-_PERIOD_MAX = const(86400)
 _S_IFDIR = const(0x4000)
 
 
@@ -106,10 +106,9 @@ def validate(cfg):
     _text(mqtt, "mqtt.", "password", 1, 128)
     if "-----BEGIN CERTIFICATE-----" not in _text(mqtt, "mqtt.", "ca", 1, _MAX_SIZE):
         raise ConfigError("mqtt.ca: not a PEM certificate")
-    if cfg.get("telemetry") is None:
-        cfg["telemetry"] = {}
-    _number(_section(cfg, "telemetry"), "telemetry.", "period", _PERIOD, _PERIOD_MIN, _PERIOD_MAX)
     _text(cfg, "", "board", 1, 32)
+    if cfg.get("pins") is not None:
+        _section(cfg, "pins")
     return cfg
 
 

@@ -24,7 +24,7 @@ from micropython import const
 from umqtt import simple  # loaded at boot already (link.py)
 
 _TCP_TIMEOUT_S = const(10)  # the TCP connect and the TLS handshake; then the session's own limits (link.py)
-_KEEPALIVE = const(60)  # seconds, as the protocol says (link.py pings after half of it)
+_KEEPALIVE = const(60)  # seconds, as the protocol says; the link pings after half of the client's keepalive
 _WILL = b'{"online":false}'
 
 

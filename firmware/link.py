@@ -40,7 +40,6 @@ from random import getrandbits
 import select
 from micropython import const
 
-_KEEPALIVE = const(60)  # seconds, as the protocol says (connect.py's CONNECT says so too)
 _IO_TIMEOUT_MS = const(10000)  # a read or write of the session
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
@@ -188,7 +187,8 @@ class Link:
                 self._ping_at = None  # the broker answered (PINGRESP or anything)
             elif time.ticks_diff(now, self._ping_at) > _IO_TIMEOUT_MS:
                 raise OSError(ETIMEDOUT, "no answer to ping")
-        if self._ping_at is None and time.ticks_diff(now, self._tx) >= _KEEPALIVE * 500:
+        # The keepalive the session was made with (connect.py: the protocol's 60 s), half of it in ms.
+        if self._ping_at is None and time.ticks_diff(now, self._tx) >= self._client.keepalive * 500:
             self._ping_at = now
             self._client.ping()
 

@@ -4,6 +4,7 @@ so none of this code stays in the heap.
 - the boot count and reason (the port's boot()), logged with the firmware version;
 - after a wifi_reset command, the Wi-Fi section taken out of config.json;
 - config.json (config.py): none usable -> setup mode (setup.py), which never returns;
+- settings.json (settings.py): what commands change, e.g. the telemetry period;
 - the boot-loop counter (file `unreached`): a boot counts until the board reaches the broker (app.py then
   removes the file); after _SAFE_AFTER consecutive boots that never did, the board starts in safe mode;
 - the running bundle's version (manifest.json, written by deploy/OTA), for `status`.
@@ -23,7 +24,8 @@ _FORGET_WIFI = "forget_wifi"  # left by the wifi_reset command (admin.py)
 
 
 def run(b, log):
-    """(cfg, boot, safe, fw) of this boot: the checked config, {"reason", "count"}, safe mode, the firmware."""
+    """(cfg, settings, boot, safe, fw) of this boot: the checked config, the settings commands change (settings.py),
+    {"reason", "count"}, safe mode, the firmware."""
     reason, count = b.boot()
     log("app: boot %d (%s), firmware %s on %s" % (count, reason, VERSION, b.PLATFORM))
     _forget_wifi(log)
@@ -32,12 +34,17 @@ def run(b, log):
         import setup
 
         setup.run(b, log)
-    b.set_board(cfg["board"])
+    b.set_pins(cfg.get("pins"))
+    import settings
+
+    s = settings.load()
+    del sys.modules["settings"]
+    log("app: telemetry every %d s" % s["period"])
     unreached = _count(log)
     safe = unreached > _SAFE_AFTER
     if safe:
         log("app: SAFE MODE: %d boots in a row never reached the broker" % (unreached - 1))
-    return cfg, {"reason": reason, "count": count}, safe, _firmware()
+    return cfg, s, {"reason": reason, "count": count}, safe, _firmware()
 
 
 def _forget_wifi(log):

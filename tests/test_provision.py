@@ -59,7 +59,8 @@ def test_an_emulator_config_holds_the_login_the_ca_and_the_host_override(server,
     assert config["mqtt"] == {"host": "127.0.0.1", "port": device["meta"]["mqtt_port"], "uid": uid,
                               "password": config["mqtt"]["password"], "ca": ca}
     assert len(config["mqtt"]["password"]) >= 16
-    assert config["board"] == "unix" and config["telemetry"] == {"period": 60}
+    assert config["board"] == "unix" and "pins" not in config  # the emulated board has none
+    assert "telemetry" not in config and json.loads((out / "settings.json").read_text()) == {"period": 60}
     assert (out / "ca.pem").read_text() == ca
     assert stat.S_IMODE((out / "config.json").stat().st_mode) == 0o600
     assert uid in done.stdout and config["mqtt"]["password"] not in done.stdout + done.stderr
@@ -75,7 +76,9 @@ def test_a_real_board_gets_its_wifi_and_the_servers_broker_host(server, tmp_path
     config = load_on_the_board(out)
     assert config["wifi"] == {"ssid": "home", "password": "secret pass"}
     assert config["mqtt"]["host"] == socket.gethostname()  # the server's own name: no --public-host given
-    assert config["board"] == "d1_mini" and config["telemetry"] == {"period": 30}
+    assert config["board"] == "d1_mini" and json.loads((out / "settings.json").read_text()) == {"period": 30}
+    (d1_mini,) = [board for board in api_get(server, "/v1/boards") if board["key"] == "d1_mini"]
+    assert config["pins"] == d1_mini["pins"] == {"led": 2, "led_active_low": True, "relay": 5}
     device = api_get(server, f"/v1/user/devices/{config['mqtt']['uid']}")
     assert device["name"] == "kitchen"  # the default name: the directory's
     assert (device["platform"]["key"], device["board"]["key"]) == ("espressif8266", "d1_mini")

@@ -1,8 +1,12 @@
 """`mpfleet provision`: register a device over the REST API and write its flash directory's config.json.
 
-    DIR/config.json   what firmware/config.py reads: Wi-Fi, the MQTT login (mqtt.ca holds the CA PEM inline),
-                      telemetry period, board key; 0600, it holds the device's password
-    DIR/ca.pem        the same CA certificate, for humans and other tools
+    DIR/config.json     what firmware/config.py reads: Wi-Fi, the MQTT login (mqtt.ca holds the CA PEM inline),
+                        board key and its pins (from GET /v1/boards); 0600, it holds the device's password
+    DIR/settings.json   what firmware/settings.py reads, and commands change: the telemetry period
+    DIR/ca.pem          the same CA certificate, for humans and other tools
+
+The period's bounds and default, and the settings file's name, are read from the firmware's settings.py (the one
+place they are stated).
 
 Without --wifi-ssid, config.json has no wifi section: a board then starts in setup mode and asks for its network
 on a web form (firmware/setup.py); the emulator (--board unix) instead gets a stand-in network name, which its
@@ -24,11 +28,11 @@ from mpfleet.backend.config import default_data_dir
 
 from . import files
 from .errors import CommandError
+from .firmware_build import firmware_constant
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 EMULATOR_PLATFORM = "unix"  # the MicroPython unix port: no radio, the host's network
 EMULATOR_WIFI = {"ssid": "emulator", "password": ""}  # ports/unix.py joins any named network at once
-PERIOD_MIN, PERIOD_MAX = 5, 86400  # telemetry.period bounds of firmware/config.py
 _TIMEOUT = 15  # seconds, per request
 
 
@@ -60,8 +64,10 @@ def add_parser(commands):
     parser.add_argument("--mqtt-host", metavar="HOST",
                         help="broker host written into config.json instead of the one the server names, e.g. "
                         "127.0.0.1 for the emulator on this machine (it must be in the broker's certificate)")
-    parser.add_argument("--period", type=int, default=60, metavar="SECONDS",
-                        help=f"seconds between telemetry samples, {PERIOD_MIN} to {PERIOD_MAX} (default: 60)")
+    least, most, default = period_bounds()
+    parser.add_argument("--period", type=int, default=default, metavar="SECONDS",
+                        help=f"seconds between telemetry samples, {least} to {most} (default: {default}); written to "
+                        "DIR/settings.json, where the set_telemetry_period command changes it")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing DIR/config.json (its device stays registered on the server)")
     parser.set_defaults(run=run)
@@ -72,8 +78,9 @@ def run(args):
     name = args.name or out.resolve().name
     check_out_dir(out, force=args.force)
     wifi = wifi_section(args.wifi_ssid, args.wifi_password)
-    if not PERIOD_MIN <= args.period <= PERIOD_MAX:
-        raise CommandError(f"--period must be {PERIOD_MIN} to {PERIOD_MAX} seconds")
+    least, most, _ = period_bounds()
+    if not least <= args.period <= most:
+        raise CommandError(f"--period must be {least} to {most} seconds")
     api = Api(args.server, find_token(args.token))
 
     board = find_board(api.get("/v1/boards")["data"], args.board)
@@ -86,7 +93,7 @@ def run(args):
 
     if wifi is None and platform == EMULATOR_PLATFORM:
         wifi = EMULATOR_WIFI
-    config = make_config(device, wifi=wifi, mqtt_host=args.mqtt_host, period=args.period, board=args.board)
+    config = make_config(device, wifi=wifi, mqtt_host=args.mqtt_host, board=board)
     out.mkdir(parents=True, exist_ok=True)
     if not mqtt.get("ca_cert"):
         # Keep the password anyway (it is shown only once), then say what is missing.
@@ -94,16 +101,19 @@ def run(args):
         raise CommandError(f"registered {uid} and wrote {out / 'config.json'}, but the server sent no CA certificate "
                            "for its broker: put the broker's CA PEM into mqtt.ca there")
     files.write_atomic(out / "ca.pem", mqtt["ca_cert"], mode=0o644)
+    settings = out / firmware_constant("settings", "_FILE")
+    files.write_atomic(settings, json.dumps({"period": args.period}) + "\n", mode=0o644)
     files.write_atomic(out / "config.json", json.dumps(config, indent=2) + "\n", mode=0o600)
     m = config["mqtt"]
-    progress(f"Wrote {out / 'config.json'} (broker {m['host']}:{m['port']}, user {uid}) and {out / 'ca.pem'}")
+    progress(f"Wrote {out / 'config.json'} (broker {m['host']}:{m['port']}, user {uid}), {settings} (telemetry "
+             f"every {args.period} s) and {out / 'ca.pem'}")
     if platform == EMULATOR_PLATFORM:
         progress(f"Next: mpfleet emulate {out}")
         return
     if wifi is None:
         progress("No --wifi-ssid: the board starts in setup mode and asks for its Wi-Fi network "
                  "(access point mpfleet-XXXXXX, page http://192.168.4.1/)")
-    progress(f"Next: copy {out}/config.json to the board's flash along with the firmware")
+    progress(f"Next: copy {out}/config.json and {settings.name} to the board's flash along with the firmware")
 
 
 def check_out_dir(out, *, force):
@@ -152,8 +162,14 @@ def find_board(boards, key):
     raise CommandError(f"unknown board {key!r}; known boards: {known}")
 
 
-def make_config(device, *, wifi, mqtt_host, period, board):
-    """config.json for `device` (the registration answer), in the layout of firmware/config.py.
+def period_bounds():
+    """(least, most, default) seconds of the telemetry period, as firmware/settings.py states them."""
+    return tuple(firmware_constant("settings", name) for name in ("_PERIOD_MIN", "_PERIOD_MAX", "_PERIOD"))
+
+
+def make_config(device, *, wifi, mqtt_host, board):
+    """config.json for `device` (the registration answer) on `board` (its GET /v1/boards entry), in the layout of
+    firmware/config.py: the board's pins (those it has) are carried from its definition.
 
     `wifi` None leaves the wifi section out: the board's setup mode asks for it.
     """
@@ -167,11 +183,13 @@ def make_config(device, *, wifi, mqtt_host, period, board):
             "password": mqtt["password"],
             "ca": mqtt.get("ca_cert"),
         },
-        "telemetry": {"period": period},
-        "board": board,
+        "board": board["key"],
+        "pins": {name: value for name, value in (board.get("pins") or {}).items() if value is not None},
     }
     if not wifi:
         del config["wifi"]
+    if not config["pins"]:  # the emulated board: none (and no empty object to hold in its heap)
+        del config["pins"]
     return config
 
 

@@ -8,7 +8,7 @@ Core modules ask this package; they never import machine, network, esp or esp32,
 
 Every port module offers the same names (see ports/unix.py for the reference, with what each raises):
 PLATFORM, TLS_VERIFIES, boot(), reset(), unique_id(), wifi_connect(), wifi_connected(), wifi_forget(), ip(),
-rssi(), sync_time(), watchdog(), feed(), set_board(), output(), sensors(), setup_listen().
+rssi(), sync_time(), watchdog(), feed(), set_pins(), output(), sensors(), setup_listen().
 
 app.py unloads this package once board() has answered: the port's module stays (sys.modules caches it), and
 md5() loads the package again when it is needed.

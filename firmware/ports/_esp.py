@@ -10,18 +10,9 @@ import time
 import machine
 import network
 
-# board key -> (led pin, relay pin, led active low), as in boards/<key>.json; None: the board has none
-_PINS = {
-    "esp32dev": (None, 26, False),
-    "esp32-s3-devkitc-1": (48, 4, False),
-    "esp32-c3-devkitm-1": (8, 4, False),
-    "d1_mini": (2, 5, True),  # the ESP8266 boards: their LED is GPIO2, active low
-    "esp07s": (2, 5, True),
-    "nodemcuv2": (2, 5, True),
-}
-_board_pins = (None, None, False)
+_board_pins = {}  # config.json `pins` (set_pins)
 _wdt = None
-_pins = {}
+_pins = {}  # name -> machine.Pin, made at first use
 
 
 def reset_reason():
@@ -103,22 +94,24 @@ def feed():
         _wdt.feed()
 
 
-def set_board(key):
+def set_pins(pins):
+    """The board's pins: config.json `pins` (None: none), which `mpfleet provision` copies from the board's
+    definition (boards/<key>.json), e.g. {"led": 2, "led_active_low": true, "relay": 5}."""
     global _board_pins
-    _board_pins = _PINS.get(key, (None, None, False))
-    _pins.clear()  # Pin objects of another board's numbers
+    _board_pins = pins or {}
+    _pins.clear()  # Pin objects of other numbers
 
 
 def output(name, value):
-    """Drive the board's `name` pin ("led" or "relay"); False when the board has no such pin."""
-    led, relay, led_active_low = _board_pins
-    number = led if name == "led" else relay if name == "relay" else None
-    if number is None:
+    """Drive the board's `name` pin (e.g. "led", "relay"), inverted when `<name>_active_low` is true; False when the
+    board has no such pin."""
+    number = _board_pins.get(name)
+    if type(number) is not int:  # none (or not a pin number: true is a bool)
         return False
     pin = _pins.get(name)
     if pin is None:
         pin = _pins[name] = machine.Pin(number, machine.Pin.OUT)
-    if name == "led" and led_active_low:
+    if _board_pins.get(name + "_active_low"):
         value = not value
     pin.value(1 if value else 0)
     return True

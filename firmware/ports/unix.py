@@ -104,8 +104,8 @@ def _done(*_):
 
 
 # Nothing to do on the emulated board: the host's clock is set (sync_time() says True), the emulator restarts a
-# process that dies (watchdog(timeout_ms), feed()), and there are no pins to choose (set_board(key)).
-sync_time = watchdog = feed = set_board = _done
+# process that dies (watchdog(timeout_ms), feed()), and there are no pins (set_pins(pins), config.json `pins`).
+sync_time = watchdog = feed = set_pins = _done
 
 
 def output(name, value):

@@ -22,13 +22,13 @@ WATCHDOG_PAUSE = 0.5
 
 
 def config_for(registration, **overrides):
-    """config.json for a board registered as `registration`, its broker at 127.0.0.1."""
+    """config.json for a board registered as `registration`, its broker at 127.0.0.1 (as `mpfleet provision` writes
+    it, less the indentation)."""
     mqtt = registration["mqtt"]
     cfg = {
         "wifi": {"ssid": "lab", "password": "secret"},
         "mqtt": {"host": "127.0.0.1", "port": mqtt["port"], "uid": registration["uid"],
                  "password": mqtt["password"], "ca": mqtt["ca_cert"]},
-        "telemetry": {"period": 5},
         "board": "unix",
     }
     for key, value in overrides.items():
@@ -36,11 +36,13 @@ def config_for(registration, **overrides):
     return cfg
 
 
-def make_flash(built, flash, registration=None, **overrides):
-    """A copy of the built flash `built` at `flash`, with config.json for `registration` (if given)."""
+def make_flash(built, flash, registration=None, *, period=5, **overrides):
+    """A copy of the built flash `built` at `flash`, with config.json for `registration` (if given) and settings.json
+    with the telemetry `period`."""
     shutil.copytree(built, flash)
     if registration is not None:
         (Path(flash) / "config.json").write_text(json.dumps(config_for(registration, **overrides)))
+        (Path(flash) / "settings.json").write_text(json.dumps({"period": period}))
     return Path(flash)
 
 

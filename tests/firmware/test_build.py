@@ -24,7 +24,7 @@ from .micropython import check, run
 # Every firmware module compiled; main.py stays source (MicroPython runs main.py, not main.mpy).
 FIRMWARE_MODULES = [
     "admin.mpy", "app.mpy", "commands.mpy", "config.mpy", "link.mpy", "main.py", "md5.mpy", "ports/__init__.mpy",
-    "period.mpy", "ports/_esp.mpy", "ports/esp32.mpy", "ports/esp8266.mpy", "ports/unix.mpy", "setup.mpy",
+    "settings.mpy", "ports/_esp.mpy", "ports/esp32.mpy", "ports/esp8266.mpy", "ports/unix.mpy", "setup.mpy",
     "start.mpy", "telemetry.mpy", "tlsctx.mpy", "user.mpy", "connect.mpy", "ussl.mpy", "wifi.mpy",
 ]
 UMQTT = "lib/umqtt/simple.mpy"

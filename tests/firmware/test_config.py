@@ -12,7 +12,7 @@ VALID = {
     "mqtt": {"host": "mpfleet.lan", "uid": "espressif8266_G8VfdNhn7jqN", "password": "pw", "ca": CA},
     "board": "d1_mini",
 }
-WITH_DEFAULTS = {**copy.deepcopy(VALID), "telemetry": {"period": 60}}
+WITH_DEFAULTS = copy.deepcopy(VALID)
 WITH_DEFAULTS["mqtt"]["port"] = 8883
 
 # Loads each file named in NAMES; prints one JSON line: name -> {"ok": config} or {"error": text}.
@@ -49,7 +49,7 @@ def test_load_applies_defaults_and_keeps_unknown_keys(flash):
 def test_load_keeps_given_values(flash):
     cfg = copy.deepcopy(VALID)
     cfg["mqtt"]["port"] = 1883
-    cfg["telemetry"] = {"period": 5}
+    cfg["pins"] = {"led": 2, "led_active_low": True, "relay": 5}
     cfg["wifi"]["password"] = ""  # an open network
     write(flash, cfg)
     assert load(flash) == {"ok": cfg}
@@ -93,10 +93,7 @@ INVALID = {
     "empty password": (invalid("mqtt.password", ""), "mqtt.password: must be text of 1 to 128 characters"),
     "no ca": (invalid("mqtt.ca", ...), "mqtt.ca: missing"),
     "ca not pem": (invalid("mqtt.ca", "MIIB..."), "mqtt.ca: not a PEM certificate"),
-    "telemetry not object": (invalid("telemetry", 60), "telemetry: must be an object"),
-    "period 4": (invalid("telemetry.period", 4), "telemetry.period: must be a whole number from 5 to 86400"),
-    "period day+1": (invalid("telemetry.period", 86401), "telemetry.period: must be a whole number from 5 to 86400"),
-    "period text": (invalid("telemetry.period", "60"), "telemetry.period: must be a whole number from 5 to 86400"),
+    "pins not object": (invalid("pins", [2, 5]), "pins: must be an object"),
     "no board": (invalid("board", ...), "board: missing"),
     "board object": (invalid("board", {"key": "d1_mini"}), "board: must be text of 1 to 32 characters"),
     "top-level list": ([VALID], "not a JSON object"),
@@ -160,13 +157,13 @@ print(config.load() == cfg)
 def test_save_replaces_the_file_and_leaves_no_temporary(flash):
     write(flash, {"old": True})
     cfg = copy.deepcopy(VALID)
-    cfg["telemetry"] = {"period": 30}
+    cfg["pins"] = {"relay": 5}
     out = check(SAVE_AND_LOAD.format(cfg=cfg), flash)
     assert "config.json.tmp" not in out.splitlines()[0]
     assert "'config.json'" in out.splitlines()[0]
     assert out.splitlines()[1] == "True"
     saved = json.loads((flash / "config.json").read_text())
-    assert saved["telemetry"] == {"period": 30} and saved["mqtt"]["port"] == 8883
+    assert saved["pins"] == {"relay": 5} and saved["mqtt"]["port"] == 8883
 
 
 def test_save_refuses_an_invalid_config_and_keeps_the_old_one(flash):

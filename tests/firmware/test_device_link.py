@@ -9,7 +9,9 @@ import asyncio
 import json
 import time
 
+import aiomqtt
 import pytest
+from mpfleet.backend import keys
 
 from ..polling import detail, eventually, final_command, online_detail, send_command
 from .device_harness import Board, make_flash
@@ -96,8 +98,41 @@ async def test_unknown_failing_and_malformed_commands_are_failed_and_the_board_k
 
     command = await send_command(api, uid, {"cmd": "set_telemetry_period", "period": 7})
     assert command["state"] == "done" and command["result"] == {"period": 7}
-    assert json.loads((board.flash / "config.json").read_text())["telemetry"]["period"] == 7
+    assert json.loads((board.flash / "settings.json").read_text()) == {"period": 7}
     assert board.exits == [] and "session lost" not in board.log()  # one run, one session throughout
+
+
+async def test_status_says_how_many_commands_the_board_queues_and_a_burst_beyond_is_acked_busy(
+        api, backend, registered, board):
+    # Straight onto the board's cmd topic with the backend's own login, past the backend's pacing: the board's
+    # answers are read on its `ack` topic (the backend ignores acks of commands it never sent).
+    uid = registered["uid"]
+    await eventually(lambda: online_detail(api, uid))
+    endpoint = backend.client.app[keys.BROKER_ENDPOINT]
+    async with aiomqtt.Client(hostname=endpoint.host, port=endpoint.port, username=endpoint.username,
+                              password=endpoint.password, identifier="test-burst") as client:
+        await client.subscribe(f"mpfleet/v1/{uid}/status", qos=1)
+        await client.subscribe(f"mpfleet/v1/{uid}/ack", qos=1)
+        messages = aiter(client.messages)
+        status = json.loads((await asyncio.wait_for(anext(messages), 5)).payload)  # retained
+        assert status["online"] is True and status["cmd_queue"] == 4
+
+        ids = [f"burst{i:017d}" for i in range(3 * status["cmd_queue"])]
+        await asyncio.gather(*(client.publish(f"mpfleet/v1/{uid}/cmd", json.dumps({"id": i, "type": "ping"}), qos=1)
+                               for i in ids))
+        acks = {i: [] for i in ids}
+        while any(not states or states[-1]["state"] == "accepted" for states in acks.values()):
+            ack = json.loads((await asyncio.wait_for(anext(messages), 5)).payload)
+            acks[ack["id"]].append(ack)
+    busy = [i for i, states in acks.items() if states[-1]["state"] == "failed"]
+    assert busy, "no command found the queue full"
+    for i, states in acks.items():
+        if i in busy:  # refused at once: never accepted
+            assert states == [{"id": i, "state": "failed", "error": "busy: command queue full"}]
+        else:
+            assert [a["state"] for a in states] == ["accepted", "done"]
+    assert "dropped" not in board.log()
+    assert (await send_command(api, uid, {"cmd": "ping"}))["state"] == "done"  # and the board goes on
 
 
 async def test_reboot_comes_back_with_the_next_boot_count_and_reason_soft(api, registered, board):

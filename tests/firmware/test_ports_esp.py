@@ -2,6 +2,8 @@
 stand-ins for machine, network and esp32: no board here, so this checks the layers' own logic and that both
 offer the whole board interface."""
 
+import json
+
 import pytest
 
 from .micropython import check
@@ -49,7 +51,7 @@ class NVS:
 def mcu_temperature(): return 41.5
 """
 INTERFACE = ("PLATFORM TLS_VERIFIES boot reset unique_id wifi_connect wifi_connected wifi_forget ip rssi sync_time "
-             "watchdog feed set_board output sensors setup_listen").split()
+             "watchdog feed set_pins output sensors setup_listen").split()
 
 
 @pytest.fixture
@@ -75,19 +77,36 @@ print(b.boot(), b.boot(), b.unique_id(), b.wifi_connect("home", "pw", 5000), b.i
     assert out[1] == f"('soft', 1) ('soft', 2) 01ab02cd 192.168.1.57 192.168.1.57 -61 {sensors}"
 
 
-def test_pins_follow_the_board_key_and_the_esp8266_led_is_active_low(flash, stubs):
+def test_pins_are_the_configs_and_an_active_low_pin_is_inverted(flash, stubs):
     code = """
 import machine
 from ports import esp8266, esp32
-esp8266.set_board("d1_mini")
-print(esp8266.output("led", True), esp8266.output("relay", True), esp8266.output("fan", True))
-esp32.set_board("esp32dev")
+esp8266.set_pins({"led": 2, "led_active_low": True, "relay": 5})  # a d1_mini's, as provisioned
+print(esp8266.output("led", True), esp8266.output("relay", True), esp8266.output("fan", True),
+      esp8266.output("led_active_low", True))
+esp32.set_pins({"relay": 26})
 print(esp32.output("led", True), esp32.output("relay", False))
 print(machine.log)
 """
     out = check(code, flash, path_before=[stubs]).splitlines()
-    assert out[:2] == ["True True False", "False True"]
+    assert out[:2] == ["True True False False", "False True"]
     assert out[2] == "[('pin', 2, 0), ('pin', 5, 1), ('pin', 26, 0)]"
+
+
+def test_the_boot_takes_the_pins_from_config_json(flash, stubs):
+    # start.py's boot on the ESP8266 layer: a relay on GPIO13, which no board definition names (no table in the port).
+    cfg = {"wifi": {"ssid": "home", "password": "pw"}, "board": "d1_mini", "pins": {"relay": 13},
+           "mqtt": {"host": "mpfleet.lan", "uid": "u1", "password": "pw",
+                    "ca": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}}
+    (flash / "config.json").write_text(json.dumps(cfg))
+    code = """
+import machine, start
+from ports import esp8266
+cfg = start.run(esp8266, print)[0]
+print(cfg["pins"], esp8266.output("relay", True), esp8266.output("led", True), machine.log)
+"""
+    out = check(code, flash, path_before=[stubs]).splitlines()
+    assert out[-1] == "{'relay': 13} True False [('pin', 13, 1)]"
 
 
 def test_the_watchdog_runs_on_the_esp32_and_is_left_to_the_sdk_on_the_esp8266(flash, stubs):

@@ -1,0 +1,69 @@
+"""What commands change on the board: settings.json, a few bytes apart from config.json (Wi-Fi, the broker login, the
+CA's PEM text, the board), so that a command reads and writes this small file whole and never config.json (parsing
+it, CA included, takes more heap than a board online has to spare).
+
+    {"period": 60}
+
+period: whole seconds between telemetry samples, 5 to 86400 (_PERIOD_MIN, _PERIOD_MAX), default 60 (_PERIOD).
+OTA will keep its state here too. Keys not listed here are kept as they are.
+
+    load()                                       the settings with defaults: start.py, once per boot
+    set_telemetry_period(app, cmd_id, payload)   the built-in command -> {"period": n}; app.py loads this module
+                                                 for it and unloads it afterwards
+
+A missing, unreadable or invalid file, or an invalid value, gives the default. The file is written atomically:
+settings.json.tmp, then renamed over settings.json; load() reads the .tmp when settings.json is missing (FAT renames
+over a file by removing it first: a power cut between leaves only the new file, under its temporary name).
+
+`mpfleet provision` writes this file, and the tools read _FILE and the bounds from this source (firmware_constant()
+of tools/firmware_build.py): each is stated here only.
+"""
+
+import json
+import os
+
+from micropython import const
+
+_FILE = const("settings.json")
+_TMP = const("settings.json.tmp")
+_PERIOD = const(60)
+_PERIOD_MIN = const(5)
+_PERIOD_MAX = const(86400)
+
+
+def load():
+    """The settings as a dict, defaults applied. Never raises for what the file holds."""
+    s = None
+    for name in (_FILE, _TMP):
+        try:
+            with open(name) as f:
+                s = json.load(f)
+            break
+        except OSError:  # missing: the next name
+            pass
+        except ValueError:  # damaged (UnicodeError included): the defaults
+            print("settings: %s is not valid JSON; defaults used" % name)
+            break
+    if not isinstance(s, dict):
+        s = {}
+    if not _period_ok(s.get("period")):
+        s["period"] = _PERIOD
+    return s
+
+
+def _period_ok(period):
+    # bool is an int in Python; true is no period.
+    return isinstance(period, int) and not isinstance(period, bool) and _PERIOD_MIN <= period <= _PERIOD_MAX
+
+
+def set_telemetry_period(app, cmd_id, payload):
+    period = payload.get("period")
+    if not _period_ok(period):
+        raise ValueError("period must be a whole number of seconds from %d to %d" % (_PERIOD_MIN, _PERIOD_MAX))
+    s = load()
+    s["period"] = period
+    with open(_TMP, "w") as f:
+        json.dump(s, f)
+    os.rename(_TMP, _FILE)
+    app.tele.set_period(period)
+    return {"period": period}
