@@ -27,8 +27,8 @@ _QUEUE = const(4)  # commands waiting to run; `status` says so (cmd_queue): the 
 # Commands that found the queue full anyway: the start of each (its id) queued behind, as a bytearray, for the loop
 # to ack `failed` (commands.py); no ack can be sent from the `cmd` handler, which runs inside umqtt.simple's
 # check_msg.
-_BUSY = const(8)
-_HEAD = const(96)  # bytes of such a command kept: {"id": "<up to 64 characters>" first, as the backend sends it
+_BUSY = const(4)
+_HEAD = const(64)  # bytes of such a command kept: {"id": "<22 characters>", first, as the backend sends it
 _ERROR_MAX = const(200)  # characters of an error text
 
 log = print
@@ -168,11 +168,10 @@ class App:
         """Run the queued commands (or ack the refused ones): commands.py for each, then a built-in's module with
         commands.py unloaded."""
         while self._queue:
-            msg = self._queue.pop(0)
             try:
-                import commands
+                import commands  # first: a MemoryError here leaves the command queued for the next round
 
-                todo = commands.run(self, msg)
+                todo = commands.run(self, self._queue.pop(0))
             finally:
                 commands = None
                 _unload("commands")
@@ -214,6 +213,9 @@ class App:
                 self.tele.tick()
                 self.link.wait(_LOOP_MS)
             except MemoryError as e:
+                q = self._queue
+                if q and type(q[-1]) is bytearray:  # no room to answer a refused command: let it go (it expires)
+                    q.pop()
                 gc.collect()
                 log("app: loop: %r" % e)
             except Exception as e:  # the loop never dies

@@ -1,6 +1,7 @@
 """What runs once per boot, before the app's loop: app.main() imports it, calls run() and unloads it,
 so none of this code stays in the heap.
 
+- the firmware's lib/ put before the image's frozen modules on sys.path;
 - the boot count and reason (the port's boot()), logged with the firmware version;
 - after a wifi_reset command, the Wi-Fi section taken out of config.json;
 - config.json (config.py): none usable -> setup mode (setup.py), which never returns;
@@ -26,6 +27,7 @@ _FORGET_WIFI = "forget_wifi"  # left by the wifi_reset command (admin.py)
 def run(b, log):
     """(cfg, settings, boot, safe, fw) of this boot: the checked config, the settings commands change (settings.py),
     {"reason", "count"}, safe mode, the firmware."""
+    _lib_first()
     reason, count = b.boot()
     log("app: boot %d (%s), firmware %s on %s" % (count, reason, VERSION, b.PLATFORM))
     _forget_wifi(log)
@@ -45,6 +47,16 @@ def run(b, log):
     if safe:
         log("app: SAFE MODE: %d boots in a row never reached the broker" % (unreached - 1))
     return cfg, s, {"reason": reason, "count": count}, safe, _firmware()
+
+
+def _lib_first():
+    """The firmware's own lib/ (umqtt.simple as built and tested) before the modules frozen into the MicroPython
+    image, before anything is imported from either: a board's sys.path is ['', '.frozen', '/lib'], and the standard
+    ESP32/ESP8266 images freeze another umqtt.simple. Swapped in place (no new list in the heap)."""
+    p = sys.path
+    if ".frozen" in p and p[-1].endswith("lib"):
+        i = p.index(".frozen")
+        p[i], p[-1] = p[-1], p[i]
 
 
 def _forget_wifi(log):
