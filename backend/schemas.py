@@ -181,7 +181,7 @@ _TELEMETRY_KEY = re.compile(r"[A-Za-z0-9_.-]{1,32}\Z")
 _TELEMETRY_MAX_KEYS = 32
 _TELEMETRY_MAX_TEXT = 64
 _EARLIEST_TS = 1577836800  # 2020-01-01: anything older is a board whose clock was never set
-_STATUS_META = ("fw", "boot", "free_mem", "tls_verified", "safe_mode", "platform", "board")
+_STATUS_META = ("fw", "boot", "free_mem", "tls_verified", "safe_mode", "platform", "board", "cmd_queue")
 _ACK_STATES = ("accepted", "done", "failed")
 
 
