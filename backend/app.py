@@ -16,6 +16,7 @@ def init_app(settings=None):
         lifecycle.storage_ctx,
         lifecycle.broker_ctx,
         lifecycle.bridge_ctx,
+        lifecycle.service_ctx,
         lifecycle.maintenance_ctx,
     ])
     setup_routes(app)

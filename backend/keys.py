@@ -6,6 +6,7 @@ from .bridge import Bridge
 from .broker.accounts import DeviceAccounts, MqttPublic
 from .broker.endpoint import BrokerEndpoint
 from .config import Settings
+from .service import Service
 from .storage import Storage
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -14,3 +15,4 @@ BRIDGE = web.AppKey("bridge", Bridge)
 DEVICE_ACCOUNTS = web.AppKey("device_accounts", DeviceAccounts)  # the broker's side of device credentials
 MQTT_PUBLIC = web.AppKey("mqtt_public", MqttPublic)  # how boards reach the broker
 BROKER_ENDPOINT = web.AppKey("broker_endpoint", BrokerEndpoint)  # where the bridge connects
+SERVICE = web.AppKey("service", Service)  # the business flows (service.py)

@@ -6,9 +6,10 @@ import logging
 from pathlib import Path
 
 from . import credentials, keys, maintenance
-from .bridge import Bridge
+from .bridge import Bridge, StorageEvents
 from .broker.accounts import EmbeddedAccounts, MqttPublic
 from .broker.endpoint import BrokerEndpoint
+from .service import Service
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,19 @@ async def bridge_ctx(app):
     await asyncio.gather(task, return_exceptions=True)
 
 
+async def service_ctx(app):
+    """The service layer (service.py); from now on it takes the bridge's status and ack events."""
+    bridge = app[keys.BRIDGE]
+    service = Service(app[keys.STORAGE], bridge, app[keys.DEVICE_ACCOUNTS], app[keys.SETTINGS])
+    app[keys.SERVICE] = service
+    bridge.events = service
+    yield
+    bridge.events = StorageEvents(app[keys.STORAGE])  # the bridge outlives the service by a moment
+    await service.close()
+
+
 async def maintenance_ctx(app):
-    task = asyncio.create_task(maintenance.run(app[keys.STORAGE], app[keys.SETTINGS], app[keys.DEVICE_ACCOUNTS]))
+    task = asyncio.create_task(maintenance.run(app[keys.SERVICE], app[keys.STORAGE], app[keys.SETTINGS]))
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

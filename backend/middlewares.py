@@ -12,7 +12,7 @@ from .storage import Conflict, NotFound, User
 log = logging.getLogger(__name__)
 
 UNAUTHENTICATED = "Unauthenticated."
-_PROTECTED_PREFIX = "/v1/user/"
+_PUBLIC_MARK = "mpfleet_public"  # the attribute public() sets on a handler
 USER = web.RequestKey("user", User)  # the authenticated caller
 
 # aiohttp's own HTTP errors, in our words.
@@ -46,10 +46,20 @@ async def json_errors(request, handler):
         return _answer(500, "Server error.")
 
 
+def public(handler):
+    """Mark a route's handler as answering without a token (routes.py). Returns the handler."""
+    setattr(handler, _PUBLIC_MARK, True)
+    return handler
+
+
 @web.middleware
 async def bearer_auth(request, handler):
-    """Every /v1/user/... request needs `Authorization: Bearer <token>` of a known user."""
-    if request.path.startswith(_PROTECTED_PREFIX):
+    """Every route needs `Authorization: Bearer <token>` of a known user unless its handler is public().
+
+    A path that no route matches is not guarded: it answers 404 (or 405) as it would anyway.
+    """
+    match = request.match_info
+    if match.http_exception is None and not getattr(match.handler, _PUBLIC_MARK, False):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         user = None
         if scheme.lower() == "bearer" and token.strip():

@@ -72,13 +72,22 @@ SCHEMAS = {
         "kind": {"enum": ["esp32-app", "bundle", "raw"]}, "created_at": {"type": "string", "format": "date-time"},
         "is_current": {"type": "boolean"}, "is_target": {"type": "boolean"},
     }),
+    "CommandState": {
+        "enum": ["queued", "sent", "accepted", "done", "failed", "expired"],
+        "description": "queued (held until the device has room) -> sent -> accepted -> done / failed;"
+        " expired when not sent, or not answered, in time",
+    },
     "CommandSent": _object({
         "message": _STRING, "device_uid": _STRING,
         "id": {"type": "string", "description": "the command id, see GET .../commands/{id}"},
+        "state": {"allOf": [_ref("CommandState")],
+                  "description": "final (done / failed / expired) when it came within ?wait, else as it is now"},
+        "result": {"description": "what the device returned with its final ack, or null"},
+        "error": _nullable(_STRING),
     }),
     "Command": _object({
         "id": _STRING, "type": {"enum": ["reboot", "wifi_reset", "ota", "custom"]}, "payload": {"type": "object"},
-        "state": {"enum": ["sent", "accepted", "done", "failed", "expired"]},
+        "state": _ref("CommandState"),
         "result": {"description": "what the device returned with its final ack, or null"},
         "error": _nullable(_STRING),
         "created_at": {"type": "string", "format": "date-time"},
@@ -148,9 +157,13 @@ def _device_op(summary, responses, **kwargs):
     return _operation(summary, {**responses, "404": _NO_DEVICE}, params=(_UID, *kwargs.pop("params", ())), **kwargs)
 
 
-def _command_op(summary, success, extra=None):
+_WAIT = {"name": "wait", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0, "maximum": 30},
+         "description": "seconds to wait for the command's final state (default 0: answer at once)"}
+
+
+def _command_op(summary, success, extra=None, params=(_WAIT,)):
     responses = {"200": _answer(success, _ref("CommandSent")), "409": _OFFLINE, "503": _NO_BRIDGE, **(extra or {})}
-    return _device_op(summary, responses)
+    return _device_op(summary, responses, params=params)
 
 
 _REGISTRATION = _object({
@@ -208,15 +221,16 @@ def _paths():
             "delete": _device_op("Delete a device with its buttons, firmwares, commands and telemetry", {
                 "200": _answer('"Device deleted."', _ref("DeviceMessage")), "503": _BROKER_FAILED}),
         },
-        device + "/reboot": {"post": _command_op("Reboot the device", '"Reboot command sent."')},
-        device + "/wifi-reset": {"post": _command_op("Forget Wi-Fi and start setup", '"Wi-Fi reset command sent."')},
+        device + "/reboot": {"post": _command_op("Reboot the device", '"Reboot command sent."', {"422": _INVALID})},
+        device + "/wifi-reset": {"post": _command_op("Forget Wi-Fi and start setup", '"Wi-Fi reset command sent."',
+                                                     {"422": _INVALID})},
         device + "/ota": {"post": _command_op("Deliver the target firmware", '"OTA check triggered."', {
-            "422": _message('No target firmware: "Assign firmware first to trigger OTA."')})},
+            "422": _message('No target firmware: "Assign firmware first to trigger OTA."')}, params=())},
         device + "/commands": {
             "post": _device_op("Send a user-defined JSON command", {
                 "200": _answer('"Command sent."', _ref("CommandSent")), "400": _BAD_JSON, "422": _INVALID,
                 "409": _OFFLINE, "503": _NO_BRIDGE,
-            }, body=_json(_object({"payload": _PAYLOAD}))),
+            }, body=_json(_object({"payload": _PAYLOAD})), params=(_WAIT,)),
             "get": _device_op("Commands sent to the device, newest first", {
                 "200": _answer("Commands", _data({"type": "array", "items": _ref("Command")})), "422": _INVALID,
             }, params=({**_LIMIT, "description": "default 50, at most 500"},)),
@@ -242,8 +256,9 @@ def _paths():
         device + "/command-buttons/{button_id}": {"delete": _device_op("Delete a command button", {
             "200": _answer('"Command button deleted."', _ref("DeviceMessage"))}, params=(_BUTTON,))},
         device + "/command-buttons/{button_id}/send": {"post": _device_op("Send a saved button's payload", {
-            "200": _answer('"Command sent."', _ref("CommandSent")), "409": _OFFLINE, "503": _NO_BRIDGE,
-        }, params=(_BUTTON,))},
+            "200": _answer('"Command sent."', _ref("CommandSent")), "409": _OFFLINE, "422": _INVALID,
+            "503": _NO_BRIDGE,
+        }, params=(_BUTTON, _WAIT))},
         device + "/firmwares": {
             "get": _device_op("Firmwares uploaded for the device", {
                 "200": _answer("Firmwares", _data({"type": "array", "items": _ref("Firmware")}))}),
@@ -259,6 +274,8 @@ def _paths():
                 "message": _STRING, "device_uid": _STRING, "md5": _STRING})),
             "400": _BAD_JSON, "422": _INVALID,
         }, body=_json(_object({"md5": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}})))},
+        device + "/firmwares/target": {"delete": _device_op("Clear the OTA target (the firmware can then be deleted)", {
+            "200": _answer('"Target firmware cleared."', _ref("DeviceMessage"))})},
         device + "/firmwares/{firmware_id}": {
             "patch": _device_op("Edit firmware name / version / notes", {
                 "200": _answer("Updated firmware", _data(_ref("Firmware"))), "400": _BAD_JSON, "422": _INVALID,

@@ -1,17 +1,21 @@
-"""The route table: every path of the API, and nothing else."""
+"""The route table: every path of the API, and nothing else.
+
+Every route needs a bearer token (middlewares.bearer_auth) unless its handler is wrapped in public().
+"""
 
 from aiohttp import web
 
 from .handlers import buttons, catalog, commands, devices, firmwares, telemetry
+from .middlewares import public
 
 DEVICE = "/v1/user/devices/{uid}"
 
 
 def setup_routes(app):
     app.add_routes([
-        web.get("/v1/openapi.json", catalog.openapi_document),
-        web.get("/v1/platforms", catalog.list_platforms),
-        web.get("/v1/boards", catalog.list_boards),
+        web.get("/v1/openapi.json", public(catalog.openapi_document)),
+        web.get("/v1/platforms", public(catalog.list_platforms)),
+        web.get("/v1/boards", public(catalog.list_boards)),
 
         web.get("/v1/user/devices", devices.list_devices),
         web.post("/v1/user/devices", devices.register_device),
@@ -37,6 +41,7 @@ def setup_routes(app):
         web.get(DEVICE + "/firmwares", firmwares.list_firmwares),
         web.post(DEVICE + "/firmwares", firmwares.upload_firmware),
         web.post(DEVICE + "/firmwares/set-target", firmwares.set_target),
+        web.delete(DEVICE + "/firmwares/target", firmwares.clear_target),
         web.patch(DEVICE + r"/firmwares/{firmware_id:\d+}", firmwares.update_firmware),
         web.delete(DEVICE + r"/firmwares/{firmware_id:\d+}", firmwares.delete_firmware),
     ])

@@ -18,18 +18,34 @@ class FakeDevice:
     """Connects with the `mqtt` block of a registration answer; answers commands by `handler`.
 
     `handler(command) -> (state, result, error)` decides the final ack; None sends no ack at all.
+
+    With `queue=N` it behaves like a board (firmware/app.py): commands wait in a queue of N and run one at
+    a time, each taking `work` seconds between `accepted` and its final ack; one that finds the queue full
+    is acked `failed` ("busy") at once. Its status says `cmd_queue: N` unless `report_queue` is false.
     """
 
-    def __init__(self, mqtt, port, *, status=None, handler=None, keepalive=60):
+    def __init__(self, mqtt, port, *, status=None, handler=None, keepalive=60, queue=None, report_queue=True,
+                 work=0.0):
         self.mqtt = mqtt
         self.port = port
         self.uid = mqtt["username"]
         self.status = {"online": True, "ip": "192.168.1.57", "rssi": -61, **(status or {})}
+        if queue is not None and report_queue:
+            self.status["cmd_queue"] = queue
         self.handler = handler or (lambda command: ("done", {"ok": True}, None))
         self.keepalive = keepalive
+        self.queue_size = queue
+        self.work = work
         self.commands = []  # every command received
+        self.ran = []  # ids of the commands run, in the order they ran
+        self.busy = []  # ids of the commands refused with "busy"
+        self.most_open = 0  # the most commands received and not yet answered finally, at any moment
+        self._open = 0
+        self._waiting = []  # the board's queue
+        self._queued = asyncio.Event()
         self._client = None
         self._task = None
+        self._runner = None
 
     def topic(self, kind):
         return f"mpfleet/v1/{self.uid}/{kind}"
@@ -45,17 +61,44 @@ class FakeDevice:
         await self._client.subscribe(self.topic("cmd"), qos=1)  # before announcing: docs/protocol.md
         await self._client.publish(self.topic("status"), json.dumps(self.status), qos=1, retain=True)
         self._task = asyncio.create_task(self._answer_commands())
+        if self.queue_size is not None:
+            self._runner = asyncio.create_task(self._run_queue())
         return self
 
     async def _answer_commands(self):
         async for message in self._client.messages:
             command = json.loads(message.payload)
             self.commands.append(command)
-            await self.ack(command["id"], "accepted")
-            outcome = self.handler(command)
-            if outcome is not None:
-                state, result, error = outcome
-                await self.ack(command["id"], state, result=result, error=error)
+            self._open += 1
+            self.most_open = max(self.most_open, self._open)
+            if self.queue_size is None:
+                await self._run(command)
+            elif len(self._waiting) >= self.queue_size:
+                self.busy.append(command["id"])
+                await self._final(command, ("failed", None, "busy"))
+            else:
+                self._waiting.append(command)
+                self._queued.set()
+
+    async def _run_queue(self):
+        while True:
+            await self._queued.wait()
+            while self._waiting:
+                await self._run(self._waiting.pop(0))
+            self._queued.clear()
+
+    async def _run(self, command):
+        self.ran.append(command["id"])
+        await self.ack(command["id"], "accepted")
+        if self.work:
+            await asyncio.sleep(self.work)
+        await self._final(command, self.handler(command))
+
+    async def _final(self, command, outcome):
+        if outcome is not None:
+            self._open -= 1  # before the ack leaves: the backend may answer it with the next command at once
+            state, result, error = outcome
+            await self.ack(command["id"], state, result=result, error=error)
 
     async def ack(self, command_id, state, *, result=None, error=None):
         body = {"id": command_id, "state": state}
@@ -75,9 +118,11 @@ class FakeDevice:
         await self.close()
 
     async def close(self):
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._runner):
+            if task:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._runner = None
         if self._client:
             try:
                 await self._client.__aexit__(None, None, None)

@@ -3,6 +3,13 @@
 import io
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from mpfleet.backend import keys
+from mpfleet.backend.app import init_app
+from mpfleet.backend.middlewares import public
+from mpfleet.backend.responses import json_response
+
+from .conftest import Backend
 
 ROUTES_OF_A_DEVICE = [
     ("GET", ""), ("PATCH", ""), ("DELETE", ""),
@@ -10,7 +17,7 @@ ROUTES_OF_A_DEVICE = [
     ("GET", "/command-buttons"), ("POST", "/command-buttons"), ("DELETE", "/command-buttons/relay_on"),
     ("POST", "/command-buttons/relay_on/send"),
     ("GET", "/firmwares"), ("POST", "/firmwares"), ("POST", "/firmwares/set-target"),
-    ("PATCH", "/firmwares/1"), ("DELETE", "/firmwares/1"),
+    ("DELETE", "/firmwares/target"), ("PATCH", "/firmwares/1"), ("DELETE", "/firmwares/1"),
 ]
 VALID_BODIES = {
     ("PATCH", ""): {"name": "stolen"},
@@ -38,6 +45,33 @@ async def test_every_device_route_needs_a_token(backend, device):
         response = await backend.client.request(method, f"/v1/user/devices/{device['uid']}{suffix}")
         assert response.status == 401, (method, suffix)
         assert await response.json() == {"message": "Unauthenticated."}
+
+
+async def test_a_route_is_authenticated_unless_it_is_marked_public(tmp_path):
+    async def unmarked(request):
+        return json_response({"message": "secret"})
+
+    async def marked(request):
+        return json_response({"message": "open"})
+
+    app = init_app(Backend(tmp_path / "var").settings)
+    app.router.add_get("/v1/added-later", unmarked)  # outside /v1/user/, which alone was guarded once
+    app.router.add_get("/v1/added-public", public(marked))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        response = await client.get("/v1/added-later")
+        assert (response.status, await response.json()) == (401, {"message": "Unauthenticated."})
+        response = await client.head("/v1/added-later")
+        assert response.status == 401
+        _, token = await app[keys.STORAGE].users.create("carol")
+        response = await client.get("/v1/added-later", headers={"Authorization": f"Bearer {token}"})
+        assert (response.status, await response.json()) == (200, {"message": "secret"})
+
+        response = await client.get("/v1/added-public")
+        assert (response.status, await response.json()) == (200, {"message": "open"})
+        for path in ("/v1/openapi.json", "/v1/platforms", "/v1/boards"):
+            assert (await client.get(path)).status == 200, path
+        response = await client.get("/v1/nothing-here")  # no route: 404 as ever, token or not
+        assert (response.status, await response.json()) == (404, {"message": "Not found."})
 
 
 async def test_another_users_device_is_404_like_an_unknown_one(api, other_api, device, backend):

@@ -94,3 +94,17 @@ async def test_command_payload_is_validated_before_anything_else(api, device):
 async def test_ota_without_a_target_says_to_assign_one(api, device):
     path = f"/v1/user/devices/{device['uid']}/ota"
     assert await api.post(path) == (422, {"message": "Assign firmware first to trigger OTA."})
+
+
+@pytest.mark.parametrize("wait", ["31", "-1", "soon", "1.5", ""])
+@pytest.mark.parametrize("suffix, body", [
+    ("/reboot", None), ("/wifi-reset", None), ("/commands", {"payload": {"cmd": "x"}}),
+    ("/command-buttons/relay_on/send", None),
+])
+async def test_wait_must_be_whole_seconds_from_0_to_30(api, device, suffix, body, wait):
+    await api.post(buttons_of(device), json=RELAY_ON)
+    base = f"/v1/user/devices/{device['uid']}"
+    message = "The wait parameter must be an integer from 0 to 30."
+    assert await api.post(f"{base}{suffix}?wait={wait}", json=body) == (
+        422, {"message": message, "errors": {"wait": [message]}})
+    assert await api.get(base + "/commands") == (200, {"data": []})

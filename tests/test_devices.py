@@ -113,3 +113,16 @@ async def test_delete_removes_the_device_with_its_buttons(api, device, backend):
     conn = sqlite3.connect(backend.settings.data_dir / "mpfleet.db")
     assert conn.execute("SELECT count(*) FROM command_buttons").fetchone()[0] == 0
     conn.close()
+
+
+async def test_a_registration_the_broker_refuses_is_undone(api, backend, monkeypatch):
+    from mpfleet.backend import keys
+
+    async def refuse(uid, password):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(backend.client.app[keys.DEVICE_ACCOUNTS], "add_device", refuse)
+    status, body = await api.post("/v1/user/devices", json={"name": "x", "platform": "unix", "board": "unix"})
+    assert (status, body) == (503, {
+        "message": "The MQTT broker could not create the device's account; nothing was registered."})
+    assert await api.get("/v1/user/devices") == (200, {"data": []})

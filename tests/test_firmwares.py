@@ -222,3 +222,21 @@ async def test_devices_sharing_a_file_share_one_blob_until_the_last_goes(api, de
     assert blob_files(backend)[0] == [mine["data"]["md5"] + ".bin"]
     await api.delete(f"/v1/user/devices/{other['uid']}")
     assert blob_files(backend) == ([], [])
+
+
+async def test_clearing_the_target_lets_its_firmware_be_deleted(api, device):
+    _, fw = await upload(api, device, os.urandom(100))
+    path = f"{firmwares_of(device)}/{fw['data']['id']}"
+    await api.post(firmwares_of(device) + "/set-target", json={"md5": fw["data"]["md5"]})
+    assert (await api.delete(path))[0] == 409
+
+    cleared = (200, {"message": "Target firmware cleared.", "device_uid": device["uid"]})
+    assert await api.delete(firmwares_of(device) + "/target") == cleared
+    _, detail = await api.get(f"/v1/user/devices/{device['uid']}")
+    assert detail["data"]["target_firmware"] is None
+    _, listing = await api.get(firmwares_of(device))
+    assert listing["data"][0]["is_target"] is False
+    assert await api.post(f"/v1/user/devices/{device['uid']}/ota") == (
+        422, {"message": "Assign firmware first to trigger OTA."})
+    assert await api.delete(path) == (200, {"message": "Firmware deleted."})
+    assert await api.delete(firmwares_of(device) + "/target") == cleared  # nothing to clear: still cleared

@@ -1,21 +1,16 @@
 """Commands to a device: reboot, Wi-Fi reset, OTA trigger, user-defined payloads, and their history.
 
-Each accepted command is stored (state `sent`) before it is published, then moved
-by the device's acks (docs/protocol.md). A device that cannot take a command now
-gets the seed's validation-style refusal, and nothing is stored or published.
+The service layer stores, paces and publishes them (service.py). A request is answered at once with
+the command's state (`sent`, or `queued` behind earlier ones), or with `?wait=S` once the command is
+final, or after S seconds with the state it has then.
 """
 
-from .. import keys, schemas
-from ..bridge import BridgeUnavailable
-from ..errors import ApiError
+from .. import schemas
 from ..responses import json_response
 from . import common, payloads
 
-OFFLINE = "Device is offline."
-DISABLED = "Device is disabled."
-NO_TARGET = "Assign firmware first to trigger OTA."
-NO_BROKER = "The MQTT broker cannot be reached; the command was not sent."
 _HISTORY_DEFAULT, _HISTORY_MAX = 50, 500
+WAIT_MAX = 30  # seconds a request may wait for its command's outcome
 
 
 async def reboot(request):
@@ -30,11 +25,8 @@ async def wifi_reset(request):
 
 async def trigger_ota(request):
     device = await common.device(request)
-    target = device.target_firmware
-    if target is None:
-        raise ApiError(422, NO_TARGET)
-    payload = {"md5": target.md5, "size": target.size, "version": target.version}
-    return await deliver(request, device, "ota", payload, "OTA check triggered.")
+    command = await common.call(common.service(request).trigger_ota(device))
+    return command_sent(device, command, "OTA check triggered.")
 
 
 async def send_command(request):
@@ -44,22 +36,19 @@ async def send_command(request):
 
 
 async def deliver(request, device, type_, payload, message):
-    """Store and publish a command, or refuse with 409 when the device cannot take one now."""
-    if device.status == "disabled":
-        raise ApiError(409, DISABLED)
-    if not device.is_online:
-        raise ApiError(409, OFFLINE)
-    bridge = request.app[keys.BRIDGE]
-    if not bridge.connected:
-        raise ApiError(503, NO_BROKER)
-    commands = common.storage(request).commands
-    command = await commands.create(device, type_, payload, timeout=common.settings(request).command_timeout)
-    try:
-        await bridge.send_command(device.uid, command)
-    except BridgeUnavailable as error:
-        await commands.fail(command.id, f"not published: {error}")
-        raise ApiError(503, NO_BROKER) from None
-    return json_response({"message": message, "device_uid": device.uid, "id": command.id})
+    """Send a command and answer with it; with ?wait=S, once it is final or S seconds have passed."""
+    wait = common.int_query(request, "wait", default=0, low=0, high=WAIT_MAX)
+    service = common.service(request)
+    command = await common.call(service.send_command(device, type_, payload))
+    return command_sent(device, await service.outcome(device, command, wait), message)
+
+
+def command_sent(device, command, message):
+    """The seed's answer (message, device_uid), with the command's id, state, result and error."""
+    return json_response({
+        "message": message, "device_uid": device.uid,
+        "id": command.id, "state": command.state, "result": command.result, "error": command.error,
+    })
 
 
 async def list_commands(request):

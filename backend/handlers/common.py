@@ -7,10 +7,26 @@ from datetime import datetime, timezone
 from .. import keys
 from ..errors import ApiError, ValidationError
 from ..middlewares import USER
+from ..service import BrokerUnavailable, DeviceUnavailable, MissingTarget, ServiceError
+
+# The HTTP status of each error of the service layer; its message is the API's text already.
+_SERVICE_STATUS = {DeviceUnavailable: 409, MissingTarget: 422, BrokerUnavailable: 503}
 
 
 def storage(request):
     return request.app[keys.STORAGE]
+
+
+def service(request):
+    return request.app[keys.SERVICE]
+
+
+async def call(flow):
+    """Await `flow`, a call of the service layer; its errors become their HTTP answers (ApiError)."""
+    try:
+        return await flow
+    except ServiceError as error:
+        raise ApiError(_SERVICE_STATUS[type(error)], error.message) from None
 
 
 def settings(request):

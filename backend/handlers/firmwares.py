@@ -1,4 +1,4 @@
-"""/v1/user/devices/{uid}/firmwares: upload, list, edit, delete, set the OTA target."""
+"""/v1/user/devices/{uid}/firmwares: upload, list, edit, delete, set and clear the OTA target."""
 
 import aiohttp
 
@@ -72,6 +72,13 @@ async def set_target(request):
     md5 = schemas.firmware_md5(await common.json_object(request))
     await common.storage(request).firmwares.set_target(device, md5)
     return json_response({"message": "Firmware assigned to device.", "device_uid": device.uid, "md5": md5})
+
+
+async def clear_target(request):
+    """The device has no target firmware any more, so the one it had can be deleted."""
+    device = await common.device(request)
+    await common.storage(request).firmwares.clear_target(device)
+    return json_response({"message": "Target firmware cleared.", "device_uid": device.uid})
 
 
 def _firmware_id(request):

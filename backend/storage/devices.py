@@ -111,6 +111,12 @@ class DeviceStore:
             return device
         return await self._with_firmwares(device)
 
+    async def find(self, uid):
+        """The device `uid` of whichever user (without its firmwares), or None: for flows that start from
+        a device's own message rather than from its owner's request."""
+        row = await self.db.fetch_one(f"SELECT {_COLUMNS} FROM devices WHERE uid = ?", (uid,))
+        return None if row is None else _device_from_row(row)
+
     async def _with_firmwares(self, device):
         rows = await self.db.fetch_all(
             "SELECT id, device_id, name, version, notes, md5, size, kind, created_at FROM firmwares"

@@ -123,6 +123,11 @@ class FirmwareStore:
                 raise NotFound(MD5_NOT_FOUND)
             await tx.execute("UPDATE devices SET target_firmware_id = ? WHERE id = ?", (row["id"], device.id))
 
+    async def clear_target(self, device):
+        """The device has no target firmware any more (also when it had none)."""
+        async with self.db.transaction() as tx:
+            await tx.execute("UPDATE devices SET target_firmware_id = NULL WHERE id = ?", (device.id,))
+
     async def referenced_md5s(self):
         return {row["md5"] for row in await self.db.fetch_all("SELECT DISTINCT md5 FROM firmwares")}
 

@@ -1,0 +1,294 @@
+"""The service layer: the backend's business flows, called by the handlers and by maintenance.
+
+Handlers validate a request, call one method here and turn its errors into HTTP answers; SQL stays
+in storage/, MQTT in bridge.py and broker/. The flows:
+
+- registration, undone when the broker does not create the device's account;
+- access changes (disable, enable, delete): the row first, then the broker; a change the broker does
+  not confirm is kept and retried (retry_access_changes, every few seconds from maintenance);
+- commands, paced per device: at most as many at a device (published, not final) as its queue holds
+  (`cmd_queue` in its `status`, else one), the rest held in state `queued` and published in the order
+  they were sent as earlier ones reach a final state; outcome() lets a request wait for the final state;
+- the bridge's events (bridge.events is this object): a device's `status` and its acks, which move
+  the pacing on;
+- OTA, which a later issue builds here on trigger_ota().
+
+Pacing runs under a lock per device, so publishing follows the order commands were stored in; the
+slots themselves are taken in one storage transaction (CommandStore.claim), so two requests cannot
+both take the last one.
+"""
+
+import asyncio
+import logging
+import weakref
+
+from . import credentials
+from .bridge import BridgeUnavailable
+from .broker.accounts import apply_access_change
+from .storage import NotFound
+from .storage.commands import FINAL_STATES
+
+log = logging.getLogger(__name__)
+
+# How many commands may be at a board at once when its status does not say (`cmd_queue`): one at a
+# time is safe for any queue. MAX_WINDOW bounds what a board may claim.
+DEFAULT_WINDOW = 1
+MAX_WINDOW = 32
+WENT_OFFLINE = "not sent: the device went offline"
+WAS_DISABLED = "not sent: the device was disabled"
+
+
+class ServiceError(Exception):
+    """A flow that cannot be done; `message` is what the API says (the handlers pick the HTTP status)."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+class DeviceUnavailable(ServiceError):
+    """The device cannot take a command now (offline, disabled); nothing was stored."""
+
+
+class BrokerUnavailable(ServiceError):
+    """The broker did not take what it had to (a command, an account, an access change)."""
+
+
+class MissingTarget(ServiceError):
+    """OTA needs a target firmware first."""
+
+
+def command_window(device):
+    """How many commands may be at `device` at once: what its status says (`cmd_queue`), else one."""
+    size = device.meta.get("cmd_queue")
+    if isinstance(size, int) and not isinstance(size, bool) and size >= 1:
+        return min(size, MAX_WINDOW)
+    return DEFAULT_WINDOW
+
+
+class Service:
+    def __init__(self, storage, bridge, accounts, settings):
+        self.storage = storage
+        self.bridge = bridge
+        self.accounts = accounts  # broker/accounts.py:DeviceAccounts
+        self.command_timeout = settings.command_timeout
+        self._locks = weakref.WeakValueDictionary()  # uid -> asyncio.Lock, alive while someone holds it
+        self._waiters = {}  # command id -> futures of requests waiting for its final state
+        self._pumps_due = set()  # uids with a background pump scheduled that has not started yet
+        self._tasks = set()
+        self._closed = False
+
+    async def close(self):
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- devices ------------------------------------------------------------------------
+
+    async def register_device(self, user_id, *, name, description, platform_key, board_key):
+        """Register a device and create its broker account. Returns (device, its MQTT password).
+
+        Raises BrokerUnavailable when the broker refused the account; the row is then removed again.
+        """
+        password = credentials.new_device_password()
+        device = await self.storage.devices.create(
+            user_id, name=name, description=description, platform_key=platform_key, board_key=board_key,
+            password=password,
+        )
+        try:
+            await self.accounts.add_device(device.uid, password)
+        except Exception:
+            log.exception("broker refused the account of %s", device.uid)
+            await self.storage.devices.delete(user_id, device.uid)
+            raise BrokerUnavailable(
+                "The MQTT broker could not create the device's account; nothing was registered.") from None
+        return device, password
+
+    async def update_device(self, user_id, uid, changes):
+        """Apply validated edits; `enabled` also changes the device's broker access. Returns the device.
+
+        Raises NotFound, or BrokerUnavailable when the change is saved but the broker has not confirmed it.
+        """
+        device = await self.storage.devices.update(user_id, uid, changes)
+        if "enabled" in changes:
+            await self._change_access(uid, "enable" if changes["enabled"] else "disable")
+        return device
+
+    async def delete_device(self, user_id, uid):
+        """Delete a device with all it has, and its broker access. Raises NotFound, or BrokerUnavailable
+        (as update_device)."""
+        await self.storage.devices.delete(user_id, uid)
+        await self._change_access(uid, "remove")
+
+    async def _change_access(self, uid, change):
+        """Tell the broker, after the database: with the embedded broker a session cut before the
+        row changed could reconnect at once and still pass authentication."""
+        if change == "disable":
+            self._settle(await self.storage.commands.expire_queued(uid, WAS_DISABLED))
+        try:
+            await apply_access_change(self.accounts, uid, change)
+        except Exception as error:
+            log.exception("broker did not apply the access change %s of %s; it will be retried", change, uid)
+            await self.storage.access.remember(uid, change, error)
+            raise BrokerUnavailable("Saved, but the MQTT broker has not confirmed the change of the device's"
+                                    " access yet; it is retried until it does.") from None
+        await self.storage.access.forget(uid)  # an older change still waiting would undo this one
+        if change != "enable":
+            try:
+                await self.bridge.clear_status(uid)
+            except BridgeUnavailable:
+                log.warning("could not clear the retained status of %s: no broker session", uid)
+
+    async def retry_access_changes(self):
+        """Apply the access changes the broker did not confirm when they were made (storage/access.py)."""
+        for pending in await self.storage.access.pending():
+            try:
+                await apply_access_change(self.accounts, pending.uid, pending.change)
+            except Exception as error:  # noqa: BLE001 - kept, counted and logged; retried next round
+                await self.storage.access.remember(pending.uid, pending.change, error)
+                log.warning("broker still refuses to %s device %s (attempt %d): %s",
+                            pending.change, pending.uid, pending.attempts + 1, error)
+                continue
+            await self.storage.access.forget(pending.uid, pending.change)
+            log.info("broker confirmed, at attempt %d, the %s of device %s", pending.attempts + 1, pending.change,
+                     pending.uid)
+
+    # --- commands -----------------------------------------------------------------------
+
+    async def send_command(self, device, type_, payload):
+        """Store a command for `device` and publish it as soon as the device has room for it.
+
+        Returns the command: `sent`, or `queued` behind earlier ones still at the device. Raises
+        DeviceUnavailable (nothing stored) or BrokerUnavailable (stored as `failed`).
+        """
+        if device.status == "disabled":
+            raise DeviceUnavailable("Device is disabled.")
+        if not device.is_online:
+            raise DeviceUnavailable("Device is offline.")
+        if not self.bridge.connected:
+            raise _not_sent()
+        async with self._lock(device.uid):
+            command = await self.storage.commands.create(device, type_, payload, hold=self.command_timeout)
+            published, failed = await self._pump(device)
+        if command.id in failed:
+            raise _not_sent()
+        return next((c for c in published if c.id == command.id), command)
+
+    async def trigger_ota(self, device):
+        """Send the device its target firmware (the OTA flow of a later issue grows from here).
+
+        Raises MissingTarget without a target, else as send_command.
+        """
+        target = device.target_firmware
+        if target is None:
+            raise MissingTarget("Assign firmware first to trigger OTA.")
+        payload = {"md5": target.md5, "size": target.size, "version": target.version}
+        return await self.send_command(device, "ota", payload)
+
+    async def outcome(self, device, command, seconds):
+        """`command` in its final state once the device's ack (or its expiry) settles it, or as it stands
+        after `seconds`. Woken by _settle(), not by polling."""
+        if seconds <= 0 or command.state in FINAL_STATES:
+            return command
+        waiter = asyncio.get_running_loop().create_future()
+        # Registered before the read: an ack arriving in between wakes it rather than being missed.
+        self._waiters.setdefault(command.id, set()).add(waiter)
+        try:
+            current = await self.storage.commands.get(device, command.id)
+            if current.state not in FINAL_STATES:
+                await asyncio.wait([waiter], timeout=seconds)
+                current = await self.storage.commands.get(device, command.id)
+        except NotFound:  # deleted with its device meanwhile
+            return command
+        finally:
+            waiting = self._waiters.get(command.id)
+            if waiting is not None:
+                waiting.discard(waiter)
+                if not waiting:
+                    del self._waiters[command.id]
+        return current
+
+    async def expire_commands(self):
+        """Expire commands past their deadline (maintenance, every second); the room they leave is used."""
+        expired = await self.storage.commands.expire()
+        self._settle(command_id for command_id, _ in expired)
+        for uid in {uid for _, uid in expired}:
+            self._pump_later(uid)
+
+    def _lock(self, uid):
+        lock = self._locks.get(uid)
+        if lock is None:
+            lock = self._locks[uid] = asyncio.Lock()
+        return lock
+
+    async def _pump(self, device):
+        """Publish the queued commands `device` has room for, oldest first; its lock must be held.
+
+        Returns (the commands published, the ids of those that could not be: marked `failed`).
+        """
+        if not (device.is_online and device.enabled):
+            return [], set()
+        claimed = await self.storage.commands.claim(device.id, command_window(device),
+                                                    timeout=self.command_timeout)
+        published, failed = [], set()
+        for command in claimed:
+            try:
+                await self.bridge.send_command(device.uid, command)
+            except BridgeUnavailable as error:
+                await self.storage.commands.fail(command.id, f"not published: {error}")
+                failed.add(command.id)
+            else:
+                published.append(command)
+        self._settle(failed)
+        return published, failed
+
+    def _pump_later(self, uid):
+        """Pump `uid` in a task of its own: acks and expiry must not wait for a publish. Requests for a
+        pump while one is scheduled and not started are one pump."""
+        if self._closed or uid in self._pumps_due:
+            return
+        self._pumps_due.add(uid)
+        task = asyncio.get_running_loop().create_task(self._pump_uid(uid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pump_uid(self, uid):
+        try:
+            async with self._lock(uid):
+                self._pumps_due.discard(uid)  # from here on, a change needs a pump of its own
+                device = await self.storage.devices.find(uid)
+                if device is not None:
+                    await self._pump(device)
+        except Exception:  # noqa: BLE001 - the commands stay queued; the next ack or expiry pumps again
+            self._pumps_due.discard(uid)
+            log.exception("could not publish the queued commands of %s", uid)
+
+    def _settle(self, command_ids):
+        """Wake the requests waiting for these commands: they reached a final state."""
+        for command_id in command_ids:
+            for waiter in self._waiters.pop(command_id, ()):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    # --- the bridge's events (bridge.py:StorageEvents) ----------------------------------
+
+    async def device_status(self, uid, report):
+        """A device's validated `status`. Offline, its held commands expire: they were never sent, and
+        with a clean session nothing reaches it later. Online, its queue size may have changed."""
+        await self.storage.devices.apply_status(uid, report)
+        if report["online"]:
+            self._pump_later(uid)
+        else:
+            self._settle(await self.storage.commands.expire_queued(uid, WENT_OFFLINE))
+
+    async def command_ack(self, uid, command_id, state, result, error):
+        """A device's validated ack; a final one frees a place at the device for the next command."""
+        changed = await self.storage.commands.acknowledge(uid, command_id, state, result=result, error=error)
+        if changed and state in FINAL_STATES:
+            self._settle([command_id])
+            self._pump_later(uid)
+
+
+def _not_sent():
+    return BrokerUnavailable("The MQTT broker cannot be reached; the command was not sent.")
