@@ -1,25 +1,34 @@
 """The MQTT bridge: the backend's client of the broker (docs/protocol.md).
 
-Inbound, it turns device messages into storage writes: `status` → presence,
-`telemetry` → batched rows, `ack` → command states. Outbound, it publishes
-commands and clears the retained status of revoked devices. A malformed message
-is counted in `stats` and dropped; nothing a device sends can stop the loop.
+Inbound, it turns device messages into storage writes: `status` → presence, `telemetry` →
+batched rows (telemetry_batches.py), `ack` → command states. Outbound, it publishes commands and
+clears the retained status of revoked devices. A malformed message is counted in `stats` and
+dropped; nothing a device sends can stop the loop.
 
-Messages arrive through mqtt_client.py's callback, which must not block. Telemetry is
-the volume path, so it is not written message by message: rows are collected there and
-written by `_flush_loop` in one transaction per batch. Status and acks wait in an inbox
-for `_inbox_loop`, which writes them one by one in arrival order.
+Messages arrive through mqtt_client.py's callback, which must not block. Telemetry rows go to the
+current batch there; status and acks wait in an inbox for `_inbox_loop`, which hands them to
+`events` one by one in arrival order. A QoS 1 message is acknowledged to the broker only once it
+is handled (its batch committed, its inbox turn done), so a backend that dies loses nothing the
+broker would not send again.
+
+Two configurations (the factories below):
+- Mosquitto: a persistent session under a client id of this installation, telemetry at QoS 1, so
+  Mosquitto keeps what we have not acknowledged while we are down or slow; when the batches fall
+  behind, reading stops (Mosquitto queues meanwhile). Clean disconnects, for which Mosquitto has
+  no will to publish, are read from its connection log (broker/connection_log.py).
+- embedded: a clean session; the broker hands telemetry to the batches itself (and acknowledges
+  each message once its batch is committed), so the bridge does not subscribe to it.
 """
 
 import asyncio
 import logging
+import os
 import secrets
-import time
-from collections import Counter
 
 import orjson
 
 from . import schemas
+from .broker import connection_log
 from .broker.endpoint import BrokerEndpoint
 from .mqtt_client import MqttClient, MqttError
 
@@ -28,16 +37,15 @@ __all__ = ["Bridge", "BridgeUnavailable", "BrokerEndpoint", "StorageEvents", "to
 log = logging.getLogger(__name__)
 
 TOPIC_ROOT = "mpfleet/v1"
-# The QoS of each inbound subscription. Telemetry is the volume: at QoS 1 the broker keeps only
-# a small window of unacknowledged messages in flight to us (measured: 5-7k msgs/s at most), and
-# with a clean session nothing would be kept for us across a reconnect anyway. Presence and acks
-# are rare and must not be lost, so they stay QoS 1.
-INBOUND = {"status": 1, "telemetry": 0, "ack": 1, "ota": 1}
-_FLUSH_SECONDS = 0.05  # how long a telemetry row may wait for its batch
-_BATCH_ROWS = 2000  # a batch this large is written at once
-_MAX_PENDING_ROWS = 200_000  # past this the database is not keeping up: drop and count
-_MAX_INBOX = 100_000  # status and ack messages waiting for their storage write; past this: drop and count
+# Presence, acks and OTA progress are rare and must not be lost: QoS 1. Telemetry is QoS 1 on
+# Mosquitto (see above); the embedded broker does not deliver it to the bridge.
+INBOUND = {"status": 1, "ack": 1, "ota": 1}
+# Status and ack messages waiting for their turn. On Mosquitto, QoS 1 ones are bounded by its
+# in-flight window (max_inflight_messages), since each waits for its turn to be acknowledged;
+# past this bound a message is dropped and counted (a flood of QoS 0 ones).
+_MAX_INBOX = 100_000
 _RECONNECT_MIN, _RECONNECT_MAX = 0.5, 10.0
+_CLIENT_ID_FILE = "mqtt-client-id"
 
 
 class BridgeUnavailable(Exception):
@@ -67,16 +75,52 @@ def topic(uid, kind):
 
 
 class Bridge:
-    def __init__(self, storage, endpoint, events=None):
+    def __init__(self, storage, endpoint, batches, events=None, *, client_id=None, telemetry=False,
+                 connection_log_topic=False):
+        """Prefer the factories. `client_id`: a persistent session under this id (else a clean
+        session under a fresh one); `telemetry`: subscribe to it (into `batches`);
+        `connection_log_topic`: read clean disconnects from Mosquitto's log."""
         self.storage = storage
         self.endpoint = endpoint
+        self.batches = batches
         self.events = events or StorageEvents(storage)  # see StorageEvents
-        self.stats = Counter()  # received / stored / malformed / dropped, per message kind
+        self.stats = batches.stats  # received / stored / malformed / dropped, per message kind
+        self._client_id = client_id
+        self._subscriptions = [(topic("+", kind), qos) for kind, qos in INBOUND.items()]
+        if telemetry:
+            self._subscriptions.append((topic("+", "telemetry"), 1))
+        self._goodbyes = None
+        if connection_log_topic:
+            self._subscriptions.append((connection_log.LOG_TOPIC, 1))
+            self._goodbyes = connection_log.Goodbyes()
+        self._goodbyes_queued = 0
         self._client = None
-        self._pending_rows = []
-        self._rows_waiting = asyncio.Event()
+        self._resuming = None  # the task that resumes reading once the batches have room
         self._connected = asyncio.Event()
-        self._inbox = asyncio.Queue()  # (uid, kind, payload) of status and ack messages
+        self._inbox = asyncio.Queue()  # (uid, kind, payload, done) in arrival order
+
+    @staticmethod
+    def installation_client_id(data_dir, username):
+        """The bridge's client id on a shared broker: made once per data dir and kept there, so that a
+        restart finds its persistent session again and two installations never share one."""
+        path = data_dir / _CLIENT_ID_FILE
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        client_id = f"{username}-{secrets.token_hex(6)}"
+        part = path.with_name(path.name + ".part")
+        part.write_text(client_id + "\n")
+        os.replace(part, path)  # whole or not at all: a crash here leaves no half-written id
+        return client_id
+
+    @classmethod
+    def for_mosquitto(cls, storage, endpoint, batches, client_id):
+        return cls(storage, endpoint, batches, client_id=client_id, telemetry=True, connection_log_topic=True)
+
+    @classmethod
+    def for_embedded(cls, storage, endpoint, batches):
+        return cls(storage, endpoint, batches)
 
     @property
     def connected(self):
@@ -87,7 +131,7 @@ class Bridge:
 
     async def run(self):
         """Hold a session to the broker for as long as the app runs, reconnecting with backoff."""
-        workers = [asyncio.create_task(self._flush_loop()), asyncio.create_task(self._inbox_loop())]
+        worker = asyncio.create_task(self._inbox_loop())
         delay = _RECONNECT_MIN
         try:
             while True:
@@ -103,55 +147,107 @@ class Bridge:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX)
         finally:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            await self._flush()
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
 
     async def _session(self):
         endpoint = self.endpoint
-        # The client id is unique per process: several backends may share one broker.
-        client = await MqttClient.connect(endpoint, f"{endpoint.username}-{secrets.token_hex(4)}",
-                                          self._received, keepalive=30)
+        persistent = self._client_id is not None
+        # A fresh id per process unless persistent: several backends may share one broker.
+        client_id = self._client_id or f"{endpoint.username}-{secrets.token_hex(4)}"
+        client = await MqttClient.connect(endpoint, client_id, self._received, keepalive=30,
+                                          clean_session=not persistent)
         try:
-            await client.subscribe([(topic("+", kind), qos) for kind, qos in INBOUND.items()])
+            if self._goodbyes is not None:
+                self._goodbyes.clear()
+            # Publishing works from now on: what the broker kept for a persistent session may need it at once.
             self._client = client
+            await client.subscribe(self._subscriptions)
             self._connected.set()
-            log.info("MQTT bridge connected to %s:%s", endpoint.host, endpoint.port)
+            log.info("MQTT bridge connected to %s:%s%s", endpoint.host, endpoint.port,
+                     f" (session {client_id}, {'resumed' if client.session_present else 'new'})" if persistent else "")
             await client.wait_closed()
         finally:
             client.close()
+            if self._resuming is not None:
+                self._resuming.cancel()
+                self._resuming = None
+
+    # --- inbound ---------------------------------------------------------------------------
 
     def _received(self, name, payload):
-        """Every inbound message, straight from the connection: telemetry is queued for its batch here,
-        status and acks go to the inbox, whose worker awaits their storage writes in arrival order."""
+        """Every inbound message, straight from the connection (see mqtt_client.py): returns None when
+        it is handled, or the future of its handling (its acknowledgement waits for it)."""
         parts = name.split("/")
+        if name == connection_log.LOG_TOPIC:
+            return self._log_line(payload)
         if len(parts) != 4:
             self.stats["malformed"] += 1
-            return
+            return None
         uid, kind = parts[2], parts[3]
-        self.stats[f"{kind}_received"] += 1
         if kind == "telemetry":
-            try:
-                self._queue_telemetry(uid, payload)
-            except Exception as error:  # noqa: BLE001 - one bad message must never end every device's session
-                self._count_failure(uid, kind, error)
-        elif self._inbox.qsize() < _MAX_INBOX:
-            self._inbox.put_nowait((uid, kind, payload))
-        else:
+            done = self.batches.take(uid, payload)
+            if not self.batches.room.is_set():
+                self._hold_back()
+            return done
+        self.stats[f"{kind}_received"] += 1
+        return self._queue(uid, kind, payload)
+
+    def _queue(self, uid, kind, payload):
+        if self._inbox.qsize() >= _MAX_INBOX:
             self.stats[f"{kind}_dropped"] += 1
+            return None
+        done = asyncio.get_running_loop().create_future()
+        self._inbox.put_nowait((uid, kind, payload, done))
+        return done
+
+    def _log_line(self, line):
+        event = connection_log.parse(line)
+        if event is None:
+            return None
+        kind, uid = event
+        if kind == "goodbye":
+            done = self._queue(uid, kind, None)
+            self._goodbyes_queued += done is not None
+            return done
+        if self._goodbyes or self._goodbyes_queued:  # a reconnect matters only while a goodbye is on its way
+            return self._queue(uid, kind, None)
+        return None
+
+    def _hold_back(self):
+        """The batches are full: stop reading until a write makes room (the broker holds the rest)."""
+        client = self._client
+        if client is None or self._resuming is not None:
+            return
+        client.pause_reading()
+        self._resuming = asyncio.get_running_loop().create_task(self._resume_when_room(client))
+
+    async def _resume_when_room(self, client):
+        await self.batches.room.wait()
+        self._resuming = None
+        client.resume_reading()
 
     async def _inbox_loop(self):
         while True:
-            uid, kind, payload = await self._inbox.get()
+            uid, kind, payload, done = await self._inbox.get()
             try:
                 if kind == "status":
                     await self._apply_status(uid, payload)
                 elif kind == "ack":
                     await self._apply_ack(uid, payload)
+                elif kind == "goodbye":
+                    self._goodbyes_queued -= 1
+                    await self._said_goodbye(uid)
+                elif kind == "hello":
+                    self._goodbyes.hello(uid)
                 # `ota` progress is recorded by the OTA flow (a later issue); it is only counted here.
-            except Exception as error:  # noqa: BLE001 - as above: counted and logged in _count_failure
+            except BridgeUnavailable as error:  # a status we had to publish was not
+                done.set_exception(error)  # not acknowledged: the broker sends the message again
+                done.exception()  # retrieved: the connection it came on may be gone already
+                continue
+            except Exception as error:  # noqa: BLE001 - one bad message must never end every device's session
                 self._count_failure(uid, kind, error)
+            done.set_result(None)
 
     def _count_failure(self, uid, kind, error):
         if isinstance(error, schemas.BadMessage):
@@ -163,37 +259,31 @@ class Bridge:
 
     async def _apply_status(self, uid, payload):
         report = schemas.device_status(payload)
-        if report is not None:
-            await self.events.device_status(uid, report)
+        if report is None:
+            return
+        if self._goodbyes is not None:
+            apply, again = self._goodbyes.status(uid, payload, report["online"])
+            if again is not None:
+                self.stats["status_restored"] += 1  # a reconnect overtook our offline status
+                await self._publish(topic(uid, "status"), again, retain=True)
+            if not apply:
+                self.stats["status_overtaken"] += 1
+                return
+        await self.events.device_status(uid, report)
 
     async def _apply_ack(self, uid, payload):
         command_id, state, result, error = schemas.ack(payload)
         await self.events.command_ack(uid, command_id, state, result, error)
 
-    # --- telemetry batches ----------------------------------------------------------------
-
-    def _queue_telemetry(self, uid, payload):
-        samples = schemas.telemetry(payload, time.time())
-        if len(self._pending_rows) >= _MAX_PENDING_ROWS:
-            self.stats["telemetry_dropped"] += 1
+    async def _said_goodbye(self, uid):
+        """Mosquitto logged a clean disconnect of `uid`: publish the offline status its will would have,
+        for a device that is online (an account of ours; other clients, or a device that said it is
+        offline itself, have nothing to undo)."""
+        device = await self.storage.devices.find(uid)
+        if device is None or not device.is_online:
             return
-        self._pending_rows.extend((uid, key, ts, value) for key, ts, value in samples)
-        if len(self._pending_rows) >= _BATCH_ROWS:
-            self._rows_waiting.set()
-
-    async def _flush_loop(self):
-        while True:
-            try:
-                await asyncio.wait_for(self._rows_waiting.wait(), _FLUSH_SECONDS)
-            except TimeoutError:
-                pass
-            self._rows_waiting.clear()
-            await self._flush()
-
-    async def _flush(self):
-        rows, self._pending_rows = self._pending_rows, []
-        if rows:
-            self.stats["telemetry_rows_stored"] += await self.storage.telemetry.add_batch(rows)
+        self._goodbyes.said(uid)
+        await self._publish(topic(uid, "status"), connection_log.OFFLINE, retain=True)
 
     # --- outbound -------------------------------------------------------------------------
 

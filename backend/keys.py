@@ -8,6 +8,7 @@ from .broker.endpoint import BrokerEndpoint
 from .config import Settings
 from .service import Service
 from .storage import Storage
+from .telemetry_batches import TelemetryBatches
 
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
@@ -16,3 +17,4 @@ DEVICE_ACCOUNTS = web.AppKey("device_accounts", DeviceAccounts)  # the broker's 
 MQTT_PUBLIC = web.AppKey("mqtt_public", MqttPublic)  # how boards reach the broker
 BROKER_ENDPOINT = web.AppKey("broker_endpoint", BrokerEndpoint)  # where the bridge connects
 SERVICE = web.AppKey("service", Service)  # the business flows (service.py)
+TELEMETRY = web.AppKey("telemetry", TelemetryBatches)  # telemetry rows on their way to storage

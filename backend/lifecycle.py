@@ -24,17 +24,27 @@ async def storage_ctx(app):
 
 
 async def broker_ctx(app):
-    """The embedded amqtt broker, or the admin connection to an external Mosquitto."""
+    """The embedded amqtt broker, or the admin connection to an external Mosquitto; and the telemetry
+    batches (telemetry_batches.py) that what the broker delivers is stored through, written until
+    the broker and the bridge have stopped."""
+    from .telemetry_batches import TelemetryBatches
+
     settings = app[keys.SETTINGS]
-    if settings.broker_url:
-        async for _ in _external_broker(app, settings):
-            yield
-    else:
-        async for _ in _embedded_broker(app, settings):
-            yield
+    batches = app[keys.TELEMETRY] = TelemetryBatches(app[keys.STORAGE])
+    writing = asyncio.create_task(batches.run())
+    try:
+        if settings.broker_url:
+            async for _ in _external_broker(app, settings):
+                yield
+        else:
+            async for _ in _embedded_broker(app, settings, batches):
+                yield
+    finally:
+        writing.cancel()  # it writes what is left first
+        await asyncio.gather(writing, return_exceptions=True)
 
 
-async def _embedded_broker(app, settings):
+async def _embedded_broker(app, settings, batches):
     from .broker.embedded import (
         EmbeddedBroker,  # amqtt is imported only when it is used
     )
@@ -56,6 +66,7 @@ async def _embedded_broker(app, settings):
         tls_host=settings.host,
         tls_port=settings.mqtt_tls_port,
         on_device_connected=remember_peer,
+        telemetry=batches,  # a board's QoS 1 telemetry is acknowledged once its rows are committed
     )
     # The broker starts with no sessions, whatever the database remembers.
     await storage.devices.mark_all_offline()
@@ -92,7 +103,12 @@ async def _verify_device(storage, uid, password):
 
 
 async def bridge_ctx(app):
-    bridge = Bridge(app[keys.STORAGE], app[keys.BROKER_ENDPOINT])
+    settings, storage, endpoint = app[keys.SETTINGS], app[keys.STORAGE], app[keys.BROKER_ENDPOINT]
+    if settings.broker_url:  # a persistent session on Mosquitto, under this installation's own id
+        client_id = Bridge.installation_client_id(settings.data_dir, endpoint.username)
+        bridge = Bridge.for_mosquitto(storage, endpoint, app[keys.TELEMETRY], client_id)
+    else:
+        bridge = Bridge.for_embedded(storage, endpoint, app[keys.TELEMETRY])
     app[keys.BRIDGE] = bridge
     task = asyncio.create_task(bridge.run())
     try:

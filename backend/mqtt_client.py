@@ -12,11 +12,19 @@ in one loop, and the PUBACKs they ask for go out in one write.
 
 Incoming messages are handed to `on_message(topic: str, payload: bytes)` synchronously, in
 order, from the protocol callback: the callee must not block (queue work, don't await it).
-QoS 2 is not spoken: the bridge never subscribes or publishes at QoS 2, so a broker never
-sends one. Any packet that breaks the protocol ends the connection.
+It returns None when it is done with the message, or an asyncio future that is done once the
+message is safe (stored): a QoS 1 message is acknowledged only then, and PUBACKs go out in the
+order the messages came, as MQTT 3.1.1 (4.6) asks. Many messages may share one future (a batch).
+A future that fails ends the connection unacknowledged, so that a persistent session gets the
+message again. QoS 2 is not spoken: the bridge never subscribes or publishes at QoS 2, so a
+broker never sends one. Any packet that breaks the protocol ends the connection.
+
+`pause_reading()` stops reading the socket (the broker then holds what is coming: backpressure)
+until `resume_reading()`.
 """
 
 import asyncio
+import collections
 import socket
 import struct
 
@@ -114,16 +122,22 @@ class MqttClient:
         self._keepalive = keepalive
         self._protocol = None
         self._outgoing = []  # packets to write at the end of the current chunk (PUBACKs)
+        self._unacked = collections.deque()  # (PUBACK, future or None) of QoS 1 messages not acknowledged yet
+        self._watched = None  # the last future a release callback was added to
         self._waiting = {}  # packet id -> future of its PUBACK / SUBACK
         self._next_id = 0
         self._connack = None
         self._closed = None
         self._heard = False  # anything came in since the last ping
+        self._paused = False
         self._pinger = None
+        self.session_present = False  # the CONNACK's flag: the broker kept our persistent session
 
     @classmethod
-    async def connect(cls, endpoint, client_id, on_message, *, keepalive=30, timeout=10):
-        """Open a clean session to `endpoint` (a BrokerEndpoint). Raises MqttError."""
+    async def connect(cls, endpoint, client_id, on_message, *, keepalive=30, timeout=10, clean_session=True):
+        """Open a session to `endpoint` (a BrokerEndpoint); with `clean_session` false the broker keeps it
+        (subscriptions, messages not acknowledged yet, messages queued meanwhile) while we are away.
+        Raises MqttError."""
         self = cls(on_message, keepalive)
         loop = asyncio.get_running_loop()
         self._connack = loop.create_future()
@@ -132,7 +146,7 @@ class MqttClient:
             async with asyncio.timeout(timeout):
                 _, self._protocol = await loop.create_connection(
                     lambda: _Protocol(self), endpoint.host, endpoint.port, ssl=endpoint.tls_context)
-                self._write(self._connect_packet(client_id, endpoint.username, endpoint.password))
+                self._write(self._connect_packet(client_id, endpoint.username, endpoint.password, clean_session))
                 await self._connack
         except (OSError, TimeoutError) as error:
             self.close()
@@ -143,8 +157,8 @@ class MqttClient:
         self._pinger = asyncio.create_task(self._ping_loop())
         return self
 
-    def _connect_packet(self, client_id, username, password):
-        flags = 0x02  # clean session
+    def _connect_packet(self, client_id, username, password, clean_session):
+        flags = 0x02 if clean_session else 0
         payload = _string(client_id)
         if username is not None:
             flags |= 0x80
@@ -200,6 +214,19 @@ class MqttClient:
             raise MqttError("not connected")
         self._protocol.transport.write(packet)
 
+    # --- backpressure ----------------------------------------------------------------------
+
+    def pause_reading(self):
+        if not self._paused and not self._closed.done():
+            self._paused = True
+            self._protocol.transport.pause_reading()
+
+    def resume_reading(self):
+        if self._paused and not self._closed.done():
+            self._paused = False
+            self._heard = True  # what the broker said meanwhile is still unread: no silence to judge
+            self._protocol.transport.resume_reading()
+
     # --- the session's end -----------------------------------------------------------------
 
     async def wait_closed(self):
@@ -236,7 +263,7 @@ class MqttClient:
         self._heard = True  # the CONNACK
         while not self._closed.done():
             await asyncio.sleep(interval)
-            if not self._heard:
+            if not self._heard and not self._paused:
                 self._fail(MqttError(f"the broker was silent for {interval:.0f} s after a ping"))
                 return
             self._heard = False
@@ -258,6 +285,7 @@ class MqttClient:
                 raise MqttError("malformed CONNACK")
             if body[1]:
                 raise Refused("refused: " + _CONNACK_REASONS.get(body[1], f"code {body[1]}"))
+            self.session_present = bool(body[0] & 1)
             if not self._connack.done():
                 self._connack.set_result(None)
         elif kind != _PINGRESP:
@@ -268,12 +296,37 @@ class MqttClient:
         topic_end = 2 + int.from_bytes(body[:2])
         # A broker should refuse a topic that is not UTF-8; if one does not, the name is mangled, not fatal.
         topic = body[2:topic_end].decode(errors="replace")
-        if qos == 1:
-            self._outgoing.append(b"\x40\x02" + body[topic_end:topic_end + 2])
-            topic_end += 2
-        elif qos:
+        if qos == 0:
+            self._on_message(topic, body[topic_end:])
+            return
+        if qos != 1:
             raise MqttError("QoS 2 is not spoken here")
-        self._on_message(topic, body[topic_end:])
+        puback = b"\x40\x02" + body[topic_end:topic_end + 2]
+        done = self._on_message(topic, body[topic_end + 2:])
+        if done is None and not self._unacked:
+            self._outgoing.append(puback)  # the common case when nothing waits: acked with its chunk
+            return
+        self._unacked.append((puback, done))
+        if done is not None and done is not self._watched:
+            self._watched = done
+            done.add_done_callback(self._release)
+
+    def _release(self, _future=None):
+        """PUBACK, in order, every message at the head of the queue that is done with."""
+        unacked, pubacks = self._unacked, []
+        while unacked:
+            puback, done = unacked[0]
+            if done is not None:
+                if not done.done():
+                    break
+                if done.cancelled() or done.exception() is not None:
+                    reason = "cancelled" if done.cancelled() else done.exception()
+                    self._fail(MqttError(f"a message could not be handled ({reason}); it stays unacknowledged"))
+                    return
+            pubacks.append(puback)
+            unacked.popleft()
+        if pubacks and not self._closed.done():
+            self._protocol.transport.write(b"".join(pubacks))
 
     def _flush(self):
         if self._outgoing and not self._closed.done():

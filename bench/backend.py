@@ -137,11 +137,25 @@ class Backend:
         else:
             self.tls_port = free_port()
             command += ["--mqtt-port", str(free_port()), "--mqtt-tls-port", str(self.tls_port)]
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.work_dir / "server.log", "w")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        self.token = self._wait_ready()
+        self._command = command
+        self._spawn("w")
         return self
+
+    def _spawn(self, log_mode):
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.work_dir / "server.log", log_mode)
+        self.process = subprocess.Popen(self._command, stdout=log, stderr=subprocess.STDOUT)
+        self.token = self._wait_ready()
+
+    def kill_and_restart(self, down_seconds):
+        """SIGKILL the backend (Mosquitto, if any, stays up), then start it again on the same data dir and
+        ports after `down_seconds`. Returns the seconds it took from the start to answering HTTP."""
+        self.process.kill()
+        self.process.wait()
+        time.sleep(down_seconds)
+        started = time.monotonic()
+        self._spawn("a")  # the log of the killed one stays above
+        return time.monotonic() - started
 
     def _wait_ready(self, timeout=30):
         deadline = time.monotonic() + timeout
@@ -240,7 +254,7 @@ class Backend:
 def load_dynsec_accounts(broker, devices):
     """Write each device's client and role into the dynsec file of a broker not started yet.
 
-    Exactly what MosquittoAdmin.add_device creates over MQTT (a client with username = uid and
+    Exactly what MosquittoAdmin.add_device creates over MQTT (a client with username = client id = uid and
     a role allowing publish, receive, subscribe and unsubscribe below mpfleet/v1/<uid>/), with the
     plugin's own hashing (PBKDF2-SHA512, 12-byte salt, 101 iterations). Needed because over MQTT
     the plugin rewrites its whole JSON file twice per device: 10,000 devices would take many minutes.
@@ -256,8 +270,8 @@ def load_dynsec_accounts(broker, devices):
         acls = [{"acltype": acltype, "topic": f"mpfleet/v1/{uid}/#", "priority": 0, "allow": True}
                 for acltype in _DEVICE_ACL_TYPES]
         state["roles"].append({"rolename": role, "acls": acls})
-        state["clients"].append({"username": uid, "roles": [{"rolename": role}], "iterations": 101,
-                                 "password": base64.b64encode(digest).decode(),
+        state["clients"].append({"username": uid, "clientid": uid, "roles": [{"rolename": role}],
+                                 "iterations": 101, "password": base64.b64encode(digest).decode(),
                                  "salt": base64.b64encode(salt).decode()})
     broker.dynsec_path.write_text(json.dumps(state))
 

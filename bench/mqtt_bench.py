@@ -31,13 +31,22 @@ Per path, in this order:
    POST until its row in the SQLite file reads `done` (polled every 0.5 ms). Reported: p50/p99,
    and where the time goes (POST answered, command at the device, `done` sent -> stored).
    Target: p99 <= 25 ms.
+4. Kill -9: KILL_DEVICES (8) devices publish numbered telemetry at QoS 1 (tests/numbered_publisher.py,
+   20 in flight each, as fast as acknowledged); after KILL_AFTER (4) s the backend gets SIGKILL and is
+   started again on the same data dir KILL_DOWN (1) s later; the devices go on for 2 s after that (on
+   Mosquitto they stay connected throughout; the embedded broker dies with the backend, and their
+   sessions with it). Reported: messages acknowledged to the devices, stored (distinct numbers), lost
+   (acknowledged, never stored) and stored twice (a message stored whose acknowledgement the kill cut
+   off comes again). Target: 0 lost.
 
-Options: --paths embedded,mosquitto  --only ingest,sessions,commands  --qos 0|1  --publishers N  --quick  --keep.
+Options: --paths embedded,mosquitto  --only ingest,sessions,commands,kill  --qos 0|1  --publishers N  --quick
+--keep.
 The machine has 2 cores for everything (backend, Mosquitto, load generators, this script).
 Exit code is 0 whatever the figures; PASS/MISS is printed beside each target.
 """
 
 import argparse
+import asyncio
 import http.client
 import json
 import queue
@@ -51,6 +60,7 @@ import time
 from pathlib import Path
 
 from backend import Backend, cpu_seconds, memory_kb, write_json
+from tests.numbered_publisher import NumberedPublisher  # importable: backend.py puts the repository on sys.path
 
 LOAD = Path(__file__).with_name("mqtt_load.py")
 TELEMETRY = '{"ts": null, "values": {"t": 21.5}}'
@@ -63,6 +73,7 @@ COMMANDS, COMMAND_WARMUP, COMMAND_DEVICES = 500, 20, 1000
 COMMAND_P99_TARGET_MS = 25
 SESSION_PERIOD, SESSION_MESSAGES, SESSION_HOLD = 10, 3, 30
 MOSQUITTO_REGISTRATIONS = 20  # over REST with the whole fleet's accounts present
+KILL_DEVICES, KILL_AFTER, KILL_DOWN, KILL_AFTERMATH = 8, 4.0, 1.0, 2.0
 
 PROFILES = {
     # Per path: messages in all (~20 s at the paced rate, shared by the publishers), QoS levels tried,
@@ -337,6 +348,56 @@ def command_figures(timings, received, ready):
             "ack_to_stored": percentiles([ms(r[1], t[3]) for t, r in seen])}
 
 
+# --- 4. kill -9 -------------------------------------------------------------------------------------
+
+def bench_kill(backend, devices):
+    """Numbered QoS 1 publishers, the backend killed and restarted meanwhile: acked vs stored."""
+    ca_pem = backend.ca_file().read_text()
+    publishers = [NumberedPublisher(backend.tls_port, ca_pem, d["uid"], d["password"])
+                  for d in devices[-KILL_DEVICES:]]
+    rowid_before = backend.telemetry_rows()
+    stop = threading.Event()
+    running = threading.Thread(target=asyncio.run, args=(_publish_until(publishers, stop),))
+    running.start()
+    try:
+        time.sleep(KILL_AFTER)
+        acked_at_kill = sum(len(p.acked) for p in publishers)
+        restart_seconds = backend.kill_and_restart(KILL_DOWN)
+        time.sleep(KILL_AFTERMATH)
+    finally:
+        stop.set()
+        running.join()
+    acked = {p.uid: set(p.acked) for p in publishers}
+    stored, rows = _stored_numbers(backend, rowid_before)
+    deadline = time.monotonic() + 10  # what was acknowledged last may still be on its way to the database
+    while any(acked[uid] - stored.get(uid, set()) for uid in acked) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        stored, rows = _stored_numbers(backend, rowid_before)
+    return {"devices": len(publishers), "acked_at_kill": acked_at_kill, "restart_seconds": restart_seconds,
+            "acked": sum(map(len, acked.values())),
+            "stored": sum(len(stored.get(uid, ())) for uid in acked), "rows": rows,
+            "lost": sum(len(acked[uid] - stored.get(uid, set())) for uid in acked)}
+
+
+async def _publish_until(publishers, stop):
+    done = asyncio.Event()
+    running = [asyncio.create_task(p.run(done)) for p in publishers]
+    while not stop.is_set():
+        await asyncio.sleep(0.05)
+    done.set()
+    await asyncio.gather(*running)
+
+
+def _stored_numbers(backend, rowid_after):
+    """({uid: numbers stored}, rows) of the numbered telemetry stored after row `rowid_after`."""
+    found = backend.query("SELECT devices.uid, telemetry.value FROM telemetry JOIN devices ON devices.id ="
+                          " telemetry.device_id WHERE telemetry.rowid > ? AND telemetry.key = 'n'", (rowid_after,))
+    stored = {}
+    for uid, number in found:
+        stored.setdefault(uid, set()).add(int(number))
+    return stored, len(found)
+
+
 # --- the report ------------------------------------------------------------------------------------
 
 def verdict(ok):
@@ -401,6 +462,13 @@ def print_commands(path, r):
     row(f"{path} commands:   `done` sent -> stored, p50 / p99", fmt(r["ack_to_stored"]))
 
 
+def print_kill(path, r):
+    row(f"{path} kill -9 ({r['devices']} devices, QoS 1): acked / stored / lost",
+        f"{r['acked']:,} / {r['stored']:,} / {r['lost']:,}", "0 lost", verdict(r["lost"] == 0))
+    row(f"{path} kill -9:   acked before the kill; stored twice", f"{r['acked_at_kill']:,}; {r['rows'] - r['stored']:,}")
+    row(f"{path} kill -9:   restart until HTTP answers", f"{r['restart_seconds']:.1f} s")
+
+
 def print_error(path, text):
     row(f"{path} FAILED", "", "", "MISS")
     print(f"  {text}")
@@ -408,7 +476,7 @@ def print_error(path, text):
 
 def print_summary(results):
     printers = {"error": print_error, "registration": print_registration, "ingest": print_ingest, "burst": print_burst,
-                "sessions": print_sessions, "commands": print_commands}
+                "sessions": print_sessions, "commands": print_commands, "kill": print_kill}
     print()
     row("figure", "value", "target", "result")
     for path, figures in results.items():
@@ -431,6 +499,8 @@ def run_path(backend, devices, profile, only, work_dir):
                       lambda: bench_sessions(backend, devices, profile, work_dir)))
     if "commands" in only:
         steps.append(("commands", "commands", lambda: bench_commands(backend, devices, work_dir)))
+    if "kill" in only:  # last: the backend that runs on after it is a restarted one
+        steps.append(("kill -9", "kill", lambda: bench_kill(backend, devices)))
     figures = []
     for title, kind, step in steps:
         waited = backend.wait_idle()
@@ -456,7 +526,7 @@ def late_registrations(backend, fleet_size):
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--paths", default="embedded,mosquitto")
-    parser.add_argument("--only", default="ingest,commands,sessions")
+    parser.add_argument("--only", default="ingest,commands,sessions,kill")
     parser.add_argument("--quick", action="store_true", help="a tenth of the messages and sessions")
     parser.add_argument("--qos", type=int, choices=(0, 1), help="ingest QoS on both paths (default: per path)")
     parser.add_argument("--publishers", type=int, default=INGEST_DEVICES,

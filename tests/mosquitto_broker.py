@@ -19,6 +19,8 @@ from pathlib import Path
 from mpfleet.backend.broker.limits import MAX_PACKET_BYTES
 
 ADMIN_USERNAME = "mpfleet-admin"
+MAX_INFLIGHT_MESSAGES = 10_000
+MAX_QUEUED_MESSAGES = 1_000_000
 _PLUGIN_GLOBS = ("/usr/lib/*/mosquitto_dynamic_security.so", "/usr/lib/mosquitto*/mosquitto_dynamic_security.so",
                  "/usr/local/lib/mosquitto_dynamic_security.so")
 _START_ATTEMPTS = 3  # the free ports we pick can be taken before mosquitto binds them
@@ -117,20 +119,25 @@ class MosquittoBroker:
             f"user {pwd.getpwuid(os.geteuid()).pw_name}",
             "per_listener_settings false",
             "allow_anonymous false",
-            "persistence false",
-            # The default 1000 drops messages for a subscriber that falls behind
-            # a burst; the backend must never lose device traffic to that.
-            "max_queued_messages 100000",
-            "max_inflight_messages 100",
+            "persistence false",  # the tests restart the backend, never this broker
             "set_tcp_nodelay true",
-            # Larger packets end the sender's connection, judged from the fixed header (docs/protocol.md).
+            # What mpfleet needs of a Mosquitto, as docs/protocol.md ("Running against Mosquitto") says:
+            # - larger packets end the sender's connection, judged from the fixed header;
             f"max_packet_size {MAX_PACKET_BYTES}",
+            # - the bridge acknowledges a message once it is stored: the window of messages sent to it
+            #   and not acknowledged must hold ~60 ms of ingest (the default 20 caps it at a few hundred
+            #   msgs/s), and the queue behind it what comes while the backend is down (the default 1000
+            #   drops the rest);
+            f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
+            f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+            # - clean disconnects are read from the connection log, on $SYS/broker/log/N.
+            "log_dest topic",
+            "connection_messages true",
+            "log_type notice",
             f"log_dest file {self.log_path}",
             "log_type error",
             "log_type warning",
-            "log_type notice",
             "log_type information",
-            "connection_messages true",
             f"plugin {dynsec_plugin_path()}",
             f"plugin_opt_config_file {self.dynsec_path}",
             f"listener {self.plain_port} 127.0.0.1",

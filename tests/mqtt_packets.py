@@ -25,10 +25,10 @@ def subscribe_packet(topic_filter, qos):
     return b"\x82" + remaining_length(len(body)) + body
 
 
-def publish_packet(topic_name, payload, packet_id):
+def publish_packet(topic_name, payload, packet_id, retain=False):
     """PUBLISH at QoS 1."""
     body = mqtt_string(topic_name) + packet_id.to_bytes(2, "big") + payload
-    return b"\x32" + remaining_length(len(body)) + body
+    return bytes([0x32 | retain]) + remaining_length(len(body)) + body
 
 
 def mqtt_string(text):

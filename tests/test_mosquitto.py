@@ -102,6 +102,18 @@ async def test_a_device_connects_over_verified_tls_with_its_password_only(broker
             pass
 
 
+async def test_a_device_logs_in_under_its_own_uid_only(broker, admin, backend):
+    await admin.add_device(ALICE, "alice-pw")
+    await admin.add_device(BOB, "bob-pw")
+    async with device(broker, BOB, "bob-pw") as bob:
+        intruder = aiomqtt.Client("127.0.0.1", broker.tls_port, username=ALICE, password="alice-pw", identifier=BOB,
+                                  tls_context=ssl.create_default_context(cafile=broker.tls.ca_cert), timeout=5)
+        with pytest.raises(aiomqtt.MqttError, match="[Nn]ot authori[sz]ed"):
+            async with intruder:  # as Bob's client id, it would have taken over his session
+                pass
+        await bob.publish(f"mpfleet/v1/{BOB}/telemetry", b"still here", qos=1)
+
+
 async def test_the_tls_listener_is_trusted_through_our_ca_only(broker, tmp_path):
     # A bare TLS handshake: paho 2.2 leaks the socket of a failed one, which would fail the run.
     _, writer = await asyncio.open_connection("127.0.0.1", broker.tls_port,
@@ -239,9 +251,10 @@ async def test_the_admin_reconnects_after_a_broker_restart(broker, admin):
 
 
 async def test_an_account_that_may_not_administer_is_told_so(broker, admin):
-    await admin.add_device(ALICE, "alice-pw")
+    # An operator's account without the admin's roles (a device's could not log in as anything but itself).
+    await admin._request([{"command": "createClient", "username": "viewer", "password": "viewer-pw"}])
     with pytest.raises(BrokerAdminError, match="refused \\$CONTROL/dynamic-security/v1/response"):
-        async with MosquittoAdmin(f"mqtt://{ALICE}:alice-pw@127.0.0.1:{broker.plain_port}"):
+        async with MosquittoAdmin(f"mqtt://viewer:viewer-pw@127.0.0.1:{broker.plain_port}"):
             pass
 
 

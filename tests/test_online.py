@@ -5,6 +5,7 @@ The device is tests/fake_device.py: a Python MQTT client over TLS with the devic
 
 import asyncio
 import json
+import secrets
 import ssl
 import time
 
@@ -13,12 +14,13 @@ import pytest
 from mpfleet.backend import keys
 from mpfleet.backend.broker.limits import MAX_PACKET_BYTES
 from mpfleet.backend.broker.tls import ensure_certificates
+from mpfleet.backend.mqtt_client import MqttClient
 from mpfleet.backend.schemas import MAX_PAYLOAD_BYTES, TELEMETRY_MAX_BYTES
 
 from .conftest import Backend
 from .fake_device import FakeDevice, silent_connect
 from .mosquitto_broker import MosquittoBroker
-from .mqtt_packets import open_session, remaining_length
+from .mqtt_packets import CONNACK_ACCEPTED, DISCONNECT, connect_packet, open_session, publish_packet, remaining_length
 from .polling import detail, eventually, final_command, online_detail
 
 
@@ -144,6 +146,50 @@ async def test_a_backend_restart_rebuilds_presence(api, online, backend):
 
 async def _has_rssi(api, uid, rssi):
     return (await detail(api, uid))["last_rssi"] == rssi
+
+
+async def test_a_clean_disconnect_without_a_word_goes_offline(api, online):
+    registered, device = await online_device(api, online)
+    uid = registered["uid"]
+    await device.close()  # DISCONNECT with no `{"online":false}` before it: MQTT drops the will then
+    await eventually(lambda: status_is(api, uid, "offline"), timeout=2)
+    assert await api.post(f"/v1/user/devices/{uid}/reboot") == (409, {"message": "Device is offline."})
+    assert json.loads(await online.retained_status(uid)) == {"online": False}  # what a restart rebuilds from
+
+
+async def test_a_clean_disconnect_and_an_immediate_reconnect_end_online(api, online):
+    # The new session's online status can reach the broker before the offline status published for the
+    # old one's clean disconnect: it must not be left offline, nor its retained status.
+    registered = await api.register(name="sensor", platform="unix", board="unix")
+    uid, mqtt = registered["uid"], registered["mqtt"]
+    context = ssl.create_default_context(cadata=mqtt["ca_cert"])
+    connect = connect_packet(uid, uid, mqtt["password"], 60, will=(f"mpfleet/v1/{uid}/status", b'{"online":false}'))
+    online_status = publish_packet(f"mpfleet/v1/{uid}/status", b'{"online":true,"rssi":-50}', 1, retain=True)
+    reader, writer = await open_session(online.tls_port, context, uid, mqtt["password"])
+    writer.write(online_status)
+    await eventually(lambda: status_is(api, uid, "online"))
+    for _ in range(10):  # back to back: the offline status of a round often lands after the next online one
+        new_reader, new_writer = await asyncio.open_connection("127.0.0.1", online.tls_port, ssl=context)
+        writer.write(DISCONNECT)  # and at once, on a connection ready for it:
+        new_writer.write(connect + online_status)
+        assert (await asyncio.wait_for(new_reader.readexactly(4), 5)) == CONNACK_ACCEPTED
+        writer.close()
+        reader, writer = new_reader, new_writer
+    await asyncio.sleep(0.5)  # whatever was still on its way has come
+    assert (await detail(api, uid))["status"] == "online"
+    assert json.loads(await online.retained_status(uid))["online"] is True
+
+    writer.write(DISCONNECT)
+    await eventually(lambda: status_is(api, uid, "offline"), timeout=2)
+    writer.close()
+
+
+async def test_a_clean_disconnect_while_the_backend_is_down_is_seen_after_its_restart(api, online, backend):
+    registered, device = await online_device(api, online)
+    await backend.stop()
+    await device.close()
+    await backend.start()
+    await eventually(lambda: status_is(api, registered["uid"], "offline"), timeout=2)
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -314,7 +360,7 @@ async def test_a_packet_over_the_limit_ends_the_session_and_nothing_of_it_arrive
     writer.write(telemetry[:64 * 1024])  # a beginning: the broker must not wait for the rest to judge
     try:
         assert await asyncio.wait_for(reader.read(), 2) == b""  # closed, no PUBACK
-    except ConnectionResetError:
+    except ConnectionError:  # reset or broken pipe
         pass  # as good: closed while our bytes were still arriving
     finally:
         writer.close()
@@ -383,6 +429,22 @@ class Online:
 
     async def bridge_publish(self, name, payload, retain=False):
         await self.bridge._publish(name, payload, retain=retain)
+
+    async def retained_status(self, uid):
+        """The retained status of `uid` the broker holds, as a new subscriber gets it."""
+        received = asyncio.get_running_loop().create_future()
+
+        def on_message(topic, payload):
+            if not received.done():
+                received.set_result(payload)
+
+        client = await MqttClient.connect(self.backend.client.app[keys.BROKER_ENDPOINT],
+                                          f"test-{secrets.token_hex(4)}", on_message)
+        try:
+            await client.subscribe([(f"mpfleet/v1/{uid}/status", 1)])
+            return await asyncio.wait_for(received, 2)
+        finally:
+            client.close()
 
     async def close(self):
         for device in self.devices:

@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import time
 import urllib.request
+from importlib import resources
 
 import aiohttp
 import pytest
@@ -115,7 +116,9 @@ async def test_migrations_are_applied_once(tmp_path, reopen_times):
         await storage.open()
         await storage.close()
     conn = sqlite3.connect(tmp_path / "mpfleet.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3  # the number of migrations
+    migrations = [p for p in resources.files("mpfleet.backend.storage").joinpath("migrations").iterdir()
+                  if p.name.endswith(".sql")]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(migrations)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"users", "tokens", "devices", "command_buttons", "firmwares", "commands", "telemetry", "pending_access"} <= tables

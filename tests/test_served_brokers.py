@@ -4,6 +4,8 @@ a kill -9). Devices speak raw MQTT 3.1.1 over verified TLS with their own creden
 
 import asyncio
 import json
+import signal
+import sqlite3
 import ssl
 import time
 
@@ -12,6 +14,7 @@ from mpfleet.backend.broker.tls import ensure_certificates
 
 from .mosquitto_broker import MosquittoBroker
 from .mqtt_packets import open_session, publish_packet, read_packet, remaining_length
+from .numbered_publisher import NumberedPublisher
 from .server_process import ServerProcess, memory_kb
 
 OFFLINE = b'{"online":false}'
@@ -98,7 +101,7 @@ async def test_a_1_mb_publish_is_refused_and_memory_stays_flat(served):
             writer.write(payload[start:start + 64 * 1024])
             await writer.drain()
         closed = await asyncio.wait_for(reader.read(), 5)
-    except ConnectionResetError:
+    except ConnectionError:  # reset or broken pipe
         closed = b""  # closed while our bytes were still arriving
     finally:
         writer.close()
@@ -109,3 +112,51 @@ async def test_a_1_mb_publish_is_refused_and_memory_stays_flat(served):
     assert set(latest(served, registered)) == {"t"}
     growth = {name: after[name] - before[name] for name in before}
     assert all(kb < 256 for kb in growth.values()), growth  # the stock amqtt broker's peak grew by ~4 MB
+
+
+# --- durability ---------------------------------------------------------------------------------
+
+def stored_numbers(served):
+    """{uid: set of the numbers stored} of NumberedPublisher's rows."""
+    with sqlite3.connect(f"file:{served.server.data_dir / 'mpfleet.db'}?mode=ro", uri=True, timeout=5) as db:
+        rows = db.execute("SELECT devices.uid, telemetry.value FROM telemetry JOIN devices"
+                          " ON devices.id = telemetry.device_id WHERE telemetry.key = 'n'").fetchall()
+    stored = {}
+    for uid, number in rows:
+        stored.setdefault(uid, set()).add(int(number))
+    return stored
+
+
+def lost(publishers, served):
+    stored = stored_numbers(served)
+    return {p.uid: sorted(set(p.acked) - stored.get(p.uid, set())) for p in publishers}
+
+
+def settled_loss(publishers, served, timeout=10):
+    """lost() once it is nothing, or after `timeout` s (what was acknowledged may still be on its way)."""
+    deadline = time.monotonic() + timeout
+    while any((missing := lost(publishers, served)).values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return missing
+
+
+async def test_a_backend_killed_loses_no_acknowledged_telemetry(served):
+    publishers = [NumberedPublisher.of(served.server.register(f"d{i}")) for i in range(4)]
+    stop = asyncio.Event()
+    running = [asyncio.create_task(p.run(stop)) for p in publishers]
+    await asyncio.sleep(1.5)
+    served.server.stop(signal.SIGKILL)
+    acked_at_kill = sum(len(p.acked) for p in publishers)
+    await asyncio.sleep(0.5)  # on Mosquitto the devices go on publishing meanwhile
+    served.server.start()
+    await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.gather(*running)
+
+    missing = await asyncio.to_thread(settled_loss, publishers, served)
+    acked, missed = sum(len(p.acked) for p in publishers), sum(map(len, missing.values()))
+    assert missed == 0, f"{missed} of {acked} acknowledged messages lost"
+    assert acked_at_kill > 100 * len(publishers)  # the kill came while messages were flowing
+    if served.kind == "mosquitto":  # the devices never noticed the backend's death
+        assert all(p.error is None for p in publishers)
+        assert sum(len(p.acked) for p in publishers) > acked_at_kill

@@ -1,4 +1,4 @@
-"""amqtt 0.12.1's Broker with the six faults that matter to a device fleet fixed.
+"""amqtt 0.12.1's Broker with the seven faults that matter to a device fleet fixed.
 
 Found and measured in a study of amqtt 0.12.1 before we adopted it (stock broker vs. this one):
 
@@ -42,8 +42,26 @@ F. Any client can make the broker hold a packet of any size. amqtt reads a packe
    `_Reader`, which takes one packet at a time and drops the connection when its fixed
    header announces more than limits.MAX_PACKET_BYTES, before reading the body.
 
+G. Routing a message while someone subscribes can fail. `_run_broadcast` walks the live
+   subscription table and awaits the ACL check for each subscriber on the way; a SUBSCRIBE
+   that adds a filter meanwhile ends the walk with "dictionary changed size during
+   iteration", and the subscribers not reached yet never get the message (seen when a
+   board's will or offline status was routed while another board subscribed). Fix: walk a
+   copy of the table.
+
 These overrides replace private methods of amqtt.broker.Broker, which is why amqtt is
 pinned to 0.12.1; tests/test_embedded_broker.py fails on a stock broker for each.
+
+Three hooks for the application (embedded.py), in the same methods:
+- `on_publish(session, topic, data)` sees every PUBLISH a client sends, in order, before it
+  is routed, and may return an awaitable: a QoS 1 PUBLISH is acknowledged only once that is
+  done (a device's telemetry once its rows are committed). amqtt handles each incoming
+  PUBLISH in a task of its own, so a PUBACK that waits does not stall the reader; PUBACKs
+  still go out in the order of the PUBLISHes (MQTT 3.1.1, 4.6);
+- `read_gate(session)` may give an asyncio.Event: the client's next packet is read only while
+  it is set (backpressure: the client's sends wait in its socket);
+- `goodbye(session)` may give a (topic, payload) to publish, retained at QoS 1 as a will would
+  be, when the client disconnects cleanly (MQTT drops the will then): a device's offline status.
 
 Also here, because the same hooks make them possible:
 - a connection is cut with `transport.abort()`, never with amqtt's `handler.stop()`: on
@@ -67,7 +85,11 @@ from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, MQTTError
+from amqtt.mqtt.constants import QOS_1, QOS_2
+from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.puback import PubackPacket
+from amqtt.session import INCOMING
 from amqtt.utils import gen_client_id
 
 from .limits import MAX_PACKET_BYTES
@@ -97,6 +119,7 @@ class _Reader(StreamReaderAdapter):
         self._writer = writer
         self._packet = b""
         self._position = 0
+        self.gate = None  # the read gate of the client's session (FixedBroker's hook), once known
 
     async def read(self, n=-1):
         if n < 0:  # "until EOF": no packet boundary to keep
@@ -114,6 +137,8 @@ class _Reader(StreamReaderAdapter):
     async def _next_packet(self):
         """The next packet's bytes. At end of stream (or on a refusal, after which the
         connection is dropped) raises IncompleteReadError, which amqtt takes for EOF."""
+        if self.gate is not None and not self.gate.is_set():
+            await self.gate.wait()
         header = bytearray(await self._stream.readexactly(1))
         length = 0
         for shift in range(0, 28, 7):  # the remaining length: at most four 7-bit digits
@@ -149,24 +174,61 @@ class _Writer(StreamWriterAdapter):
 
 
 class _Handler(BrokerProtocolHandler):
+    on_publish = None  # the broker's hook, set once the client is logged in
+    _last_puback = None  # done once the PUBACK of the client's previous QoS 1 PUBLISH is sent
+
     def handle_read_timeout(self):
         # Fault A. Called by the reader loop after keep_alive x 1.5 s without a packet.
         if self.writer is not None:
             log.info("keep-alive expired: %s", self.session.client_id)
             self.writer.abort()
 
+    async def _handle_qos0_message_flow(self, app_message):
+        if app_message.direction == INCOMING and self.on_publish is not None:
+            self.on_publish(self.session, app_message.topic, app_message.data)  # nothing to acknowledge
+        await super()._handle_qos0_message_flow(app_message)
+
+    async def _handle_qos1_message_flow(self, app_message):
+        # Replaces amqtt's for incoming messages: the PUBACK waits for the on_publish hook, and for
+        # the PUBACK before it. Runs in a task per PUBLISH, started in the order they came.
+        if app_message.direction != INCOMING or self.on_publish is None:
+            await super()._handle_qos1_message_flow(app_message)
+            return
+        stored = self.on_publish(self.session, app_message.topic, app_message.data)  # before any await: in order
+        previous, self._last_puback = self._last_puback, asyncio.get_running_loop().create_future()
+        mine = self._last_puback
+        try:
+            await self.session.delivered_message_queue.put(app_message)
+            if stored is not None:
+                await stored
+            if previous is not None:
+                await previous
+            puback = PubackPacket.build(app_message.packet_id)
+            await self._send_packet(puback)
+            app_message.puback_packet = puback
+        except Exception as error:  # noqa: BLE001 - e.g. the rows could not be committed
+            # Unacknowledged, and the connection dropped, so that the client sends it again.
+            if self.writer is not None and not self.writer.is_closed:
+                log.warning("not acknowledged, connection of %s dropped: %r", self.session.client_id, error)
+                self.writer.abort()
+        finally:
+            mine.set_result(None)
+
 
 class FixedBroker(Broker):
-    """amqtt's Broker with faults A-F fixed. Listeners must be of type `tcp`.
+    """amqtt's Broker with faults A-G fixed. Listeners must be of type `tcp`.
 
     Must be built inside the running event loop (amqtt's constructor asks for it).
     `sockets` maps a listener's name to a bound socket it must serve on (listeners.bind).
     """
 
-    def __init__(self, config, sockets):
+    def __init__(self, config, sockets, *, on_publish=None, read_gate=None, goodbye=None):
         super().__init__(config)
         self._writers = set()
         self._sockets = sockets
+        self._on_publish = on_publish
+        self._read_gate = read_gate
+        self._goodbye = goodbye
 
     def bound_port(self, listener_name):
         """The port a listener is bound to; the one the OS chose when configured with port 0."""
@@ -222,6 +284,9 @@ class FixedBroker(Broker):
         session = await self._attach_session(session)
         if session.keep_alive > 0:  # 0: the client asked for no keep-alive
             session.keep_alive = session.keep_alive * KEEPALIVE_GRACE
+        handler.on_publish = self._on_publish
+        if self._read_gate is not None:
+            reader.gate = self._read_gate(session)
         return handler, session
 
     async def _authenticate(self, session, listener):
@@ -266,6 +331,7 @@ class FixedBroker(Broker):
                     wait_deliver = asyncio.ensure_future(handler.mqtt_deliver_next_message())
                 if disconnect_waiter in done:
                     await self._route_queued(client_session, handler, wait_deliver)
+                    await self._say_goodbye(client_session, disconnect_waiter)
                     await self._handle_disconnect(client_session, handler, disconnect_waiter)
                     return
         except asyncio.CancelledError:  # as amqtt's loop does
@@ -280,6 +346,27 @@ class FixedBroker(Broker):
         # Replaces amqtt's: serves on the socket bound for the listener instead of binding one.
         handler = functools.partial(self.stream_connected, listener_name=listener_name)
         return await asyncio.start_server(handler, sock=self._sockets[listener_name], ssl=ssl_context)
+
+    async def _run_broadcast(self, running_tasks):
+        # Fault G: amqtt's loop, over a copy of the subscription table (and of each filter's list).
+        broadcast = await self._broadcast_queue.get()
+        for topic_filter, subscriptions in list(self._subscriptions.items()):
+            if not self._matches(broadcast["topic"], topic_filter):
+                continue
+            for target_session, sub_qos in list(subscriptions):
+                qos = broadcast.get("qos", sub_qos)
+                if not await self._topic_filtering(target_session, topic=broadcast["topic"], action=Action.RECEIVE):
+                    continue
+                connected = target_session.transitions.state == "connected"
+                # A persistent session that is away keeps QoS 1 and 2 messages (MQTT 3.1.1, 3.1.2.4).
+                if (not connected and not target_session.clean_session and qos in (QOS_1, QOS_2)
+                        and not target_session.is_anonymous):
+                    await self._retain_broadcast_message(broadcast, qos, target_session)
+                    continue
+                handler = self._get_handler(target_session) if connected else None
+                if handler:
+                    running_tasks.append(asyncio.ensure_future(
+                        handler.mqtt_publish(broadcast["topic"], broadcast["data"], qos, retain=False)))
 
     def _create_ssl_context(self, listener):
         return server_context(listener["certfile"], listener["keyfile"])
@@ -303,6 +390,16 @@ class FixedBroker(Broker):
             message.set_result(queue.get_nowait())
             if not await self._handle_message_delivery(session, handler, message):
                 return  # an invalid PUBLISH: amqtt would have dropped the client there
+
+    async def _say_goodbye(self, session, disconnect_waiter):
+        """The goodbye hook's message for a clean disconnect, published as the will would be."""
+        if self._goodbye is None or not isinstance(disconnect_waiter.result(), DisconnectPacket):
+            return
+        message = self._goodbye(session)
+        if message is not None:
+            topic, payload = message
+            await self._broadcast_message(session, topic, payload, QOS_1)
+            await self.retain_message(session, topic, payload, QOS_1)
 
     # --- parts of _initialize_client_session ----------------------------------------------
 

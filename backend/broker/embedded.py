@@ -12,6 +12,14 @@ Who may log in:
 
 A board may publish, subscribe and receive only below `mpfleet/v1/<uid>/` (docs/protocol.md).
 
+What the broker does for the backend beyond routing (amqtt_fixes.py's hooks):
+- a board's telemetry goes straight to the backend's TelemetryBatches, and a QoS 1 one is
+  acknowledged to the board only once its rows are committed (the backend shares this process:
+  a message acknowledged and not yet stored would die with it); the bridge therefore does not
+  subscribe to telemetry. While the batches are full, boards' packets are not read;
+- a board that disconnects cleanly, which MQTT gives no will, gets its offline status published
+  as the will would be, after the messages it sent before.
+
 Each TLS session costs ~110 KiB rather than ~330 KiB because asyncio's per-connection read
 buffer is lowered to TLS_READ_BUFFER (see `_small_tls_read_buffers`).
 
@@ -36,6 +44,7 @@ log = logging.getLogger(__name__)
 
 BACKEND_USERNAME = "mpfleet-backend"
 TOPIC_PREFIX = "mpfleet/v1"
+OFFLINE_STATUS = b'{"online":false}'  # a board's will (docs/protocol.md)
 # MQTT wildcards and the level separator: a username holding one could widen its own ACL prefix.
 _NOT_IN_USERNAME = frozenset("/+#")
 # asyncio's read buffer per TLS connection; its own is 256 KiB. Two full TLS records.
@@ -50,9 +59,10 @@ class EmbeddedBroker:
     """
 
     def __init__(self, *, tls, verify_device, plain_host="127.0.0.1", plain_port=1883,
-                 tls_host="0.0.0.0", tls_port=8883, on_device_connected=None):
+                 tls_host="0.0.0.0", tls_port=8883, on_device_connected=None, telemetry=None):
         """`verify_device(uid, password)` returns an awaitable bool; `on_device_connected(uid,
-        peer_ip)` is called, if given, each time a board's login is accepted."""
+        peer_ip)` is called, if given, each time a board's login is accepted; `telemetry` (a
+        TelemetryBatches), if given, takes the boards' telemetry (else it is only routed)."""
         self.backend_username = BACKEND_USERNAME
         self.backend_password = secrets.token_urlsafe(32)
         self.plain_port = plain_port
@@ -62,6 +72,7 @@ class EmbeddedBroker:
         self._tls = tls
         self._verify_device = verify_device
         self._on_device_connected = on_device_connected
+        self._telemetry = telemetry
         self._broker = None
 
     async def start(self):
@@ -73,7 +84,8 @@ class EmbeddedBroker:
         sockets, broker = {"default": listeners.bind("plain MQTT", *self._plain_address)}, None
         try:
             sockets["tls"] = listeners.bind("MQTT over TLS", *self._tls_address)
-            broker = FixedBroker(self._config(), sockets)
+            broker = FixedBroker(self._config(), sockets, on_publish=self._published, read_gate=self._read_gate,
+                                 goodbye=self._goodbye)
             await broker.start()
         except BaseException:
             if broker is not None:
@@ -136,6 +148,24 @@ class EmbeddedBroker:
         if session.client_id != username or not _NOT_IN_USERNAME.isdisjoint(username):
             return False
         return bool(await self._verify_device(username, password))
+
+    def _is_board(self, session):
+        return bool(session.username) and session.username != self.backend_username
+
+    def _published(self, session, topic, data):
+        """A board's telemetry, on its own topic, goes to the batches: the PUBACK waits for their commit."""
+        if self._telemetry is not None and self._is_board(session) and \
+                topic == f"{TOPIC_PREFIX}/{session.username}/telemetry":
+            return self._telemetry.take(session.username, data)
+        return None
+
+    def _read_gate(self, session):
+        return self._telemetry.room if self._telemetry is not None and self._is_board(session) else None
+
+    def _goodbye(self, session):
+        if self._is_board(session):
+            return f"{TOPIC_PREFIX}/{session.username}/status", OFFLINE_STATUS
+        return None
 
     def _connected(self, username, peer_ip):
         if username == self.backend_username or self._on_device_connected is None:

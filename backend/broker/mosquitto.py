@@ -4,7 +4,7 @@ The backend talks to the plugin as an MQTT client: commands go to `$CONTROL/dyna
 answers come back on `.../response`. Every request carries a fresh `correlationData`, because
 several backend processes may share the admin account and each of them sees every answer.
 
-- Each device gets a client (username = uid) and a role of its own, `mpfleet-device-<uid>`, that
+- Each device gets a client (username = client id = uid) and a role of its own, `mpfleet-device-<uid>`, that
   allows publish, receive, subscribe and unsubscribe below `mpfleet/v1/<uid>/` only. One shared
   role with `%c`/`%u` in its topics would be simpler, but the plugin of Mosquitto 2.0 does not
   substitute them (measured on 2.0.11: such a role grants nothing).
@@ -136,7 +136,10 @@ class MosquittoAdmin:
         role = ROLE_PREFIX + uid
         await self._request([
             {"command": "createRole", "rolename": role, "acls": _device_acls(uid)},
-            {"command": "createClient", "username": uid, "password": password, "roles": [{"rolename": role}]},
+            # `clientid`: a device logs in under its own uid only, as with the embedded broker; another
+            # id could take over another device's session, or pass for it in the connection log.
+            {"command": "createClient", "username": uid, "clientid": uid, "password": password,
+             "roles": [{"rolename": role}]},
         ])
 
     @_retried_once_on_connection_loss
