@@ -170,7 +170,8 @@ class Service:
             raise _not_sent()
         async with self._lock(device.uid):
             command = await self.storage.commands.create(device, type_, payload, hold=self.command_timeout)
-            published, failed = await self._pump(device)
+            # The device as it is now: gone offline since the request began, the command is left to device_status.
+            published, failed = await self._pump(await self.storage.devices.find(device.uid))
         if command.id in failed:
             raise _not_sent()
         return next((c for c in published if c.id == command.id), command)
@@ -223,11 +224,11 @@ class Service:
         return lock
 
     async def _pump(self, device):
-        """Publish the queued commands `device` has room for, oldest first; its lock must be held.
+        """Publish the queued commands `device` (None: deleted) has room for, oldest first; hold its lock.
 
         Returns (the commands published, the ids of those that could not be: marked `failed`).
         """
-        if not (device.is_online and device.enabled):
+        if device is None or not (device.is_online and device.enabled):
             return [], set()
         claimed = await self.storage.commands.claim(device.id, command_window(device),
                                                     timeout=self.command_timeout)
@@ -257,9 +258,7 @@ class Service:
         try:
             async with self._lock(uid):
                 self._pumps_due.discard(uid)  # from here on, a change needs a pump of its own
-                device = await self.storage.devices.find(uid)
-                if device is not None:
-                    await self._pump(device)
+                await self._pump(await self.storage.devices.find(uid))
         except Exception:  # noqa: BLE001 - the commands stay queued; the next ack or expiry pumps again
             self._pumps_due.discard(uid)
             log.exception("could not publish the queued commands of %s", uid)
@@ -279,7 +278,8 @@ class Service:
         await self.storage.devices.apply_status(uid, report)
         if report["online"]:
             self._pump_later(uid)
-        else:
+            return
+        async with self._lock(uid):  # after a request's own publishing, so nothing it stored is left held
             self._settle(await self.storage.commands.expire_queued(uid, WENT_OFFLINE))
 
     async def command_ack(self, uid, command_id, state, result, error):
