@@ -43,6 +43,11 @@ class TelemetryBatches:
         self._waiting = asyncio.Event()  # rows are waiting
         self._full = asyncio.Event()  # BATCH_ROWS are waiting
 
+    @property
+    def backlog(self):
+        """Rows taken and not committed yet."""
+        return len(self._rows) + self._writing
+
     def take(self, uid, payload):
         """Queue the rows of one `telemetry` message of device `uid`. Returns the future of their
         commit, or None when there is nothing to store (a malformed message is counted and dropped)."""
@@ -57,7 +62,7 @@ class TelemetryBatches:
         self._waiting.set()
         if len(self._rows) >= BATCH_ROWS:
             self._full.set()
-        if len(self._rows) + self._writing >= MAX_BACKLOG_ROWS:
+        if self.backlog >= MAX_BACKLOG_ROWS:
             self.room.clear()
         return self._committed
 
