@@ -1,10 +1,12 @@
 """`mpfleet serve` whose listener cannot open: one clear line, a non-zero exit, and no URL printed.
 Real processes: a port is taken by a socket of the test, then the server is started on it."""
 
+import asyncio
 import socket
 import subprocess
 
 import pytest
+from mpfleet.backend.listeners import bind
 
 from .server_process import MPFLEET, free_port
 
@@ -39,3 +41,22 @@ def test_an_unreachable_mosquitto_ends_serve_with_one_line(tmp_path):
     assert result.stderr.splitlines()[-1].startswith(f"mpfleet: Cannot connect to Mosquitto at 127.0.0.1:{port}")
     assert "Traceback" not in result.stderr
     assert "mpfleet backend: http://" not in result.stdout
+
+
+async def test_connections_to_a_bound_listener_send_without_delay():
+    # asyncio sets TCP_NODELAY only on connections of a socket made for IPPROTO_TCP: with Nagle a small
+    # answer waits for the peer's delayed ACK (a command's round trip grew by ~40 ms).
+    accepted = asyncio.get_running_loop().create_future()
+
+    def serve(reader, writer):
+        accepted.set_result(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(serve, sock=bind("HTTP", "127.0.0.1", 0))
+    try:
+        _, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+        assert await asyncio.wait_for(accepted, 5) == 1
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
