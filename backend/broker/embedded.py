@@ -27,8 +27,8 @@ Retained messages live only in memory: after a restart the broker starts empty, 
 boards, which must reconnect anyway, publish their retained status again.
 
 amqtt's faults that matter to a fleet (keep-alive, session hijack, take-over, retained
-messages past the ACL, accepted messages lost when their publisher leaves) are fixed in
-amqtt_fixes.py.
+messages past the ACL, accepted messages lost when their publisher leaves, packets of any
+size, messages lost while someone subscribes) are fixed in amqtt_fixes.py.
 """
 
 import asyncio.sslproto
