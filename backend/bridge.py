@@ -40,9 +40,9 @@ TOPIC_ROOT = "mpfleet/v1"
 # Presence, acks and OTA progress are rare and must not be lost: QoS 1. Telemetry is QoS 1 on
 # Mosquitto (see above); the embedded broker does not deliver it to the bridge.
 INBOUND = {"status": 1, "ack": 1, "ota": 1}
-# Status and ack messages waiting for their turn. On Mosquitto, QoS 1 ones are bounded by its
-# in-flight window (max_inflight_messages), since each waits for its turn to be acknowledged;
-# past this bound a message is dropped and counted (a flood of QoS 0 ones).
+# Status and ack messages waiting for their turn. Each waits for its turn before it is acknowledged,
+# so a broker that holds to its in-flight window bounds them (Mosquitto 2.0.11 does not quite:
+# docs/protocol.md); past this bound a message is not taken (see _queue).
 _MAX_INBOX = 100_000
 _RECONNECT_MIN, _RECONNECT_MAX = 0.5, 10.0
 _CLIENT_ID_FILE = "mqtt-client-id"
@@ -194,10 +194,14 @@ class Bridge:
         return self._queue(uid, kind, payload)
 
     def _queue(self, uid, kind, payload):
-        if self._inbox.qsize() >= _MAX_INBOX:
-            self.stats[f"{kind}_dropped"] += 1
-            return None
         done = asyncio.get_running_loop().create_future()
+        if self._inbox.qsize() >= _MAX_INBOX:
+            # Not taken, so not acknowledged: the session ends and Mosquitto sends it again later (a QoS 0
+            # one is gone: nothing acknowledges it anyway).
+            self.stats[f"{kind}_dropped"] += 1
+            done.set_exception(BridgeUnavailable("the inbox is full"))
+            done.exception()  # retrieved: for a QoS 0 message nobody looks
+            return done
         self._inbox.put_nowait((uid, kind, payload, done))
         return done
 
@@ -208,7 +212,7 @@ class Bridge:
         kind, uid = event
         if kind == "goodbye":
             done = self._queue(uid, kind, None)
-            self._goodbyes_queued += done is not None
+            self._goodbyes_queued += not done.done()  # done already: not taken
             return done
         if self._goodbyes or self._goodbyes_queued:  # a reconnect matters only while a goodbye is on its way
             return self._queue(uid, kind, None)

@@ -12,6 +12,7 @@ import time
 
 import aiomqtt
 import pytest
+from mpfleet.backend import bridge as bridge_module
 from mpfleet.backend import keys, telemetry_batches
 from mpfleet.backend.broker.limits import MAX_PACKET_BYTES
 from mpfleet.backend.broker.tls import ensure_certificates
@@ -435,6 +436,28 @@ async def test_storage_that_falls_behind_stops_reading_and_loses_nothing(api, on
     stored = await eventually(lambda: _all_stored(online.backend, publishers))
     assert all(set(p.acked) <= stored[p.uid] for p in publishers)
     assert online.bridge.stats["telemetry_dropped"] == 0
+
+
+async def test_a_full_inbox_acknowledges_nothing_it_did_not_take(api, online, monkeypatch):
+    if online.kind == "embedded":
+        pytest.skip("the embedded broker keeps nothing for a bridge that comes back (clean session)")
+    monkeypatch.setattr(bridge_module, "_MAX_INBOX", 3)
+    registered, device = await online_device(api, online)
+    events, stalled = online.bridge.events, asyncio.Event()
+    device_status = events.device_status
+
+    async def slow_device_status(uid, report):
+        await stalled.wait()
+        await device_status(uid, report)
+
+    monkeypatch.setattr(events, "device_status", slow_device_status)
+    for rssi in range(-80, -60):  # Mosquitto takes them all; the bridge only three at a time
+        await device.publish("status", {**device.status, "rssi": rssi}, retain=True)
+    await asyncio.sleep(0.3)
+    stalled.set()
+    await eventually(lambda: _has_rssi(api, registered["uid"], -61), timeout=15)  # the session came back for them
+    assert online.bridge.stats["status_dropped"] > 0
+    await device.close()
 
 
 async def _all_stored(backend, publishers):
