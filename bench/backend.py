@@ -19,7 +19,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -31,6 +30,7 @@ sys.path.insert(0, str(REPO))  # tests/mosquitto_broker.py is reused as it is
 from mpfleet.backend.broker.tls import ensure_certificates  # noqa: E402
 from mpfleet.backend.broker.mosquitto import _DEVICE_ACL_TYPES, ROLE_PREFIX  # noqa: E402
 from tests.mosquitto_broker import MosquittoBroker  # noqa: E402
+from tests.server_process import memory_kb, rest_call  # noqa: E402  (memory_kb: for the bench scripts)
 
 MPFLEET = Path(sys.executable).with_name("mpfleet")
 NOFILE = 65536  # 10,000 TLS sessions need as many descriptors in the broker and in the load generator
@@ -61,14 +61,6 @@ def cpu_seconds(pid):
     """utime + stime of a process, all its threads included."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def memory_kb(pid, field):
-    """VmRSS, VmHWM, ... of /proc/<pid>/status, in kB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 # --- the backend -----------------------------------------------------------------------------------
@@ -211,14 +203,7 @@ class Backend:
 
     def call(self, method, path, body=None):
         """(status, JSON answer) of one REST request as admin."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.load(response)
-        except urllib.error.HTTPError as error:
-            return error.code, json.load(error)
+        return rest_call(self.base, self.token, method, path, body)
 
     def register(self, count, prefix, in_flight=REGISTER_IN_FLIGHT):
         """Register `count` devices, `in_flight` at a time. Returns (credentials, seconds);

@@ -20,6 +20,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def rest_call(base_url, token, method, path, body=None):
+    """(status, JSON answer) of one REST request with `token`."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base_url + path, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
 def memory_kb(pid, field):
     """VmRSS, VmHWM, ... of /proc/<pid>/status, in kB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -82,14 +94,7 @@ class ServerProcess:
 
     def call(self, method, path, body=None):
         """(status, JSON answer) of one REST request as the admin."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.load(response)
-        except urllib.error.HTTPError as error:
-            return error.code, json.load(error)
+        return rest_call(self.url, self.token, method, path, body)
 
     def register(self, name="sensor"):
         """A new unix device of the admin: its registration answer's `data`."""
