@@ -20,9 +20,11 @@ def serve(data, http_port, mqtt_port, tls_port, *extra):
 
 @pytest.mark.parametrize("taken, name", [(0, "HTTP"), (1, "plain MQTT"), (2, "MQTT over TLS")])
 def test_a_listener_that_cannot_bind_ends_serve_with_one_line(tmp_path, taken, name):
-    ports = [free_port(), free_port(), free_port()]
     with socket.create_server(("127.0.0.1", 0)) as holder:
-        ports[taken] = holder.getsockname()[1]
+        held = holder.getsockname()[1]
+        # The other two are picked while the held one is bound, so the OS cannot hand it out again.
+        ports = [free_port(), free_port()]
+        ports.insert(taken, held)
         result = serve(tmp_path / "var", *ports)
 
     assert result.returncode == 1
