@@ -1,4 +1,5 @@
-"""Waiting for the backend to reflect what a device did, in tests."""
+"""Waiting for the backend to reflect what a device did, in tests: `eventually` in the test's event loop,
+`wait_until` where the test itself blocks (real processes polled over HTTP)."""
 
 import asyncio
 import time
@@ -13,6 +14,16 @@ async def eventually(check, timeout=5.0, interval=0.02):
             assert value, f"not true within {timeout} s: {value!r}"
             return value
         await asyncio.sleep(interval)
+
+
+def wait_until(check, timeout=5.0, what="the check", interval=0.05):
+    """Call `check` until it returns something truthy; return that, or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not true within {timeout} s (last: {value!r})")
+        time.sleep(interval)
+    return value
 
 
 async def detail(api, uid):

@@ -9,14 +9,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from .polling import wait_until
+from .server_process import free_port
 
 pytestmark = pytest.mark.network  # the emulator's first build fetches umqtt.simple from the package index
 
@@ -24,20 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGED = ("pyproject.toml", "README.md", "backend", "boards", "firmware", "tools")  # what the wheel is built from
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_for(check, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +80,7 @@ def test_slow_the_installed_package_brings_an_emulated_board_online(installed, t
                                   stderr=subprocess.STDOUT)
     emulator = None
     try:
-        wait_for(lambda: (cwd / "var" / "admin.token").exists() and _answers(url), 30, "mpfleet serve")
+        wait_until(lambda: (cwd / "var" / "admin.token").exists() and _answers(url), 30, "mpfleet serve")
         token = (cwd / "var" / "admin.token").read_text().strip()
         run([mpfleet, "provision", "--server", url, "--token", token, "--board", "unix", "--mqtt-host", "127.0.0.1",
              "--out", "board"], cwd=cwd, env=env)
@@ -99,7 +88,7 @@ def test_slow_the_installed_package_brings_an_emulated_board_online(installed, t
         with open(tmp_path / "emulate.log", "w") as log:
             emulator = subprocess.Popen([mpfleet, "emulate", "board"], cwd=cwd, env=env, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-        device = wait_for(lambda: _online(url, token, uid), 60, "the board online")
+        device = wait_until(lambda: _online(url, token, uid), 60, "the board online")
         assert device["meta"]["tls_verified"] is True
     finally:
         if emulator is not None:

@@ -15,6 +15,7 @@ from mpfleet.backend.broker.tls import ensure_certificates
 from .mosquitto_broker import MosquittoBroker
 from .mqtt_packets import open_session, publish_packet, read_packet, remaining_length
 from .numbered_publisher import NumberedPublisher
+from .polling import wait_until
 from .server_process import ServerProcess, memory_kb
 
 OFFLINE = b'{"online":false}'
@@ -66,12 +67,6 @@ def telemetry_topic(registered):
     return f"mpfleet/v1/{registered['uid']}/telemetry"
 
 
-def wait_for(check, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not (value := check()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert value, f"not true within {timeout} s"
-    return value
 
 
 def latest(served, registered):
@@ -88,7 +83,7 @@ async def test_a_1_mb_publish_is_refused_and_memory_stays_flat(served):
     writer.write(publish_packet(telemetry_topic(registered), b'{"ts":null,"values":{"t":1}}', 1))
     assert (await asyncio.wait_for(read_packet(reader), 5))[0] == 0x40  # PUBACK
     writer.close()
-    wait_for(lambda: latest(served, registered))
+    wait_until(lambda: latest(served, registered))
     time.sleep(0.3)
     before = {name: memory_kb(pid, "VmHWM") for name, pid in served.pids.items()}
 
