@@ -3,6 +3,7 @@
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from . import keys
 from .errors import ApiError, ValidationError
@@ -41,6 +42,10 @@ async def json_errors(request, handler):
             raise
         headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
         return _answer(error.status, _HTTP_MESSAGES.get(error.status, error.reason), headers=headers)
+    except (web.RequestPayloadError, HttpProcessingError):
+        # A body that breaks HTTP itself (a chunk that is not one, a body cut short). The exception's
+        # text quotes the request's bytes, so it is neither logged nor answered.
+        return _answer(400, "The request body is malformed.")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return _answer(500, "Server error.")
@@ -60,14 +65,24 @@ async def bearer_auth(request, handler):
     """
     match = request.match_info
     if match.http_exception is None and not getattr(match.handler, _PUBLIC_MARK, False):
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         user = None
-        if scheme.lower() == "bearer" and token.strip():
-            user = await request.app[keys.STORAGE].users.for_token(token.strip())
+        token = _bearer_token(request.headers.get("Authorization", ""))
+        if token is not None:
+            user = await request.app[keys.STORAGE].users.for_token(token)
         if user is None:
             return _answer(401, UNAUTHENTICATED, headers={"WWW-Authenticate": "Bearer"})
         request[USER] = user
     return await handler(request)
+
+
+def _bearer_token(header):
+    """The token of `Bearer <token>`, or None. A token is printable ASCII (ours are `mpf_` + base64url):
+    anything else, bytes that are not UTF-8 among them, is no token at all."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or not (token.isascii() and token.isprintable()):
+        return None
+    return token
 
 
 def _answer(status, message, *, errors=None, headers=None):

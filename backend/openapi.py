@@ -29,6 +29,8 @@ _STRING = {"type": "string"}
 _TIME = _nullable({"type": "string", "format": "date-time"})
 _ID_NAME_KEY = _object({"id": {"type": ["integer", "null"]}, "name": _STRING, "key": _STRING})
 _PAYLOAD = {"type": "object", "description": f"any JSON object of at most {MAX_PAYLOAD_BYTES} bytes serialized"}
+_STORED_PAYLOAD = {"anyOf": [{"type": "object"}, {"type": "null"}],
+                   "description": "null for a payload stored before the JSON-value rule that breaks it"}
 
 SCHEMAS = {
     "Message": _object({"message": _STRING}),
@@ -86,7 +88,7 @@ SCHEMAS = {
         "error": _nullable(_STRING),
     }),
     "Command": _object({
-        "id": _STRING, "type": {"enum": ["reboot", "wifi_reset", "ota", "custom"]}, "payload": {"type": "object"},
+        "id": _STRING, "type": {"enum": ["reboot", "wifi_reset", "ota", "custom"]}, "payload": _STORED_PAYLOAD,
         "state": _ref("CommandState"),
         "result": {"description": "what the device returned with its final ack, or null"},
         "error": _nullable(_STRING),
@@ -95,12 +97,15 @@ SCHEMAS = {
     }),
     "Sample": _object({"key": _STRING, "ts": {"type": "string", "format": "date-time"},
                        "value": {"type": ["number", "string"]}}),
-    "CommandButton": _object({
+    "NewCommandButton": _object({
         "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$", "maxLength": 64},
         "label": {"type": "string", "maxLength": 64},
         "payload": _PAYLOAD,
         "confirm": {"type": "boolean"},
     }, required=["id", "label", "payload"]),
+    "CommandButton": _object({
+        "id": _STRING, "label": _STRING, "payload": _STORED_PAYLOAD, "confirm": {"type": "boolean"},
+    }),
 }
 
 
@@ -251,7 +256,7 @@ def _paths():
                     _ref("DeviceMessage"), _object({"data": _ref("CommandButton")})]}),
                 "400": _BAD_JSON, "422": _INVALID,
                 "409": _message('"A command button with this id already exists."'),
-            }, body=_json(_ref("CommandButton"))),
+            }, body=_json(_ref("NewCommandButton"))),
         },
         device + "/command-buttons/{button_id}": {"delete": _device_op("Delete a command button", {
             "200": _answer('"Command button deleted."', _ref("DeviceMessage"))}, params=(_BUTTON,))},

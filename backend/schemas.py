@@ -1,25 +1,39 @@
-"""Validation of request bodies. Each function returns clean values or raises ValidationError.
+"""Validation of request bodies and device messages. Each function returns clean values or raises
+ValidationError (REST) or BadMessage (MQTT).
 
-Messages follow one pattern ("The <field> field ..."), so clients can show them as they are.
+Messages follow one pattern ("The <field> field ..."), so clients can show them as they are. The limits
+below are the ones openapi.py states: it imports them, so the document says what is enforced.
+Every JSON value also keeps the rule of jsonvalues.py (numbers within 64 bits, nesting <= 32).
 """
 
-import json
-import math
 import re
 
 import orjson
 
+from . import jsonvalues
 from .errors import ValidationError
 
 MAX_PAYLOAD_BYTES = 4096  # a command payload must fit a board's RAM (an ESP8266 has ~35 KB free)
-_NAME_MAX = 100
-_DESCRIPTION_MAX = 1000
-_BUTTON_ID = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
-_BUTTON_ID_MAX = 64
-_LABEL_MAX = 64
-_VERSION_MAX = 64
-_NOTES_MAX = 2000
-_MD5 = re.compile(r"[0-9a-f]{32}\Z")
+NAME_MAX = 100
+DESCRIPTION_MAX = 1000
+KEY_MAX = 64  # a platform or board key
+BUTTON_ID_PATTERN = "^[a-z0-9][a-z0-9_-]*$"
+BUTTON_ID_MAX = 64
+LABEL_MAX = 64
+VERSION_MAX = 64
+NOTES_MAX = 2000
+MD5_PATTERN = "^[0-9a-fA-F]{32}$"  # as sent; stored in lowercase
+# What is stripped from both ends of a text field; a required one must hold something else. ASCII
+# only, and written out, so that every regex engine reads NOT_BLANK_PATTERN alike (their \s differ).
+_SPACE = "\t\n\x0b\x0c\r "
+NOT_BLANK_PATTERN = "[^\\t\\n\\x0b\\x0c\\r ]"
+_BUTTON_ID = re.compile(BUTTON_ID_PATTERN.replace("$", "\\Z"))
+_MD5 = re.compile(MD5_PATTERN.replace("$", "\\Z"))
+_STORED_MD5 = re.compile(r"[0-9a-f]{32}\Z")  # how storage keeps an md5 (a device's report must match it)
+
+_TOO_DEEP = f"The {{}} field must not be nested deeper than {jsonvalues.MAX_DEPTH} levels."
+_BAD_NUMBER = "The {} field must hold only finite numbers from -(2^63-1) to 2^63-1."
+_RULE_MESSAGES = {jsonvalues.TOO_DEEP: _TOO_DEEP, jsonvalues.BAD_NUMBER: _BAD_NUMBER}
 
 
 class _Fields:
@@ -35,8 +49,11 @@ class _Fields:
     def present(self, field):
         return field in self.body
 
-    def text(self, field, *, required=False, max_len, nullable=False):
-        """A string, stripped; None when absent (or null where allowed)."""
+    def text(self, field, *, required=False, max_len, nullable=False, strip=True):
+        """A string, stripped of _SPACE unless `strip` is false; None when absent (or null where allowed).
+
+        The length counts the string as sent, as OpenAPI's maxLength does.
+        """
         value = self.body.get(field)
         if value is None:
             if required:
@@ -47,10 +64,12 @@ class _Fields:
         if not isinstance(value, str):
             self.fail(field, f"The {field} field must be a string.")
             return None
-        value = value.strip()
+        too_long = len(value) > max_len
+        if strip:
+            value = value.strip(_SPACE)
         if required and not value:
             self.fail(field, f"The {field} field is required.")
-        elif len(value) > max_len:
+        elif too_long:
             self.fail(field, f"The {field} field must not be greater than {max_len} characters.")
         return value
 
@@ -77,17 +96,25 @@ class _Fields:
 
 
 def compact_json(value):
-    """The bytes a payload takes on the wire."""
-    return json.dumps(value, separators=(",", ":")).encode()
+    """The bytes a payload takes on the wire (the bridge publishes it with orjson)."""
+    return orjson.dumps(value)
+
+
+def json_rule(body):
+    """Check every field of a parsed JSON body against the rule of jsonvalues.py. Raises ValidationError
+    naming each field that breaks it."""
+    problems = jsonvalues.field_problems(body)
+    if problems:
+        raise ValidationError({field: [_RULE_MESSAGES[found].format(field)] for field, found in problems.items()})
 
 
 def device_registration(body, boards):
     """{name, platform, board, description?} → (name, description, platform_key, board_key)."""
     fields = _Fields(body)
-    name = fields.text("name", required=True, max_len=_NAME_MAX)
-    description = fields.text("description", max_len=_DESCRIPTION_MAX, nullable=True)
-    platform_key = fields.text("platform", required=True, max_len=64)
-    board_key = fields.text("board", required=True, max_len=64)
+    name = fields.text("name", required=True, max_len=NAME_MAX)
+    description = fields.text("description", max_len=DESCRIPTION_MAX, nullable=True)
+    platform_key = fields.text("platform", required=True, max_len=KEY_MAX, strip=False)
+    board_key = fields.text("board", required=True, max_len=KEY_MAX, strip=False)
     known_platforms = {b.platform["key"] for b in boards.values()}
     if platform_key and platform_key not in known_platforms:
         fields.fail("platform", "The selected platform is invalid.")
@@ -104,9 +131,9 @@ def device_update(body):
     fields = _Fields(body)
     changes = {}
     if fields.present("name"):
-        changes["name"] = fields.text("name", required=True, max_len=_NAME_MAX)
+        changes["name"] = fields.text("name", required=True, max_len=NAME_MAX)
     if fields.present("description"):
-        changes["description"] = fields.text("description", max_len=_DESCRIPTION_MAX, nullable=True) or None
+        changes["description"] = fields.text("description", max_len=DESCRIPTION_MAX, nullable=True) or None
     if fields.present("enabled"):
         changes["enabled"] = fields.boolean("enabled", default=True)
     fields.done()
@@ -116,10 +143,10 @@ def device_update(body):
 def command_button(body):
     """{id, label, payload, confirm?} → (id, label, payload, confirm)."""
     fields = _Fields(body)
-    button_id = fields.text("id", required=True, max_len=_BUTTON_ID_MAX)
+    button_id = fields.text("id", required=True, max_len=BUTTON_ID_MAX, strip=False)
     if button_id and not _BUTTON_ID.match(button_id):
         fields.fail("id", "The id field must contain only lowercase letters, digits, dashes and underscores.")
-    label = fields.text("label", required=True, max_len=_LABEL_MAX)
+    label = fields.text("label", required=True, max_len=LABEL_MAX)
     payload = fields.payload("payload")
     confirm = fields.boolean("confirm", default=False)
     fields.done()
@@ -138,9 +165,9 @@ def firmware_upload(form, *, has_file):
     """Multipart text fields {name, version?, notes?} → keyword arguments for storage."""
     fields = _Fields(form)
     values = {
-        "name": fields.text("name", required=True, max_len=_NAME_MAX),
-        "version": fields.text("version", max_len=_VERSION_MAX) or None,
-        "notes": fields.text("notes", max_len=_NOTES_MAX) or None,
+        "name": fields.text("name", required=True, max_len=NAME_MAX),
+        "version": fields.text("version", max_len=VERSION_MAX) or None,
+        "notes": fields.text("notes", max_len=NOTES_MAX) or None,
     }
     if not has_file:
         fields.fail("file", "The file field is required.")
@@ -153,8 +180,8 @@ def firmware_update(body):
     fields = _Fields(body)
     changes = {}
     if fields.present("name"):
-        changes["name"] = fields.text("name", required=True, max_len=_NAME_MAX)
-    for field, max_len in (("version", _VERSION_MAX), ("notes", _NOTES_MAX)):
+        changes["name"] = fields.text("name", required=True, max_len=NAME_MAX)
+    for field, max_len in (("version", VERSION_MAX), ("notes", NOTES_MAX)):
         if fields.present(field):
             changes[field] = fields.text(field, max_len=max_len, nullable=True) or None
     fields.done()
@@ -164,8 +191,8 @@ def firmware_update(body):
 def firmware_md5(body):
     """{md5} → the md5 in lowercase hex."""
     fields = _Fields(body)
-    md5 = fields.text("md5", required=True, max_len=32)
-    if md5 and not _MD5.match(md5.lower()):
+    md5 = fields.text("md5", required=True, max_len=32, strip=False)
+    if md5 and not _MD5.match(md5):
         fields.fail("md5", "The md5 field must be 32 hexadecimal characters.")
     fields.done()
     return md5.lower()
@@ -189,20 +216,23 @@ class BadMessage(ValueError):
     """A device message that does not follow docs/protocol.md."""
 
 
-def _message_object(raw, limit):
+def _message_object(raw, limit, *, whole=True):
+    """The JSON object of a device message. With `whole`, every field keeps the rule of jsonvalues.py;
+    without it only the nesting is checked, and cheaply (telemetry checks the values it keeps itself)."""
     if len(raw) > limit:
         raise BadMessage(f"larger than {limit} bytes")
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        value = jsonvalues.loads(raw)
+    except jsonvalues.NotJson:
         raise BadMessage("not JSON") from None
     if not isinstance(value, dict):
         raise BadMessage("not a JSON object")
+    if whole or not jsonvalues.shallow(raw):
+        problems = jsonvalues.field_problems(value, numbers=whole)
+        if problems:
+            field, found = next(iter(problems.items()))
+            raise BadMessage(f"`{field}`: {found}")
     return value
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def device_status(raw):
@@ -215,24 +245,25 @@ def device_status(raw):
     ip, rssi = message.get("ip"), message.get("rssi")
     meta = {key: message[key] for key in _STATUS_META if key in message}
     fw = meta.get("fw")
-    if fw is not None and not (isinstance(fw, dict) and _MD5.match(str(fw.get("md5", "")))):
+    if fw is not None and not (isinstance(fw, dict) and _STORED_MD5.match(str(fw.get("md5", "")))):
         del meta["fw"]  # a report we cannot match to a firmware is not kept
     return {
         "online": message["online"],
         "ip": ip if isinstance(ip, str) and len(ip) <= 45 else None,
-        "rssi": int(rssi) if _is_number(rssi) and -150 <= rssi <= 0 else None,
+        "rssi": int(rssi) if jsonvalues.is_number(rssi) and -150 <= rssi <= 0 else None,
         "meta": meta,
     }
 
 
 def telemetry(raw, received_at):
-    """A `telemetry` payload → [(key, ts, value)]. Bad entries are skipped; none left is BadMessage.
+    """A `telemetry` payload → [(key, ts, value)]. Bad entries are skipped (a number beyond the rule of
+    jsonvalues.py among them); none left is BadMessage, and so is a message nested too deep.
 
     A missing, null or implausible `ts` (before 2020, or over a day ahead) becomes `received_at`.
     """
-    message = _message_object(raw, TELEMETRY_MAX_BYTES)
+    message = _message_object(raw, TELEMETRY_MAX_BYTES, whole=False)
     ts = message.get("ts")
-    if not (_is_number(ts) and _EARLIEST_TS <= ts <= received_at + 86400):
+    if not (jsonvalues.is_number(ts) and _EARLIEST_TS <= ts <= received_at + 86400):
         ts = received_at
     values = message.get("values")
     if not isinstance(values, dict) or not values:
@@ -246,7 +277,7 @@ def telemetry(raw, received_at):
         elif isinstance(value, str):
             if len(value) > _TELEMETRY_MAX_TEXT:
                 continue
-        elif not _is_number(value):
+        elif not jsonvalues.is_number(value):
             continue
         samples.append((key, float(ts), value))
     if not samples:
@@ -267,3 +298,19 @@ def ack(raw):
     elif state == "failed":
         error = "failed"
     return command_id, state, message.get("result"), error
+
+
+_OTA_STATES = ("downloading", "verified", "applying", "updated", "failed")
+
+
+def ota_progress(raw):
+    """An `ota` payload → (command id, state, progress or None, error or None)."""
+    message = _message_object(raw, ACK_MAX_BYTES)
+    command_id, state, progress, error = (message.get(k) for k in ("id", "state", "progress", "error"))
+    if not isinstance(command_id, str) or not 0 < len(command_id) <= 64:
+        raise BadMessage("ota progress without a command id")
+    if state not in _OTA_STATES:
+        raise BadMessage(f"ota state {state!r} is not one of {_OTA_STATES}")
+    if not (jsonvalues.is_number(progress) and 0 <= progress <= 100):
+        progress = None
+    return command_id, state, progress, None if error is None else str(error)[:500]

@@ -1,10 +1,9 @@
 """What every handler needs: the caller, its device, and a JSON body."""
 
-import json
 import math
 from datetime import datetime, timezone
 
-from .. import keys
+from .. import jsonvalues, keys, schemas
 from ..errors import ApiError, ValidationError
 from ..middlewares import USER
 from ..service import BrokerUnavailable, DeviceUnavailable, MissingTarget, ServiceError
@@ -43,14 +42,19 @@ async def device(request):
 
 
 async def json_object(request):
-    """The body as a JSON object. Raises ApiError 400 when it is not one."""
+    """The body as a JSON object whose fields keep the rule of jsonvalues.py.
+
+    Raises ApiError 400 when it is not a JSON object (JSON too deep to parse included), ValidationError
+    naming the fields that break the rule.
+    """
     raw = await request.read()
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = jsonvalues.loads(raw)
+    except jsonvalues.NotJson:
         raise ApiError(400, "The request body must be valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
+    schemas.json_rule(body)
     return body
 
 

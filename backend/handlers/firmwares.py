@@ -1,11 +1,14 @@
 """/v1/user/devices/{uid}/firmwares: upload, list, edit, delete, set and clear the OTA target."""
 
 import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web import RequestPayloadError
 
-from .. import schemas
+from .. import jsonvalues, schemas
 from ..errors import ApiError
 from ..responses import json_response
-from ..storage import TooLarge
+from ..storage import NotFound, TooLarge
+from ..storage.firmwares import NOT_FOUND
 from . import common, payloads
 
 _CHUNK = 64 * 1024
@@ -46,7 +49,9 @@ async def upload_firmware(request):
         firmware = await common.storage(request).firmwares.add(device, incoming, **fields)
     except TooLarge:
         raise _too_large(limit) from None
-    except (ValueError, aiohttp.ClientPayloadError):
+    except (ValueError, aiohttp.ClientPayloadError, HttpProcessingError, RequestPayloadError):
+        # A part's headers that do not parse (a control character in a name), a charset no one knows,
+        # a body that ends early: the form is not one.
         raise ApiError(400, "The multipart body is malformed.") from None
     finally:
         if incoming is not None:
@@ -82,17 +87,28 @@ async def clear_target(request):
 
 
 def _firmware_id(request):
-    # The route only matches digits, so this cannot fail.
-    return int(request.match_info["firmware_id"])
+    """The {firmware_id} of the path (the route matches digits only). Raises NotFound beyond what an id
+    can be (SQLite's rowid is signed 64-bit): no firmware has it."""
+    firmware_id = int(request.match_info["firmware_id"])
+    if not 0 < firmware_id <= jsonvalues.MAX_NUMBER:
+        raise NotFound(NOT_FOUND)
+    return firmware_id
 
 
 async def _read_text(part):
-    """A text field, cut at _TEXT_FIELD_LIMIT bytes (the validator then reports its length)."""
+    """A text field, cut at _TEXT_FIELD_LIMIT bytes (the validator then reports its length).
+
+    Raises ValueError for a charset Python does not know (the caller answers 400).
+    """
     raw = bytearray()
     while len(raw) <= _TEXT_FIELD_LIMIT and (chunk := await part.read_chunk(_CHUNK)):
         raw += chunk
     await part.release()
-    return raw[: _TEXT_FIELD_LIMIT + 1].decode(part.get_charset(default="utf-8"), errors="replace")
+    charset = part.get_charset(default="utf-8")
+    try:
+        return raw[: _TEXT_FIELD_LIMIT + 1].decode(charset, errors="replace")
+    except LookupError:
+        raise ValueError(f"unknown charset {charset!r}") from None
 
 
 def _too_large(limit):

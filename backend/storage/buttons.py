@@ -4,6 +4,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
+from .. import jsonvalues
 from .database import utc_now
 from .errors import Conflict, NotFound
 
@@ -15,12 +16,13 @@ NOT_FOUND = "Command button not found."
 class Button:
     id: str
     label: str
-    payload: dict
+    payload: dict | None  # None: a stored payload that breaks the JSON-value rule (jsonvalues.stored)
     confirm: bool
 
 
 def _button_from_row(row):
-    return Button(row["button_id"], row["label"], json.loads(row["payload"]), bool(row["confirm"]))
+    # Decoded defensively, as commands are (storage/commands.py).
+    return Button(row["button_id"], row["label"], jsonvalues.stored(row["payload"]), bool(row["confirm"]))
 
 
 class ButtonStore:

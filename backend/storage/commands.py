@@ -10,6 +10,7 @@ import string
 import time
 from dataclasses import dataclass, replace
 
+from .. import jsonvalues
 from .database import utc_now
 from .errors import NotFound
 
@@ -29,7 +30,7 @@ _COLUMNS = "id, type, payload, state, result, error, created_at, updated_at"
 class Command:
     id: str
     type: str
-    payload: dict
+    payload: dict | None  # None: a stored payload that breaks the JSON-value rule (jsonvalues.stored)
     state: str
     result: object  # whatever JSON the device returned, or None
     error: str | None
@@ -38,10 +39,10 @@ class Command:
 
 
 def _command_from_row(row):
-    result = row["result"]
+    # Decoded defensively: a row stored before the JSON-value rule may hold what no answer can carry.
     return Command(
-        row["id"], row["type"], json.loads(row["payload"]), row["state"],
-        None if result is None else json.loads(result), row["error"], row["created_at"], row["updated_at"],
+        row["id"], row["type"], jsonvalues.stored(row["payload"]), row["state"],
+        jsonvalues.stored(row["result"]), row["error"], row["created_at"], row["updated_at"],
     )
 
 

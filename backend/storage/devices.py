@@ -5,7 +5,7 @@ import sqlite3
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from .. import credentials
+from .. import credentials, jsonvalues
 from .database import utc_now
 from .errors import NotFound
 from .firmwares import Firmware, firmware_from_row, remove_unreferenced_blobs
@@ -67,8 +67,20 @@ class Device:
 
 def _device_from_row(row):
     fields = dict(zip(row.keys(), row))
-    fields.update(enabled=bool(row["enabled"]), is_online=bool(row["is_online"]), meta=json.loads(row["meta"]))
+    fields.update(enabled=bool(row["enabled"]), is_online=bool(row["is_online"]), meta=_meta(row["meta"]))
     return Device(**fields)
+
+
+def _meta(text):
+    """The stored meta, without the entries that break the JSON-value rule: a status stored before the
+    rule (a `boot` 300 levels deep) must not make the device unreadable."""
+    try:
+        meta = jsonvalues.loads(text)
+    except jsonvalues.NotJson:
+        return {}
+    if not isinstance(meta, dict):
+        return {}
+    return {key: value for key, value in meta.items() if jsonvalues.problem(value) is None}
 
 
 class DeviceStore:
