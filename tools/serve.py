@@ -3,13 +3,16 @@
 import asyncio
 import logging
 import signal
+import sys
 
 from aiohttp import web
 from mpfleet.backend.app import init_app
 from mpfleet.backend.bootstrap import ensure_admin
 from mpfleet.backend.broker.mosquitto import BrokerAdminError
 from mpfleet.backend.config import Settings
+from mpfleet.backend.http_server import AppRunner
 from mpfleet.backend.listeners import ListenerError, bind
+from mpfleet.backend.redaction import RedactSecrets
 
 from . import datadir
 from .errors import CommandError
@@ -48,6 +51,8 @@ def add_parser(commands):
 
 def run(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())  # defence in depth: nothing logs a secret in the first place
     settings = Settings(
         data_dir=args.data, host=args.host, http_port=args.http_port, public_host=args.public_host,
         mqtt_tls_port=args.mqtt_tls_port, mqtt_port=args.mqtt_port, broker_url=args.broker,
@@ -55,11 +60,20 @@ def run(args):
     )
     token = datadir.with_storage(args.data, lambda storage: ensure_admin(storage, args.data))
     if token:
-        print(f"Created user 'admin'. API token (shown once, also in {args.data / 'admin.token'}):\n  {token}")
+        _show_admin_token(token, args.data / "admin.token")
     try:
         asyncio.run(_serve(settings, access_log=logging.getLogger("aiohttp.access") if args.access_log else None))
     except (ListenerError, BrokerAdminError) as error:
         raise CommandError(str(error)) from None
+
+
+def _show_admin_token(token, path):
+    """The new admin's token goes to a terminal only: where the output is a file or a journal, it is a log,
+    and a log holds no secret. The token file is there either way."""
+    if sys.stdout.isatty():
+        print(f"Created user 'admin'. API token (shown once, also in {path}):\n  {token}")
+    else:
+        print(f"Created user 'admin'. Its API token is in {path} (mode 0600).")
 
 
 async def _serve(settings, access_log):
@@ -67,7 +81,7 @@ async def _serve(settings, access_log):
     be raises ListenerError, and whatever had started is closed again (aiohttp's run_app would leave
     the storage open after a failed start, and the process would never end)."""
     http = bind("HTTP", settings.host, settings.http_port)
-    runner = web.AppRunner(init_app(settings), handle_signals=False, access_log=access_log)
+    runner = AppRunner(init_app(settings), handle_signals=False, access_log=access_log)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
