@@ -1,12 +1,22 @@
 """The OpenAPI 3.1 description of the REST API, served at GET /v1/openapi.json.
 
-The tests check that it names exactly the routes of routes.py and validate the
-bodies the app answers against the schemas below, so the two cannot drift apart.
+It states the rules the server enforces, from the constants that enforce them (schemas.py,
+jsonvalues.py, the handlers' query bounds, the board catalog): lengths, patterns, ranges, enums,
+required fields, and every status each route can answer with its JSON body. The tests check that it
+names exactly the routes of routes.py, validate every answer of the app against it, and run a
+schema-driven fuzzer against a live server (tests/test_schemathesis.py), so the two cannot drift apart.
+
+What JSON Schema cannot say is written in descriptions: a payload's size as JSON, how deep a field
+may nest, that text is stripped of ASCII whitespace.
 """
 
 from functools import cache
 
-from .schemas import MAX_PAYLOAD_BYTES
+from mpfleet.boards import catalog, platforms
+
+from . import jsonvalues, schemas
+from .config import MAX_FIRMWARE_BYTES
+from .handlers import commands, telemetry
 
 
 def _ref(name):
@@ -17,27 +27,63 @@ def _nullable(schema):
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def _object(properties, required=None):
-    return {
+def _object(properties, required=None, *, extra=None):
+    """An object of `properties` (all required unless said otherwise). `extra`: the schema of the
+    fields it does not name, which request bodies allow (the server ignores them; they keep the
+    JSON-value rule all the same)."""
+    schema = {
         "type": "object",
         "properties": properties,
         "required": list(properties) if required is None else required,
     }
+    if extra is not None:
+        schema["additionalProperties"] = extra
+    return schema
+
+
+def _text(max_len, *, required=False, description=None):
+    """A text field of a request: at most `max_len` characters as sent, stripped of ASCII whitespace;
+    a required one must hold something else."""
+    schema = {"type": "string", "maxLength": max_len}
+    if required:
+        schema["pattern"] = schemas.NOT_BLANK_PATTERN
+    if description:
+        schema["description"] = description
+    return schema
 
 
 _STRING = {"type": "string"}
 _TIME = _nullable({"type": "string", "format": "date-time"})
 _ID_NAME_KEY = _object({"id": {"type": ["integer", "null"]}, "name": _STRING, "key": _STRING})
-_PAYLOAD = {"type": "object", "description": f"any JSON object of at most {MAX_PAYLOAD_BYTES} bytes serialized"}
-_STORED_PAYLOAD = {"anyOf": [{"type": "object"}, {"type": "null"}],
-                   "description": "null for a payload stored before the JSON-value rule that breaks it"}
+_NUMBER = {"type": "number", "minimum": jsonvalues.MIN_NUMBER, "maximum": jsonvalues.MAX_NUMBER}
+_VALUE = _ref("JsonValue")
+_PAYLOAD = {
+    "type": "object", "additionalProperties": _VALUE,
+    "description": f"a JSON object of at most {schemas.MAX_PAYLOAD_BYTES} bytes as compact UTF-8 JSON (what the"
+    f" board receives), nested at most {jsonvalues.MAX_DEPTH} levels, itself counted",
+}
+_STORED_PAYLOAD = _nullable({"type": "object"})
+_STORED_PAYLOAD["description"] = "null for a payload stored before the JSON-value rule that breaks it"
+_BOARDS = sorted(catalog().values(), key=lambda b: b.board["id"])
 
 SCHEMAS = {
+    "JsonValue": {
+        "description": f"Any JSON value whose numbers are finite and from -(2^63-1) to 2^63-1, integer or not, and"
+        f" which nests at most {jsonvalues.MAX_DEPTH} levels of arrays and objects (this value counted): the rule"
+        " of every value a client sends. A field that breaks it is answered 422 naming the field.",
+        "anyOf": [
+            {"type": ["null", "boolean", "string"]},
+            _NUMBER,
+            {"type": "array", "items": _VALUE},
+            {"type": "object", "additionalProperties": _VALUE},
+        ],
+    },
     "Message": _object({"message": _STRING}),
     "DeviceMessage": _object({"message": _STRING, "device_uid": _STRING}),
     "ValidationError": _object({
-        "message": _STRING,
-        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": _STRING}},
+        "message": {"type": "string", "description": "the first error, and how many more there are"},
+        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": _STRING},
+                   "description": "the messages of each field (or query parameter) that failed"},
     }),
     "Platform": _ID_NAME_KEY,
     "Board": _object({
@@ -90,7 +136,8 @@ SCHEMAS = {
     "Command": _object({
         "id": _STRING, "type": {"enum": ["reboot", "wifi_reset", "ota", "custom"]}, "payload": _STORED_PAYLOAD,
         "state": _ref("CommandState"),
-        "result": {"description": "what the device returned with its final ack, or null"},
+        "result": {"description": "what the device returned with its final ack, or null (also for a result"
+                                  " stored before the JSON-value rule that breaks it)"},
         "error": _nullable(_STRING),
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"},
@@ -98,11 +145,11 @@ SCHEMAS = {
     "Sample": _object({"key": _STRING, "ts": {"type": "string", "format": "date-time"},
                        "value": {"type": ["number", "string"]}}),
     "NewCommandButton": _object({
-        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$", "maxLength": 64},
-        "label": {"type": "string", "maxLength": 64},
+        "id": {"type": "string", "pattern": schemas.BUTTON_ID_PATTERN, "maxLength": schemas.BUTTON_ID_MAX},
+        "label": _text(schemas.LABEL_MAX, required=True),
         "payload": _PAYLOAD,
-        "confirm": {"type": "boolean"},
-    }, required=["id", "label", "payload"]),
+        "confirm": {"type": "boolean", "default": False},
+    }, required=["id", "label", "payload"], extra=_VALUE),
     "CommandButton": _object({
         "id": _STRING, "label": _STRING, "payload": _STORED_PAYLOAD, "confirm": {"type": "boolean"},
     }),
@@ -117,32 +164,41 @@ def _json(schema):
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _answer(description, schema):
-    return {"description": description, **_json(schema)}
+def _answer(description, schema, headers=None):
+    answer = {"description": description, **_json(schema)}
+    if headers:
+        answer["headers"] = headers
+    return answer
 
 
-def _message(description):
-    return _answer(description, _ref("Message"))
+def _message(description, headers=None):
+    return _answer(description, _ref("Message"), headers)
 
 
-_UNAUTHENTICATED = _message('Missing or unknown bearer token: "Unauthenticated."')
-_NO_DEVICE = _message('No such device for this user ("Device not found."), or no such button or firmware of it')
-_INVALID = _answer("Validation failed", _ref("ValidationError"))
-_BAD_JSON = _message("The body is not a JSON object")
+_BAD_REQUEST = _message("The request cannot be parsed (HTTP itself: its request line or headers; or a body that is"
+                        " not what the operation reads: not JSON, not a JSON object, malformed multipart)")
+_UNAUTHENTICATED = _message('Missing or unknown bearer token: "Unauthenticated."', headers={
+    "WWW-Authenticate": {"required": True, "schema": {"const": "Bearer"}}})
+_NO_DEVICE = _message('No such device for this user ("Device not found."), or no such button, command or firmware'
+                      " of it")
+_INVALID = _answer("Validation failed: a field breaks a rule below or the JSON-value rule (JsonValue), or a query"
+                   " parameter is out of its range", _ref("ValidationError"))
 _OFFLINE = _message('The device cannot take commands now: "Device is offline." or "Device is disabled."')
-_TOO_LARGE = _message("The request body is larger than the server accepts")
-_NO_BRIDGE = _message("The MQTT broker cannot be reached; nothing was sent")
+_TOO_LARGE = _message("The request body is larger than the server accepts (1 MB for JSON)")
+_NO_BRIDGE = _message("The MQTT broker cannot be reached; the command was not sent")
 _BROKER_FAILED = _message("The MQTT broker did not confirm the change of the device's access (yet: it is retried)")
+_METHOD_NOT_ALLOWED = _message('A known path with a method it does not have: "Method not allowed."', headers={
+    "Allow": {"required": True, "schema": _STRING, "description": "the methods the path has"}})
 
 
 def _operation(summary, responses, *, body=None, public=False, params=()):
-    op = {"summary": summary, "responses": responses}
+    op = {"summary": summary, "responses": {"400": _BAD_REQUEST, **responses}}
     if not public:
         op["security"] = [{"bearer": []}]
-        op["responses"] = {**responses, "401": _UNAUTHENTICATED}
+        op["responses"]["401"] = _UNAUTHENTICATED
     if body is not None:
         op["requestBody"] = {"required": True, **body}
-        op["responses"] = {"413": _TOO_LARGE, **op["responses"]}
+        op["responses"] = {"413": _TOO_LARGE, "422": _INVALID, **op["responses"]}
     if params:
         op["parameters"] = list(params)
     return op
@@ -152,9 +208,16 @@ def _path_param(name, schema, description):
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
 
+def _query(name, schema, description):
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
 _UID = _path_param("uid", _STRING, "device uid, e.g. espressif8266_G8VfdNhn7jqN")
-_BUTTON = _path_param("button_id", _STRING, "command button id")
-_FIRMWARE = _path_param("firmware_id", {"type": "integer"}, "firmware id")
+_BUTTON = _path_param(
+    "button_id", {"type": "string", "pattern": schemas.BUTTON_ID_PATTERN, "maxLength": schemas.BUTTON_ID_MAX},
+    "command button id")
+_FIRMWARE = _path_param("firmware_id", {"type": "integer", "minimum": 1, "maximum": jsonvalues.MAX_NUMBER},
+                        "firmware id")
 _COMMAND = _path_param("command_id", _STRING, "command id")
 
 
@@ -162,8 +225,18 @@ def _device_op(summary, responses, **kwargs):
     return _operation(summary, {**responses, "404": _NO_DEVICE}, params=(_UID, *kwargs.pop("params", ())), **kwargs)
 
 
-_WAIT = {"name": "wait", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0, "maximum": 30},
-         "description": "seconds to wait for the command's final state (default 0: answer at once)"}
+_WAIT = _query("wait", {"type": "integer", "minimum": 0, "maximum": commands.WAIT_MAX, "default": 0},
+               "seconds to wait for the command's final state (default 0: answer at once)")
+
+
+def _limit(default, maximum):
+    return _query("limit", {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+                  f"newest first; default {default}, at most {maximum}")
+
+
+def _time(name, description):
+    return _query(name, {"anyOf": [{**_NUMBER, "description": "unix seconds"},
+                                   {"type": "string", "format": "date-time"}]}, description)
 
 
 def _command_op(summary, success, extra=None, params=(_WAIT,)):
@@ -171,38 +244,48 @@ def _command_op(summary, success, extra=None, params=(_WAIT,)):
     return _device_op(summary, responses, params=params)
 
 
-_REGISTRATION = _object({
-    "name": {"type": "string", "maxLength": 100},
-    "platform": {"type": "string", "description": "platform key, see GET /v1/platforms"},
-    "board": {"type": "string", "description": "board key, see GET /v1/boards"},
-    "description": _nullable({"type": "string", "maxLength": 1000}),
-}, required=["name", "platform", "board"])
+def _registration():
+    """A registration body: the board must belong to the platform, so one branch per platform."""
+    branches = []
+    for platform in platforms():
+        board_keys = [b.key for b in _BOARDS if b.platform["key"] == platform["key"]]
+        branches.append(_object({
+            "name": _text(schemas.NAME_MAX, required=True),
+            "platform": {"const": platform["key"], "description": "platform key, see GET /v1/platforms"},
+            "board": {"enum": board_keys, "description": "board key of this platform, see GET /v1/boards"},
+            "description": _nullable(_text(schemas.DESCRIPTION_MAX)),
+        }, required=["name", "platform", "board"], extra=_VALUE))
+    return {"anyOf": branches}
+
+
 _DEVICE_EDIT = _object({
-    "name": {"type": "string"}, "description": _nullable(_STRING),
+    "name": _text(schemas.NAME_MAX, required=True), "description": _nullable(_text(schemas.DESCRIPTION_MAX)),
     "enabled": {"type": "boolean", "description": "false: status `disabled`, MQTT access revoked at once"},
-}, required=[])
-_LIMIT = {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}}
+}, required=[], extra=_VALUE)
 _TELEMETRY_QUERY = (
-    {"name": "key", "in": "query", "required": False, "schema": _STRING, "description": "one key only"},
-    {"name": "from", "in": "query", "required": False, "schema": _STRING,
-     "description": "ISO 8601 or unix seconds, inclusive"},
-    {"name": "to", "in": "query", "required": False, "schema": _STRING,
-     "description": "ISO 8601 or unix seconds, inclusive"},
-    {**_LIMIT, "description": "newest first; default 100, at most 1000"},
+    _query("key", _STRING, "one key only"),
+    _time("from", "RFC 3339 date-time or unix seconds, inclusive"),
+    _time("to", "RFC 3339 date-time or unix seconds, inclusive"),
+    _limit(telemetry._HISTORY_DEFAULT, telemetry._HISTORY_MAX),
 )
-_FIRMWARE_EDIT = _object(
-    {"name": _STRING, "version": _nullable(_STRING), "notes": _nullable(_STRING)}, required=[]
-)
+_FIRMWARE_EDIT = _object({
+    "name": _text(schemas.NAME_MAX, required=True), "version": _nullable(_text(schemas.VERSION_MAX)),
+    "notes": _nullable(_text(schemas.NOTES_MAX)),
+}, required=[], extra=_VALUE)
 _UPLOAD = {"content": {"multipart/form-data": {"schema": _object({
-    "name": _STRING, "version": _STRING, "notes": _STRING,
-    "file": {"type": "string", "format": "binary", "description": "the raw .bin image, at most 4 MB"},
+    "name": _text(schemas.NAME_MAX, required=True), "version": _text(schemas.VERSION_MAX),
+    "notes": _text(schemas.NOTES_MAX),
+    "file": {"type": "string", "format": "binary",
+             "description": f"the raw .bin image, not empty (422), at most {MAX_FIRMWARE_BYTES} bytes"
+                            f" ({MAX_FIRMWARE_BYTES // (1024 * 1024)} MB; larger is 413)"},
 }, required=["name", "file"])}}}
 
 
 def _paths():
     device = "/v1/user/devices/{uid}"
     return {
-        "/v1/openapi.json": {"get": _operation("This document", {"200": {"description": "OpenAPI 3.1"}}, public=True)},
+        "/v1/openapi.json": {"get": _operation(
+            "This document", {"200": _answer("OpenAPI 3.1", {"type": "object"})}, public=True)},
         "/v1/platforms": {"get": _operation(
             "Supported platforms", {"200": _answer("Platforms", _data({"type": "array", "items": _ref("Platform")}))},
             public=True)},
@@ -213,15 +296,14 @@ def _paths():
             "get": _operation("List the caller's devices (compact)", {
                 "200": _answer("Devices", _data({"type": "array", "items": _ref("DeviceCompact")}))}),
             "post": _operation("Register a device and receive its MQTT credentials (shown once)", {
-                "201": _answer("Registered", _data(_ref("RegisteredDevice"))), "400": _BAD_JSON, "422": _INVALID,
+                "201": _answer("Registered", _data(_ref("RegisteredDevice"))),
                 "503": _message("The broker could not create the device's account; nothing was registered"),
-            }, body=_json(_REGISTRATION)),
+            }, body=_json(_registration())),
         },
         device: {
             "get": _device_op("One device in detail", {"200": _answer("Device", _data(_ref("Device")))}),
             "patch": _device_op("Edit name / description; enable or disable", {
-                "200": _answer("Updated device", _data(_ref("Device"))), "400": _BAD_JSON, "422": _INVALID,
-                "503": _BROKER_FAILED,
+                "200": _answer("Updated device", _data(_ref("Device"))), "503": _BROKER_FAILED,
             }, body=_json(_DEVICE_EDIT)),
             "delete": _device_op("Delete a device with its buttons, firmwares, commands and telemetry", {
                 "200": _answer('"Device deleted."', _ref("DeviceMessage")), "503": _BROKER_FAILED}),
@@ -233,12 +315,11 @@ def _paths():
             "422": _message('No target firmware: "Assign firmware first to trigger OTA."')}, params=())},
         device + "/commands": {
             "post": _device_op("Send a user-defined JSON command", {
-                "200": _answer('"Command sent."', _ref("CommandSent")), "400": _BAD_JSON, "422": _INVALID,
-                "409": _OFFLINE, "503": _NO_BRIDGE,
-            }, body=_json(_object({"payload": _PAYLOAD})), params=(_WAIT,)),
+                "200": _answer('"Command sent."', _ref("CommandSent")), "409": _OFFLINE, "503": _NO_BRIDGE,
+            }, body=_json(_object({"payload": _PAYLOAD}, extra=_VALUE)), params=(_WAIT,)),
             "get": _device_op("Commands sent to the device, newest first", {
                 "200": _answer("Commands", _data({"type": "array", "items": _ref("Command")})), "422": _INVALID,
-            }, params=({**_LIMIT, "description": "default 50, at most 500"},)),
+            }, params=(_limit(commands._HISTORY_DEFAULT, commands._HISTORY_MAX),)),
         },
         device + "/commands/{command_id}": {"get": _device_op("One command with its state and result", {
             "200": _answer("Command", _data(_ref("Command")))}, params=(_COMMAND,))},
@@ -254,7 +335,6 @@ def _paths():
             "post": _device_op("Save a command button", {
                 "201": _answer('"Command button created."', {"allOf": [
                     _ref("DeviceMessage"), _object({"data": _ref("CommandButton")})]}),
-                "400": _BAD_JSON, "422": _INVALID,
                 "409": _message('"A command button with this id already exists."'),
             }, body=_json(_ref("NewCommandButton"))),
         },
@@ -267,23 +347,21 @@ def _paths():
         device + "/firmwares": {
             "get": _device_op("Firmwares uploaded for the device", {
                 "200": _answer("Firmwares", _data({"type": "array", "items": _ref("Firmware")}))}),
-            "post": _device_op("Upload a firmware image (multipart, at most 4 MB)", {
+            "post": _device_op(f"Upload a firmware image (multipart, at most {MAX_FIRMWARE_BYTES // (1024 * 1024)} MB)", {
                 "201": _answer("Uploaded", _data(_ref("Firmware"))),
-                "400": _message("Not a well-formed multipart/form-data body"),
                 "409": _message('"This firmware file is already uploaded."'),
-                "413": _message("The file is larger than 4 MB"), "422": _INVALID,
             }, body=_UPLOAD),
         },
         device + "/firmwares/set-target": {"post": _device_op("Assign the OTA target by md5", {
             "200": _answer('"Firmware assigned to device."', _object({
-                "message": _STRING, "device_uid": _STRING, "md5": _STRING})),
-            "400": _BAD_JSON, "422": _INVALID,
-        }, body=_json(_object({"md5": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}})))},
+                "message": _STRING, "device_uid": _STRING, "md5": {"type": "string", "pattern": "^[0-9a-f]{32}$"}})),
+        }, body=_json(_object({"md5": {"type": "string", "pattern": schemas.MD5_PATTERN,
+                                       "description": "any case; answered in lowercase"}}, extra=_VALUE)))},
         device + "/firmwares/target": {"delete": _device_op("Clear the OTA target (the firmware can then be deleted)", {
             "200": _answer('"Target firmware cleared."', _ref("DeviceMessage"))})},
         device + "/firmwares/{firmware_id}": {
             "patch": _device_op("Edit firmware name / version / notes", {
-                "200": _answer("Updated firmware", _data(_ref("Firmware"))), "400": _BAD_JSON, "422": _INVALID,
+                "200": _answer("Updated firmware", _data(_ref("Firmware"))),
             }, body=_json(_FIRMWARE_EDIT), params=(_FIRMWARE,)),
             "delete": _device_op("Delete a firmware that no device uses", {
                 "200": _message('"Firmware deleted."'),
@@ -301,11 +379,15 @@ def document():
             "title": "mpfleet REST API",
             "version": "1",
             "description": "Devices, command buttons and firmwares of the authenticated user (seed 004). "
-            "Errors are JSON: {\"message\"}, and for 422 also {\"errors\": {field: [messages]}}.",
+            "Every error is JSON: {\"message\"}, and for 422 also {\"errors\": {field: [messages]}}. A path without "
+            "a route is 404 {\"message\": \"Not found.\"}; a known path with another method is 405 (responses/"
+            "MethodNotAllowed). Text fields count their length as sent and are stripped of ASCII whitespace "
+            "(space, tab, CR, LF, VT, FF); every JSON value keeps the rule of schemas/JsonValue.",
         },
         "paths": _paths(),
         "components": {
             "schemas": SCHEMAS,
+            "responses": {"MethodNotAllowed": _METHOD_NOT_ALLOWED},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -2,9 +2,28 @@
 the status listed for it, and the body valid against the listed schema."""
 
 import re
+from datetime import datetime
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from mpfleet.backend.openapi import document
+
+_FORMATS = FormatChecker([])  # formats asserted, not only annotated: the document's are all checked
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _date_time(value):
+    if not isinstance(value, str):
+        return True
+    if not _RFC3339.fullmatch(value):
+        raise ValueError(f"{value!r} is not an RFC 3339 date-time")
+    datetime.fromisoformat(value)  # a real date and time
+    return True
+
+
+@_FORMATS.checks("binary")
+def _binary(value):
+    return True
 
 
 def _templates():
@@ -38,5 +57,5 @@ def check_response(method, path, status, body):
     schema = response.get("content", {}).get("application/json", {}).get("schema")
     if schema is not None:
         root = {**schema, "components": document()["components"]}
-        errors = sorted(Draft202012Validator(root).iter_errors(body), key=str)
+        errors = sorted(Draft202012Validator(root, format_checker=_FORMATS).iter_errors(body), key=str)
         assert not errors, f"{method} {template} {status}: {errors[0].message} in {body}"

@@ -1,12 +1,17 @@
 """What every handler needs: the caller, its device, and a JSON body."""
 
-import math
-from datetime import datetime, timezone
+import re
+from datetime import datetime
 
 from .. import jsonvalues, keys, schemas
 from ..errors import ApiError, ValidationError
 from ..middlewares import USER
 from ..service import BrokerUnavailable, DeviceUnavailable, MissingTarget, ServiceError
+
+_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")  # JSON's number grammar
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+_EPOCH = datetime(1970, 1, 1)
 
 # The HTTP status of each error of the service layer; its message is the API's text already.
 _SERVICE_STATUS = {DeviceUnavailable: 409, MissingTarget: 422, BrokerUnavailable: 503}
@@ -59,14 +64,12 @@ async def json_object(request):
 
 
 def int_query(request, name, *, default, low, high):
-    """An integer query parameter within [low, high]. Raises ValidationError."""
+    """An integer query parameter within [low, high], in ASCII digits as OpenAPI's integer is written
+    (int() would take " 5", "5_0" and other scripts' digits too). Raises ValidationError."""
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
+    value = int(raw) if _INTEGER.fullmatch(raw) else None
     if value is None or not low <= value <= high:
         message = f"The {name} parameter must be an integer from {low} to {high}."
         raise ValidationError({name: [message]})
@@ -74,23 +77,25 @@ def int_query(request, name, *, default, low, high):
 
 
 def time_query(request, name):
-    """A time query parameter, ISO 8601 or unix seconds → unix seconds, or None. Raises ValidationError."""
+    """A time query parameter → unix seconds, or None when absent. Raises ValidationError.
+
+    Either unix seconds, a JSON number within the JSON-value rule, or an RFC 3339 date-time (ISO 8601
+    with its offset, `2026-04-16T10:25:00Z`): exactly what openapi.py says, so a value is accepted
+    here if and only if the document allows it.
+    """
     raw = request.query.get(name)
-    if not raw:
+    if raw is None:
         return None
-    invalid = ValidationError({name: [f"The {name} parameter must be ISO 8601 or unix seconds."]})
-    try:
-        seconds = float(raw)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(seconds):
-            return seconds
-        raise invalid
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise invalid from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    if _NUMBER.fullmatch(raw):
+        seconds = int(raw) if _INTEGER.fullmatch(raw) else float(raw)  # exact against the bounds
+        if jsonvalues.is_number(seconds):
+            return float(seconds)
+    elif _DATE_TIME.fullmatch(raw):
+        try:
+            moment = datetime.fromisoformat(raw.upper())  # RFC 3339 allows `t` and `z`; Python wants capitals
+        except ValueError:  # no such date or time (a 30th of February, an hour 25)
+            pass
+        else:
+            # On timedeltas only: 9999-12-31T23:59:59-23:59 in UTC is beyond what a datetime holds.
+            return (moment.replace(tzinfo=None) - _EPOCH - moment.utcoffset()).total_seconds()
+    raise ValidationError({name: [f"The {name} parameter must be an RFC 3339 date-time or unix seconds."]})

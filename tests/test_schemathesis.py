@@ -1,0 +1,161 @@
+"""A schema-driven fuzzer (schemathesis) against a live `mpfleet serve`, with a token: every operation of
+GET /v1/openapi.json, a fixed seed and a small example budget.
+
+It must find no server error and no answer the document does not describe, and raise no warning: an
+operation that only ever got 404 (it never reached the code behind it) or that mostly refused the data
+the document calls valid (the document does not state a rule the server enforces) fails the run too.
+Real identifiers reach the code behind the 404s: an online device (tests/fake_device.py acks every
+command), its buttons, firmwares and a command, and devices of their own for the operations that change
+a device for good (disable it, delete it, clear its target).
+"""
+
+import asyncio
+import io
+import json
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from mpfleet.backend.openapi import document
+
+from .fake_device import FakeDevice
+from .server_process import ServerProcess
+
+SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
+CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance",
+          "response_schema_conformance", "response_headers_conformance", "negative_data_rejection"]
+MAX_EXAMPLES = 10
+SEED = 1
+VICTIMS = 40  # resources to delete, one a case: more than the cases a deleting operation gets
+DEVICE = "/v1/user/devices/{uid}"
+
+
+def upload(server, uid, content, name):
+    """Upload a firmware through the REST API (multipart by hand: urllib has no form encoder)."""
+    boundary = uuid.uuid4().hex
+    body = io.BytesIO()
+    for field, value, extra in (("name", name.encode(), ""), ("file", content, '; filename="f.bin"')):
+        body.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"{extra}\r\n\r\n'.encode())
+        body.write(value + b"\r\n")
+    body.write(f"--{boundary}--\r\n".encode())
+    request = urllib.request.Request(
+        f"{server.url}/v1/user/devices/{uid}/firmwares", data=body.getvalue(), method="POST",
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["data"]
+
+
+def toml(value):
+    """TOML for the few shapes the config below uses (strings, numbers, booleans, lists, tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string takes JSON's escapes
+    if isinstance(value, list):
+        return "[" + ", ".join(toml(item) for item in value) + "]"
+    return "{" + ", ".join(f"{json.dumps(key)} = {toml(item)}" for key, item in value.items()) + "}"
+
+
+def operation_names():
+    """"METHOD /path" of every operation of the document, as schemathesis names them."""
+    return [f"{method.upper()} {path}" for path, ops in document()["paths"].items() for method in ops]
+
+
+def config(server, ids):
+    """schemathesis.toml: the checks, the budget, the warnings that fail, and the identifiers each operation
+    uses. Fixed values are given per operation: a global one would stand in wherever an operation's own
+    dictionary draws nothing, and the deleting operations would delete the online device."""
+    online = {"path.uid": ids["online"], "path.button_id": "send-me", "path.command_id": ids["command"],
+              "path.firmware_id": ids["firmware"]}
+    special = {
+        # The operations that change a device for good get a device of their own.
+        "PATCH " + DEVICE: {"path.uid": ids["edited"]},
+        "DELETE " + DEVICE + "/firmwares/target": {"path.uid": ids["edited"]},
+        # A deletion succeeds once: each case draws its own victim from a dictionary.
+        "DELETE " + DEVICE: {"path.uid": _drawn("devices")},
+        "DELETE " + DEVICE + "/command-buttons/{button_id}": {**online, "path.button_id": _drawn("buttons")},
+        "DELETE " + DEVICE + "/firmwares/{firmware_id}": {**online, "path.firmware_id": _drawn("firmwares")},
+        "POST " + DEVICE + "/firmwares/set-target": {**online, "body.md5": ids["md5"]},
+    }
+    no_responses = {"extra-data-sources": {"responses": False}}  # ids come from here only, not from answers
+    lines = [
+        f"seed = {SEED}",
+        "workers = 1",
+        f"headers = {toml({'Authorization': f'Bearer {server.token}'})}",
+        f"generation = {toml({'max-examples': MAX_EXAMPLES})}",
+        f"checks = {toml({'enabled': False, **{name: {'enabled': True} for name in CHECKS}})}",
+        f"warnings = {toml({'fail-on': True})}",
+        f"phases = {toml({'coverage': no_responses, 'fuzzing': no_responses})}",
+    ]
+    for name in operation_names():
+        parameters = special.get(name, online)
+        lines += ["", "[[operations]]", f"include-name = {toml(name)}", f"parameters = {toml(parameters)}"]
+        if name == "POST " + DEVICE + "/firmwares":
+            # Multipart parts are text: a "boolean" or "number" the fuzzer sends is the text "true" or "42",
+            # which the document allows as well. Refusing invalid data cannot be checked here.
+            lines.append(f"checks = {toml({'negative_data_rejection': {'enabled': False}})}")
+    for name, values in ids["victims"].items():
+        lines += ["", f"[dictionaries.{name}]", f"values = {toml(values)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _drawn(dictionary):
+    return {"dictionary": dictionary, "probability": 1.0}
+
+
+async def prepare(server):
+    """The identifiers the run uses, and the online device (to close afterwards)."""
+    online = server.register("online")
+    device = FakeDevice(online["mqtt"], online["port"])
+    await device.connect()
+    status, sent = 0, None
+    deadline = time.monotonic() + 10
+    while status != 200 and time.monotonic() < deadline:  # until the backend has seen it online
+        status, sent = server.call("POST", f"/v1/user/devices/{online['uid']}/commands", {"payload": {"cmd": "x"}})
+        await asyncio.sleep(0.05)
+    assert status == 200, sent
+    uid = online["uid"]
+    victims = {"buttons": [f"delete-{i}" for i in range(VICTIMS)]}
+    for button in ["send-me", *victims["buttons"]]:
+        assert server.call("POST", f"/v1/user/devices/{uid}/command-buttons",
+                           {"id": button, "label": button, "payload": {"cmd": "x"}})[0] == 201
+    target = upload(server, uid, b"\x01target", "target")
+    victims["firmwares"] = [upload(server, uid, b"\x01%d" % i, "victim")["id"] for i in range(VICTIMS)]
+    victims["devices"] = [server.register(f"victim-{i}")["uid"] for i in range(VICTIMS)]
+    assert server.call("POST", f"/v1/user/devices/{uid}/firmwares/set-target", {"md5": target["md5"]})[0] == 200
+    ids = {
+        "online": uid, "command": sent["id"], "firmware": target["id"], "md5": target["md5"],
+        "edited": server.register("edited")["uid"], "victims": victims,
+    }
+    return ids, device
+
+
+async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(tmp_path):
+    server = ServerProcess(tmp_path / "var").start()
+    device = None
+    try:
+        ids, device = await prepare(server)
+        config_file = tmp_path / "schemathesis.toml"
+        config_file.write_text(config(server, ids))
+        report = tmp_path / "report.json"
+        run = await asyncio.create_subprocess_exec(
+            SCHEMATHESIS, "--config-file", str(config_file), "--no-color", "run", f"{server.url}/v1/openapi.json",
+            "--url", server.url, "--report", "json", "--report-json-path", str(report),
+            cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        output = (await asyncio.wait_for(run.communicate(), 300))[0].decode()
+    finally:
+        if device is not None:
+            await device.close()
+        log = server.stop()
+    assert run.returncode == 0, output  # a failed check, or a warning (fail-on: every one shown)
+    summary = json.loads(report.read_text())
+    assert summary["operations"]["tested"] == summary["operations"]["total"] == len(operation_names())
+    assert summary["test_cases"]["with_failures"] == summary["test_cases"]["errored"] == 0, output
+    assert not any(summary["warnings"].values()), summary["warnings"]
+    assert "Traceback" not in log and " ERROR " not in log, log  # nothing went wrong behind a 4xx either
+    print(f"\nschemathesis: {summary['test_cases']['generated']} cases generated, all passed, on"
+          f" {summary['operations']['tested']} operations, in {summary['running_time']:.1f} s")
