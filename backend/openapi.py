@@ -347,7 +347,7 @@ def _paths():
         device + "/firmwares": {
             "get": _device_op("Firmwares uploaded for the device", {
                 "200": _answer("Firmwares", _data({"type": "array", "items": _ref("Firmware")}))}),
-            "post": _device_op(f"Upload a firmware image (multipart, at most {MAX_FIRMWARE_BYTES // (1024 * 1024)} MB)", {
+            "post": _device_op(f"Upload a firmware image (multipart, at most {MAX_FIRMWARE_BYTES} bytes)", {
                 "201": _answer("Uploaded", _data(_ref("Firmware"))),
                 "409": _message('"This firmware file is already uploaded."'),
             }, body=_UPLOAD),

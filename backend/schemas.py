@@ -24,9 +24,9 @@ VERSION_MAX = 64
 NOTES_MAX = 2000
 MD5_PATTERN = "^[0-9a-fA-F]{32}$"  # as sent; stored in lowercase
 # What is stripped from both ends of a text field; a required one must hold something else. ASCII
-# only, and written out, so that every regex engine reads NOT_BLANK_PATTERN alike (their \s differ).
+# only, and spelled as \xHH in the pattern, so that every regex engine reads it alike (their \s differ).
 _SPACE = "\t\n\x0b\x0c\r "
-NOT_BLANK_PATTERN = "[^\\t\\n\\x0b\\x0c\\r ]"
+NOT_BLANK_PATTERN = "[^" + "".join(f"\\x{ord(c):02x}" for c in _SPACE) + "]"
 _BUTTON_ID = re.compile(BUTTON_ID_PATTERN.replace("$", "\\Z"))
 _MD5 = re.compile(MD5_PATTERN.replace("$", "\\Z"))
 _STORED_MD5 = re.compile(r"[0-9a-f]{32}\Z")  # how storage keeps an md5 (a device's report must match it)

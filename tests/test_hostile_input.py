@@ -127,7 +127,8 @@ async def test_values_at_the_edge_of_the_rule_are_kept_as_sent(api, online_devic
     text = f'{{"id": "b", "label": "B", "payload": {{"n": {fragment}}}}}'
     status, body = await api.call("POST", device_path(device, "/command-buttons"), raw=text.encode())
     assert status == 201, body
-    status, sent = await api.call("POST", device_path(device, "/commands"), raw=f'{{"payload": {{"n": {fragment}}}}}'.encode())
+    command = f'{{"payload": {{"n": {fragment}}}}}'.encode()
+    status, sent = await api.call("POST", device_path(device, "/commands"), raw=command)
     assert status == 200, sent
     everything = (await read_everything(api))[device["uid"]]
     expected = json.loads(fragment)  # the stdlib reads all of these exactly
@@ -145,8 +146,8 @@ async def test_a_body_too_deep_to_parse_is_400_on_every_json_endpoint(api, onlin
     device = online_device.registered
     firmware = await upload_firmware(api, device)
     deep = "[" * 10_000 + "]" * 10_000
-    for method, path in [("POST", "/v1/user/devices")] + [
-            (method, device_path(device, suffix.format(firmware=firmware["id"]))) for method, suffix, *_ in _bodies("")]:
+    paths = [(method, device_path(device, suffix.format(firmware=firmware["id"]))) for method, suffix, *_ in _bodies("")]
+    for method, path in [("POST", "/v1/user/devices"), *paths]:
         for text in (deep, f'{{"payload": {deep}}}'):
             assert await api.call(method, path, raw=text.encode()) == (
                 400, {"message": "The request body must be valid JSON."}), (method, path)
@@ -180,7 +181,8 @@ async def test_an_ack_that_breaks_the_rule_is_counted_and_dropped(api, backend, 
     fragment, _ = HOSTILE[name]
     command_id = await _accepted_command(api, online_device)
     before = _stats(backend)["ack_malformed"]
-    await online_device.publish("ack", f'{{"id": "{command_id}", "state": "done", "result": {{"n": {fragment}}}}}'.encode())
+    ack = f'{{"id": "{command_id}", "state": "done", "result": {{"n": {fragment}}}}}'
+    await online_device.publish("ack", ack.encode())
     await eventually(lambda: _counted(backend, "ack_malformed", before + 1))
     everything = (await read_everything(api))[online_device.registered["uid"]]
     assert everything["/commands"]["data"][0]["state"] == "accepted"
@@ -321,4 +323,5 @@ def test_ota_progress_that_breaks_the_rule_is_a_bad_message(name):
     fragment, _ = HOSTILE[name]
     with pytest.raises(schemas.BadMessage):
         schemas.ota_progress(f'{{"id": "c1", "state": "downloading", "extra": {{"n": {fragment}}}}}'.encode())
-    assert schemas.ota_progress(b'{"id": "c1", "state": "downloading", "progress": 40}') == ("c1", "downloading", 40, None)
+    progress = schemas.ota_progress(b'{"id": "c1", "state": "downloading", "progress": 40}')
+    assert progress == ("c1", "downloading", 40, None)

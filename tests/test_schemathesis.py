@@ -42,7 +42,8 @@ def upload(server, uid, content, name):
     body.write(f"--{boundary}--\r\n".encode())
     request = urllib.request.Request(
         f"{server.url}/v1/user/devices/{uid}/firmwares", data=body.getvalue(), method="POST",
-        headers={"Authorization": f"Bearer {server.token}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        headers={"Authorization": f"Bearer {server.token}",
+                 "Content-Type": f"multipart/form-data; boundary={boundary}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)["data"]
 
