@@ -244,7 +244,8 @@ class Bridge:
                     await self._said_goodbye(uid)
                 elif kind == "hello":
                     self._goodbyes.hello(uid)
-                # `ota` progress is recorded by the OTA flow (a later issue); it is only counted here.
+                elif kind == "ota":  # recorded by the OTA flow (a later issue); until then checked and counted
+                    schemas.ota_progress(payload)
             except BridgeUnavailable as error:  # a status we had to publish was not
                 done.set_exception(error)  # not acknowledged: the broker sends the message again
                 done.exception()  # retrieved: the connection it came on may be gone already

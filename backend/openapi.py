@@ -266,7 +266,7 @@ _TELEMETRY_QUERY = (
     _query("key", _STRING, "one key only"),
     _time("from", "RFC 3339 date-time or unix seconds, inclusive"),
     _time("to", "RFC 3339 date-time or unix seconds, inclusive"),
-    _limit(telemetry._HISTORY_DEFAULT, telemetry._HISTORY_MAX),
+    _limit(telemetry.HISTORY_DEFAULT, telemetry.HISTORY_MAX),
 )
 _FIRMWARE_EDIT = _object({
     "name": _text(schemas.NAME_MAX, required=True), "version": _nullable(_text(schemas.VERSION_MAX)),
@@ -319,7 +319,7 @@ def _paths():
             }, body=_json(_object({"payload": _PAYLOAD}, extra=_VALUE)), params=(_WAIT,)),
             "get": _device_op("Commands sent to the device, newest first", {
                 "200": _answer("Commands", _data({"type": "array", "items": _ref("Command")})), "422": _INVALID,
-            }, params=(_limit(commands._HISTORY_DEFAULT, commands._HISTORY_MAX),)),
+            }, params=(_limit(commands.HISTORY_DEFAULT, commands.HISTORY_MAX),)),
         },
         device + "/commands/{command_id}": {"get": _device_op("One command with its state and result", {
             "200": _answer("Command", _data(_ref("Command")))}, params=(_COMMAND,))},

@@ -5,11 +5,12 @@ they receive is checked against the OpenAPI document (tests/openapi_check.py).
 """
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from mpfleet.backend import keys
 from mpfleet.backend.app import init_app
 from mpfleet.backend.config import Settings
 
+from .json_errors_server import TestServer  # the runner of `mpfleet serve` (backend/http_server.py)
 from .openapi_check import check_response
 
 

@@ -22,8 +22,9 @@ def add_parser(commands):
     parser = commands.add_parser(
         "serve",
         help="run the backend (REST API) on its embedded defaults",
-        description="Run the mpfleet backend. On the first start it creates the `admin` user and "
-        "prints its API token (also saved to DIR/admin.token).",
+        description="Run the mpfleet backend. On the first start it creates the `admin` user and saves its API "
+        "token to DIR/admin.token (printed too when run in a terminal). Boards are told to reach the broker at "
+        "--public-host (default: this machine's host name), which goes into the broker's certificate.",
     )
     datadir.add_option(parser)
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
@@ -91,6 +92,9 @@ async def _serve(settings, access_log):
         await web.SockSite(runner, http).start()
         port = http.getsockname()[1]  # the one the OS chose for port 0
         print(f"mpfleet backend: http://{settings.host}:{port}/v1/  data: {settings.data_dir}", flush=True)
+        if settings.public_host is None:  # what provisioned boards get as mqtt.host: often unknown on a LAN
+            print(f"boards are told to reach the broker as {settings.mqtt_public_host!r} (this machine's host "
+                  "name); if they cannot resolve it, restart with --public-host NAME-OR-IP", flush=True)
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -9,7 +9,7 @@ from .. import schemas
 from ..responses import json_response
 from . import common, payloads
 
-_HISTORY_DEFAULT, _HISTORY_MAX = 50, 500
+HISTORY_DEFAULT, HISTORY_MAX = 50, 500
 WAIT_MAX = 30  # seconds a request may wait for its command's outcome
 
 
@@ -53,7 +53,7 @@ def command_sent(device, command, message):
 
 async def list_commands(request):
     device = await common.device(request)
-    limit = common.int_query(request, "limit", default=_HISTORY_DEFAULT, low=1, high=_HISTORY_MAX)
+    limit = common.int_query(request, "limit", default=HISTORY_DEFAULT, low=1, high=HISTORY_MAX)
     commands = await common.storage(request).commands.list(device, limit=limit)
     return json_response({"data": [payloads.command(c) for c in commands]})
 

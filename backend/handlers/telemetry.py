@@ -3,7 +3,7 @@
 from ..responses import json_response
 from . import common, payloads
 
-_HISTORY_DEFAULT, _HISTORY_MAX = 100, 1000
+HISTORY_DEFAULT, HISTORY_MAX = 100, 1000
 
 
 async def history(request):
@@ -14,7 +14,7 @@ async def history(request):
         key=request.query.get("key") or None,
         since=common.time_query(request, "from"),
         until=common.time_query(request, "to"),
-        limit=common.int_query(request, "limit", default=_HISTORY_DEFAULT, low=1, high=_HISTORY_MAX),
+        limit=common.int_query(request, "limit", default=HISTORY_DEFAULT, low=1, high=HISTORY_MAX),
     )
     return json_response({"data": [payloads.sample(s) for s in samples]})
 
