@@ -41,7 +41,8 @@ def add_parser(commands):
         "provision",
         help="register a device and write its config.json (for a board or the emulator)",
         description="Register a new device on the server (REST API) and write DIR/config.json with its MQTT "
-        "login and the broker's CA certificate (also DIR/ca.pem), ready for `mpfleet emulate DIR` or to be "
+        "login, the broker's CA certificate (also DIR/ca.pem) and the board's pins, and DIR/settings.json with "
+        "what commands may change later (the telemetry period), ready for `mpfleet emulate DIR` or to be "
         "copied to a board's flash. The device password is shown by the server only once and is kept "
         "only in DIR/config.json: an existing one is never overwritten without --force.",
     )
