@@ -29,6 +29,7 @@ import orjson
 
 from . import schemas
 from .broker import connection_log
+from .broker.accounts import OFFLINE_STATUS
 from .broker.endpoint import BrokerEndpoint
 from .mqtt_client import MqttClient, MqttError
 
@@ -288,7 +289,7 @@ class Bridge:
         if device is None or not device.is_online:
             return
         self._goodbyes.said(uid)
-        await self._publish(topic(uid, "status"), connection_log.OFFLINE, retain=True)
+        await self._publish(topic(uid, "status"), OFFLINE_STATUS, retain=True)
 
     # --- outbound -------------------------------------------------------------------------
 

@@ -3,6 +3,10 @@
 from dataclasses import dataclass
 from typing import Protocol
 
+# A device's will (docs/protocol.md), which a broker publishes in its place, retained, where there is
+# none to publish: a clean disconnect (both brokers), a revoked Mosquitto account.
+OFFLINE_STATUS = b'{"online":false}'
+
 
 @dataclass(frozen=True)
 class MqttPublic:

@@ -29,7 +29,6 @@ import re
 from dataclasses import dataclass
 
 LOG_TOPIC = "$SYS/broker/log/N"
-OFFLINE = b'{"online":false}'
 # The timestamp Mosquitto puts first (unless `log_timestamp false`) must hold no space: a client id
 # cannot then pass for a line of its own. Device ids are their uids (the dynsec client's `clientid`).
 _DISCONNECTED = re.compile(rb"(?:\S+: )?Client (\S+) disconnected\.")

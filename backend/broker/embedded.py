@@ -37,6 +37,7 @@ import logging
 import secrets
 
 from .. import listeners
+from .accounts import OFFLINE_STATUS
 from .amqtt_fixes import FixedBroker
 from .amqtt_plugins import ConnectedPlugin, LoginPlugin, TopicAclPlugin, plugin_path
 
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 BACKEND_USERNAME = "mpfleet-backend"
 TOPIC_PREFIX = "mpfleet/v1"
-OFFLINE_STATUS = b'{"online":false}'  # a board's will (docs/protocol.md)
 # MQTT wildcards and the level separator: a username holding one could widen its own ACL prefix.
 _NOT_IN_USERNAME = frozenset("/+#")
 # asyncio's read buffer per TLS connection; its own is 256 KiB. Two full TLS records.

@@ -23,13 +23,13 @@ import json
 import secrets
 
 from ..mqtt_client import MqttClient, MqttError, Refused
+from .accounts import OFFLINE_STATUS
 from .endpoint import BrokerEndpoint
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
 ROLE_PREFIX = "mpfleet-device-"
 BACKEND_ROLE = "mpfleet-backend"
-OFFLINE_WILL = b'{"online":false}'
 _DEFAULT_TIMEOUT = 5.0
 # The plugin's answers for "already as asked", which the idempotent calls accept.
 _CLIENT_NOT_FOUND = "Client not found"
@@ -194,7 +194,7 @@ class MosquittoAdmin:
     async def _publish_will(self, uid):
         client = await self._connected()
         try:
-            await client.publish(f"mpfleet/v1/{uid}/status", OFFLINE_WILL, qos=1, retain=True, timeout=self._timeout)
+            await client.publish(f"mpfleet/v1/{uid}/status", OFFLINE_STATUS, qos=1, retain=True, timeout=self._timeout)
         except MqttError as e:
             raise ConnectionLost(f"Could not publish the offline status of {uid}: {e}") from e
 
