@@ -25,10 +25,6 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGED = ("pyproject.toml", "README.md", "backend", "boards", "firmware", "tools")  # what the wheel is built from
 
 
-
-
-
-
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """bin/ of a fresh virtualenv holding mpfleet[firmware] from a wheel of this tree."""

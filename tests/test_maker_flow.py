@@ -24,8 +24,6 @@ def api(server, token, method, path):
         return json.load(response)
 
 
-
-
 def test_provision_then_emulate_brings_the_board_online_and_back_after_a_reboot(tmp_path):
     server = ServerProcess(tmp_path / "var").start()
     token = (tmp_path / "var" / "admin.token").read_text().strip()

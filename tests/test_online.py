@@ -168,7 +168,7 @@ async def test_a_clean_disconnect_and_an_immediate_reconnect_end_online(api, onl
     context = ssl.create_default_context(cadata=mqtt["ca_cert"])
     connect = connect_packet(uid, uid, mqtt["password"], 60, will=(f"mpfleet/v1/{uid}/status", b'{"online":false}'))
     online_status = publish_packet(f"mpfleet/v1/{uid}/status", b'{"online":true,"rssi":-50}', 1, retain=True)
-    reader, writer = await open_session(online.tls_port, context, uid, mqtt["password"])
+    _, writer = await open_session(online.tls_port, context, uid, mqtt["password"])
     writer.write(online_status)
     await eventually(lambda: status_is(api, uid, "online"))
     for _ in range(10):  # back to back: the offline status of a round often lands after the next online one
@@ -177,7 +177,7 @@ async def test_a_clean_disconnect_and_an_immediate_reconnect_end_online(api, onl
         new_writer.write(connect + online_status)
         assert (await asyncio.wait_for(new_reader.readexactly(4), 5)) == CONNACK_ACCEPTED
         writer.close()
-        reader, writer = new_reader, new_writer
+        writer = new_writer
     await asyncio.sleep(0.5)  # whatever was still on its way has come
     assert (await detail(api, uid))["status"] == "online"
     assert json.loads(await online.retained_status(uid))["online"] is True

@@ -67,8 +67,6 @@ def telemetry_topic(registered):
     return f"mpfleet/v1/{registered['uid']}/telemetry"
 
 
-
-
 def latest(served, registered):
     _, body = served.server.call("GET", f"/v1/user/devices/{registered['uid']}/telemetry/latest")
     return body["data"]
