@@ -7,6 +7,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from . import keys
 from .errors import ApiError, ValidationError
+from .service import BrokerUnavailable, DeviceUnavailable, MissingTarget, ServiceError
 from .responses import json_response
 from .storage import Conflict, NotFound, User
 
@@ -15,6 +16,9 @@ log = logging.getLogger(__name__)
 UNAUTHENTICATED = "Unauthenticated."
 _PUBLIC_MARK = "mpfleet_public"  # the attribute public() sets on a handler
 USER = web.RequestKey("user", User)  # the authenticated caller
+
+# The HTTP status of each error of the service layer (service.py); its message is the API's text already.
+_SERVICE_STATUS = {DeviceUnavailable: 409, MissingTarget: 422, BrokerUnavailable: 503}
 
 # aiohttp's own HTTP errors, in our words.
 _HTTP_MESSAGES = {
@@ -37,6 +41,8 @@ async def json_errors(request, handler):
         return _answer(404, error.message)
     except Conflict as error:
         return _answer(409, error.message)
+    except ServiceError as error:
+        return _answer(_SERVICE_STATUS[type(error)], error.message)
     except web.HTTPException as error:
         if error.status < 400:
             raise

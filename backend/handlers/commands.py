@@ -25,7 +25,7 @@ async def wifi_reset(request):
 
 async def trigger_ota(request):
     device = await common.device(request)
-    command = await common.call(common.service(request).trigger_ota(device))
+    command = await common.service(request).trigger_ota(device)
     return command_sent(device, command, "OTA check triggered.")
 
 
@@ -39,7 +39,7 @@ async def deliver(request, device, type_, payload, message):
     """Send a command and answer with it; with ?wait=S, once it is final or S seconds have passed."""
     wait = common.int_query(request, "wait", default=0, low=0, high=WAIT_MAX)
     service = common.service(request)
-    command = await common.call(service.send_command(device, type_, payload))
+    command = await service.send_command(device, type_, payload)
     return command_sent(device, await service.outcome(device, command, wait), message)
 
 

@@ -6,16 +6,12 @@ from datetime import datetime
 from .. import jsonvalues, keys, schemas
 from ..errors import ApiError, ValidationError
 from ..middlewares import USER
-from ..service import BrokerUnavailable, DeviceUnavailable, MissingTarget, ServiceError
 
 _INTEGER = re.compile(r"-?[0-9]+")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")  # JSON's number grammar
 _DATE_TIME = re.compile(  # RFC 3339's date-time: date, `T`, time, fraction, offset
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
 _EPOCH = datetime(1970, 1, 1)
-
-# The HTTP status of each error of the service layer; its message is the API's text already.
-_SERVICE_STATUS = {DeviceUnavailable: 409, MissingTarget: 422, BrokerUnavailable: 503}
 
 
 def storage(request):
@@ -24,14 +20,6 @@ def storage(request):
 
 def service(request):
     return request.app[keys.SERVICE]
-
-
-async def call(flow):
-    """Await `flow`, a call of the service layer; its errors become their HTTP answers (ApiError)."""
-    try:
-        return await flow
-    except ServiceError as error:
-        raise ApiError(_SERVICE_STATUS[type(error)], error.message) from None
 
 
 def settings(request):

@@ -16,10 +16,10 @@ async def register_device(request):
     name, description, platform_key, board_key = schemas.device_registration(
         await common.json_object(request), catalog()
     )
-    device, password = await common.call(common.service(request).register_device(
+    device, password = await common.service(request).register_device(
         common.user(request).id, name=name, description=description, platform_key=platform_key,
         board_key=board_key,
-    ))
+    )
     mqtt = request.app[keys.MQTT_PUBLIC]
     body = payloads.device_detail(device, mqtt.port)
     body["mqtt"] = payloads.mqtt_credentials(device, password, mqtt)
@@ -33,12 +33,11 @@ async def show_device(request):
 
 async def update_device(request):
     changes = schemas.device_update(await common.json_object(request))
-    device = await common.call(common.service(request).update_device(
-        common.user(request).id, request.match_info["uid"], changes))
+    device = await common.service(request).update_device(common.user(request).id, request.match_info["uid"], changes)
     return json_response({"data": payloads.device_detail(device, request.app[keys.MQTT_PUBLIC].port)})
 
 
 async def delete_device(request):
     uid = request.match_info["uid"]
-    await common.call(common.service(request).delete_device(common.user(request).id, uid))
+    await common.service(request).delete_device(common.user(request).id, uid)
     return json_response({"message": "Device deleted.", "device_uid": uid})
