@@ -9,6 +9,9 @@ import struct
 import aiomqtt
 
 
+BUSY = "busy: command queue full"  # the firmware's error for a command its full queue refused (protocol.md)
+
+
 def tls_context(ca_pem):
     context = ssl.create_default_context(cadata=ca_pem)  # verifies the certificate and the host name
     return context
@@ -21,7 +24,7 @@ class FakeDevice:
 
     With `queue=N` it behaves like a board (firmware/app.py): commands wait in a queue of N and run one at
     a time, each taking `work` seconds between `accepted` and its final ack; one that finds the queue full
-    is acked `failed` ("busy") at once. Its status says `cmd_queue: N` unless `report_queue` is false.
+    is acked `failed` ("busy: command queue full", as the firmware does) at once. Its status says `cmd_queue: N` unless `report_queue` is false.
     """
 
     def __init__(self, mqtt, port, *, status=None, handler=None, keepalive=60, queue=None, report_queue=True,
@@ -75,7 +78,7 @@ class FakeDevice:
                 await self._run(command)
             elif len(self._waiting) >= self.queue_size:
                 self.busy.append(command["id"])
-                await self._final(command, ("failed", None, "busy"))
+                await self._final(command, ("failed", None, BUSY))
             else:
                 self._waiting.append(command)
                 self._queued.set()
