@@ -12,11 +12,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..bundle_format import MAGIC as BUNDLE_MAGIC
+
 log = logging.getLogger(__name__)
 
 # The first bytes that tell an image kind apart (see docs/firmware-images.md).
-ESP32_APP_MAGIC = b"\xe9"
-BUNDLE_MAGIC = b"MPFLEET-BUNDLE\x00\x01"
+ESP32_APP_MAGIC = b"\xe9"  # the bundle magic: bundle_format.py
 
 
 class TooLarge(Exception):
