@@ -23,6 +23,12 @@ def boot():
     return reset_reason(), count
 
 
+def ota_partition():
+    """esp32.Partition: the app slots of the partition table (firmware/ota_partition.py). Its get_next_update()
+    raises OSError(ENOENT) on a build whose table has no OTA slots (MicroPython's default ESP32_GENERIC)."""
+    return esp32.Partition
+
+
 def sensors():
     """{"mcu_temp": °C} where the chip has a sensor (esp32.mcu_temperature on S2/S3/C3, raw_temperature on ESP32)."""
     try:

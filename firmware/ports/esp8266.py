@@ -30,6 +30,11 @@ def boot():
     return reset_reason(), count
 
 
+def ota_partition():
+    """None: MicroPython has no firmware OTA on the ESP8266 (no esp32.Partition); apps are updated as bundles."""
+    return None
+
+
 def watchdog(timeout_ms):
     """No-op: see the module's text (feed() is a no-op too, as no watchdog was started)."""
 

@@ -1,8 +1,9 @@
 """The emulated board: the MicroPython unix port, its flash a directory (the working directory).
 
 What a real board keeps across a reset lives in `.board/` of the flash, one small text file each: `boots`
-(the boot count), `reason` (the cause of the next boot), `unique_id`. reset() ends the process with exit
-code 75; the emulator (tools/emulate.py, or the tests' harness) starts it again, as a board would restart.
+(the boot count), `reason` (the cause of the next boot), `unique_id`, and an ESP32's OTA slots and otadata
+(ports/unix_partition.py, the stand-in for esp32.Partition). reset() ends the process with exit code 75; the
+emulator (tools/emulate.py, or the tests' harness) starts it again, as a board would restart.
 Wi-Fi is a stand-in, "connected" whenever the configuration names a network; pins and the watchdog only log.
 
 Kept small on purpose: it is a stand-in for the ESP layers, and all of it stays in the heap (no json,
@@ -16,6 +17,7 @@ PLATFORM = "unix"
 TLS_VERIFIES = True  # mbedTLS: CERT_REQUIRED and the server name are checked
 
 _wifi = None  # the ssid "joined", or None
+_slot = None  # the OTA slot this boot runs, as the bootloader chose it (boot()); None: the one deployed
 
 
 def _file(name, text=None):
@@ -51,7 +53,31 @@ def boot():
     reason = _file("reason") or "power_on"
     _file("boots", str(count))
     _file("reason", "")
+    _bootloader()
     return reason, count
+
+
+def _bootloader():
+    """The slot this boot runs, as an ESP32's bootloader chooses it from otadata (which it updates: a new image's
+    first boot, a rollback). Until a partition OTA wrote .board/otadata, the deployed app runs: one stat."""
+    global _slot
+    try:
+        os.stat(".board/otadata")
+    except OSError:
+        return
+    from ports import unix_partition
+
+    _slot = unix_partition.bootloader()
+    del sys.modules["ports.unix_partition"]  # needed again only for an OTA (ota_partition())
+    del sys.modules["ports"]
+
+
+def ota_partition():
+    """The class of the board's app partitions, esp32.Partition's interface (firmware/ota_partition.py)."""
+    from ports import unix_partition
+
+    unix_partition.running = _slot
+    return unix_partition.Partition
 
 
 def reset():
