@@ -15,6 +15,7 @@ def init_app(settings=None):
     app.cleanup_ctx.extend([
         lifecycle.storage_ctx,
         lifecycle.broker_ctx,
+        lifecycle.device_http_ctx,
         lifecycle.bridge_ctx,
         lifecycle.service_ctx,
         lifecycle.maintenance_ctx,

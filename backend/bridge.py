@@ -1,7 +1,7 @@
 """The MQTT bridge: the backend's client of the broker (docs/protocol.md).
 
 Inbound, it turns device messages into storage writes: `status` → presence, `telemetry` →
-batched rows (telemetry_batches.py), `ack` → command states. Outbound, it publishes commands and
+batched rows (telemetry_batches.py), `ack` → command states, `ota` → OTA job states (through `events`). Outbound, it publishes commands and
 clears the retained status of revoked devices. A malformed message is counted in `stats` and
 dropped; nothing a device sends can stop the loop.
 
@@ -54,7 +54,7 @@ class BridgeUnavailable(Exception):
 
 
 class StorageEvents:
-    """Where the bridge hands a device's `status` and `ack` messages, once validated: by default
+    """Where the bridge hands a device's `status`, `ack` and `ota` messages, once validated: by default
     straight to storage. The service layer takes their place (it also paces commands on them).
 
     Both are awaited in arrival order, one at a time.
@@ -69,6 +69,10 @@ class StorageEvents:
 
     async def command_ack(self, uid, command_id, state, result, error):
         await self.storage.commands.acknowledge(uid, command_id, state, result=result, error=error)
+
+    async def ota_report(self, uid, job_id, state, progress, error):
+        """An `ota` message (schemas.ota_progress): only the service layer moves jobs; until it runs, the
+        device's status and final ack still decide how the job ends."""
 
 
 def topic(uid, kind):
@@ -245,8 +249,8 @@ class Bridge:
                     await self._said_goodbye(uid)
                 elif kind == "hello":
                     self._goodbyes.hello(uid)
-                elif kind == "ota":  # recorded by the OTA flow (a later issue); until then checked and counted
-                    schemas.ota_progress(payload)
+                elif kind == "ota":
+                    await self.events.ota_report(uid, *schemas.ota_progress(payload))
             except BridgeUnavailable as error:  # a status we had to publish was not
                 done.set_exception(error)  # not acknowledged: the broker sends the message again
                 done.exception()  # retrieved: the connection it came on may be gone already

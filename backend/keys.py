@@ -6,6 +6,8 @@ from .bridge import Bridge
 from .broker.accounts import DeviceAccounts, MqttPublic
 from .broker.endpoint import BrokerEndpoint
 from .config import Settings
+from .device_http import OtaPublic
+from .ota_tokens import TokenSigner
 from .service import Service
 from .storage import Storage
 from .telemetry_batches import TelemetryBatches
@@ -18,3 +20,5 @@ MQTT_PUBLIC = web.AppKey("mqtt_public", MqttPublic)  # how boards reach the brok
 BROKER_ENDPOINT = web.AppKey("broker_endpoint", BrokerEndpoint)  # where the bridge connects
 SERVICE = web.AppKey("service", Service)  # the business flows (service.py)
 TELEMETRY = web.AppKey("telemetry", TelemetryBatches)  # telemetry rows on their way to storage
+OTA_PUBLIC = web.AppKey("ota_public", OtaPublic)  # how boards reach the device listener (OTA downloads)
+OTA_TOKENS = web.AppKey("ota_tokens", TokenSigner)  # signs and checks download tokens

@@ -5,10 +5,15 @@ import asyncio
 import logging
 from pathlib import Path
 
-from . import credentials, keys, maintenance
+from aiohttp import web
+
+from . import credentials, device_http, keys, maintenance
 from .bridge import Bridge, StorageEvents
 from .broker.accounts import EmbeddedAccounts, MqttPublic
 from .broker.endpoint import BrokerEndpoint
+from .http_server import AppRunner
+from .listeners import bind
+from .ota_tokens import TokenSigner
 from .service import Service
 from .storage import Storage
 
@@ -102,6 +107,41 @@ async def _verify_device(storage, uid, password):
     return stored is not None and credentials.verify_password(password, stored)
 
 
+async def device_http_ctx(app):
+    """The device listener (device_http.py): HTTPS on Settings.device_http_port, bound on Settings.host.
+
+    Its certificate: --device-cert/--device-key when given, else DATA/tls's server certificate, signed by our
+    CA (the embedded broker's: boards verify it with the mqtt.ca they got). With an external broker whose CA
+    is not ours, boards would not verify DATA/tls's: one warning says so.
+    """
+    from .broker.tls import ensure_certificates, issued_by, server_context
+
+    settings = app[keys.SETTINGS]
+    if settings.device_cert_file:
+        cert, key = settings.device_cert_file, settings.device_key_file or settings.device_cert_file
+    else:
+        tls = ensure_certificates(settings.data_dir / "tls", [settings.public_host] if settings.public_host else [])
+        cert, key = tls.server_cert, tls.server_key
+    context = server_context(cert, key)
+    boards_ca = app[keys.MQTT_PUBLIC].ca_cert
+    if not (boards_ca and issued_by(cert, boards_ca)):
+        log.warning("the OTA download listener's certificate (%s) is not signed by the CA boards get as mqtt.ca:"
+                    " boards will refuse their downloads; give --device-cert/--device-key signed by that CA", cert)
+    signer = TokenSigner.for_data_dir(settings.data_dir)
+    sock = bind("device HTTPS", settings.host, settings.device_http_port)
+    runner = AppRunner(device_http.make_app(app[keys.STORAGE], signer), access_log=None)
+    try:
+        await runner.setup()
+        await web.SockSite(runner, sock, ssl_context=context).start()
+        app[keys.OTA_TOKENS] = signer
+        app[keys.OTA_PUBLIC] = device_http.OtaPublic(settings.mqtt_public_host, sock.getsockname()[1])
+        log.info("device listener (OTA downloads): HTTPS on %s:%d", settings.host, sock.getsockname()[1])
+        yield
+    finally:
+        await runner.cleanup()
+        sock.close()
+
+
 async def bridge_ctx(app):
     settings, storage, endpoint = app[keys.SETTINGS], app[keys.STORAGE], app[keys.BROKER_ENDPOINT]
     if settings.broker_url:  # a persistent session on Mosquitto, under this installation's own id
@@ -123,7 +163,8 @@ async def bridge_ctx(app):
 async def service_ctx(app):
     """The service layer (service.py); from now on it takes the bridge's status and ack events."""
     bridge = app[keys.BRIDGE]
-    service = Service(app[keys.STORAGE], bridge, app[keys.DEVICE_ACCOUNTS], app[keys.SETTINGS])
+    service = Service(app[keys.STORAGE], bridge, app[keys.DEVICE_ACCOUNTS], app[keys.SETTINGS],
+                      ota=(app[keys.OTA_PUBLIC], app[keys.OTA_TOKENS]))
     app[keys.SERVICE] = service
     bridge.events = service
     yield

@@ -7,7 +7,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from . import keys
 from .errors import ApiError, ValidationError
-from .service import BrokerUnavailable, DeviceUnavailable, MissingTarget, ServiceError
+from .service import BrokerUnavailable, DeviceUnavailable, MissingTarget, NotApplicable, ServiceError
 from .responses import json_response
 from .storage import Conflict, NotFound, User
 
@@ -18,7 +18,7 @@ _PUBLIC_MARK = "mpfleet_public"  # the attribute public() sets on a handler
 USER = web.RequestKey("user", User)  # the authenticated caller
 
 # The HTTP status of each error of the service layer (service.py); its message is the API's text already.
-_SERVICE_STATUS = {DeviceUnavailable: 409, MissingTarget: 422, BrokerUnavailable: 503}
+_SERVICE_STATUS = {DeviceUnavailable: 409, MissingTarget: 422, NotApplicable: 422, BrokerUnavailable: 503}
 
 # aiohttp's own HTTP errors, in our words.
 _HTTP_MESSAGES = {

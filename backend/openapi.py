@@ -12,11 +12,12 @@ may nest, that text is stripped of ASCII whitespace.
 
 from functools import cache
 
-from mpfleet.boards import catalog, platforms
+from mpfleet.boards import OTA_METHODS, catalog, platforms
 
 from . import jsonvalues, schemas
 from .config import MAX_FIRMWARE_BYTES
 from .handlers import commands, telemetry
+from .storage import ota
 
 
 def _ref(name):
@@ -89,7 +90,10 @@ SCHEMAS = {
     "Board": _object({
         "id": {"type": "integer"}, "name": _STRING, "key": _STRING, "platform": _ref("Platform"),
         "chip": _STRING, "flash_size": _nullable(_STRING), "flash_offset": _nullable(_STRING),
-        "pins": {"type": "object"}, "ota": {"enum": ["partition", "bundle"]},
+        "pins": {"type": "object"},
+        "ota": {"type": "array", "items": {"enum": list(OTA_METHODS)}, "minItems": 1, "uniqueItems": True,
+                "description": "how the board applies an OTA: partition (an esp32-app image into the next OTA"
+                " partition), bundle (an app bundle into an app directory)"},
     }),
     "DeviceCompact": _object({
         "uid": _STRING, "name": _STRING, "status": _ref("DeviceStatus"), "last_seen_at": _TIME,
@@ -110,13 +114,22 @@ SCHEMAS = {
         "client_id": _STRING, "tls": {"type": "boolean"},
         "ca_cert": _nullable({"type": "string", "description": "PEM of the broker's CA"}),
     }),
+    "OtaListener": _object({
+        "host": _STRING, "port": {"type": "integer"},
+    }),
     "RegisteredDevice": {
-        "allOf": [_ref("Device"), _object({"mqtt": _ref("MqttCredentials")})],
-        "description": "The device, plus its MQTT credentials. The password is shown only here.",
+        "allOf": [_ref("Device"), _object({"mqtt": _ref("MqttCredentials"), "ota": _ref("OtaListener")})],
+        "description": "The device, plus its MQTT credentials (the password is shown only here) and where it"
+        " downloads OTA images (HTTPS, verified with the same CA as the broker; each `ota` command carries the"
+        " full URL).",
     },
     "Firmware": _object({
         "id": {"type": "integer"}, "name": _STRING, "version": _nullable(_STRING), "notes": _nullable(_STRING),
-        "md5": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "size": {"type": "integer"},
+        "md5": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "sha256": _nullable({"type": "string", "pattern": "^[0-9a-f]{64}$",
+                             "description": "null for a firmware uploaded before sha256 was kept, until its"
+                             " first OTA"}),
+        "size": {"type": "integer"},
         "kind": {"enum": ["esp32-app", "bundle", "raw"]}, "created_at": {"type": "string", "format": "date-time"},
         "is_current": {"type": "boolean"}, "is_target": {"type": "boolean"},
     }),
@@ -141,6 +154,29 @@ SCHEMAS = {
         "error": _nullable(_STRING),
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"},
+    }),
+    "OtaState": {
+        "enum": list(ota.OPEN_STATES + ota.FINAL_STATES),
+        "description": "sent -> downloading (progress) -> verified -> applying -> updated (the device came back"
+        " reporting the target's md5); or failed (error: why), rolled_back (the device came back on another"
+        " firmware), expired (its command got no final answer in time)",
+    },
+    "OtaHistoryEntry": _object({
+        "state": _ref("OtaState"), "at": {"type": "string", "format": "date-time"},
+        "progress": {"type": "integer", "minimum": 0, "maximum": 100}, "error": _nullable(_STRING),
+    }, required=["state", "at"]),
+    "OtaJob": _object({
+        "id": {"type": "string", "description": "the id of its `ota` command, see GET .../commands/{id}"},
+        "state": _ref("OtaState"),
+        "progress": _nullable({"type": "integer", "minimum": 0, "maximum": 100}),
+        "error": _nullable(_STRING),
+        "bytes_served": {"type": "integer", "minimum": 0,
+                         "description": "bytes of the image its download responses sent, all requests counted"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "firmware": _nullable({"allOf": [_ref("Firmware")], "description": "null once deleted"}),
+        "history": {"type": "array", "items": _ref("OtaHistoryEntry"),
+                    "description": f"the states it went through, oldest first (at most {ota.MAX_HISTORY})"},
     }),
     "Sample": _object({"key": _STRING, "ts": {"type": "string", "format": "date-time"},
                        "value": {"type": ["number", "string"]}}),
@@ -311,8 +347,21 @@ def _paths():
         device + "/reboot": {"post": _command_op("Reboot the device", '"Reboot command sent."', {"422": _INVALID})},
         device + "/wifi-reset": {"post": _command_op("Forget Wi-Fi and start setup", '"Wi-Fi reset command sent."',
                                                      {"422": _INVALID})},
-        device + "/ota": {"post": _command_op("Deliver the target firmware", '"OTA check triggered."', {
-            "422": _message('No target firmware: "Assign firmware first to trigger OTA."')}, params=())},
+        device + "/ota": {
+            "post": _command_op("Start an OTA job delivering the target firmware", '"OTA check triggered."'
+                                " (id: the job's)", {
+                "409": _message('The device cannot take commands now ("Device is offline.", "Device is disabled."),'
+                                f' or "{ota.IN_PROGRESS}"'),
+                "422": _message('No target firmware: "Assign firmware first to trigger OTA."; or the device\'s'
+                                " board cannot apply the target's kind of image (the message says why)"),
+            }, params=()),
+            "get": _device_op("The device's newest OTA job, or every one", {
+                "200": _answer("The newest job (null: none yet); with all=true every job, newest first", _data({
+                    "anyOf": [_nullable(_ref("OtaJob")), {"type": "array", "items": _ref("OtaJob")}]})),
+                "422": _INVALID,
+            }, params=(_query("all", {"type": "boolean", "default": False},
+                              f"true: every job, newest first (at most {ota.MAX_LISTED})"),)),
+        },
         device + "/commands": {
             "post": _device_op("Send a user-defined JSON command", {
                 "200": _answer('"Command sent."', _ref("CommandSent")), "409": _OFFLINE, "503": _NO_BRIDGE,

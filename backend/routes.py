@@ -5,7 +5,7 @@ Every route needs a bearer token (middlewares.bearer_auth) unless its handler is
 
 from aiohttp import web
 
-from .handlers import buttons, catalog, commands, devices, firmwares, telemetry
+from .handlers import buttons, catalog, commands, devices, firmwares, ota, telemetry
 from .middlewares import public
 
 DEVICE = "/v1/user/devices/{uid}"
@@ -25,7 +25,8 @@ def setup_routes(app):
 
         web.post(DEVICE + "/reboot", commands.reboot),
         web.post(DEVICE + "/wifi-reset", commands.wifi_reset),
-        web.post(DEVICE + "/ota", commands.trigger_ota),
+        web.post(DEVICE + "/ota", ota.trigger_ota),
+        web.get(DEVICE + "/ota", ota.show_jobs),
         web.post(DEVICE + "/commands", commands.send_command),
         web.get(DEVICE + "/commands", commands.list_commands),
         web.get(DEVICE + "/commands/{command_id}", commands.show_command),

@@ -300,7 +300,7 @@ def ack(raw):
     return command_id, state, message.get("result"), error
 
 
-_OTA_STATES = ("downloading", "verified", "applying", "updated", "failed")
+_OTA_STATES = ("downloading", "verified", "applying", "updated", "failed", "rolled_back")  # docs/protocol.md
 
 
 def ota_progress(raw):
@@ -311,6 +311,5 @@ def ota_progress(raw):
         raise BadMessage("ota progress without a command id")
     if state not in _OTA_STATES:
         raise BadMessage(f"ota state {state!r} is not one of {_OTA_STATES}")
-    if not (jsonvalues.is_number(progress) and 0 <= progress <= 100):
-        progress = None
+    progress = int(progress) if jsonvalues.is_number(progress) and 0 <= progress <= 100 else None
     return command_id, state, progress, None if error is None else str(error)[:500]

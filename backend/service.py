@@ -9,9 +9,12 @@ in storage/, MQTT in bridge.py and broker/. The flows:
 - commands, paced per device: at most as many at a device (published, not final) as its queue holds
   (`cmd_queue` in its `status`, else one), the rest held in state `queued` and published in the order
   they were sent as earlier ones reach a final state; outcome() lets a request wait for the final state;
-- the bridge's events (bridge.events is this object): a device's `status` and its acks, which move
-  the pacing on;
-- OTA, which a later issue builds here on trigger_ota().
+- the bridge's events (bridge.events is this object): a device's `status`, its acks, which move
+  the pacing on, and its `ota` reports;
+- OTA jobs (storage/ota.py): trigger_ota() checks that the board can apply the target's kind, stores the
+  `ota` command with its job and a download URL (ota_tokens.py); the device's reports move the job on
+  (ota_report), and its status decides how it ends: `updated` only when the device comes back on the
+  target's md5, `rolled_back` when it comes back on another after applying (device_status).
 
 Pacing runs under a lock per device, so publishing follows the order commands were stored in; the
 slots themselves are taken in one storage transaction (CommandStore.claim), so two requests cannot
@@ -20,13 +23,16 @@ both take the last one.
 
 import asyncio
 import logging
+import time
 import weakref
+
+from mpfleet.boards import catalog
 
 from . import credentials
 from .bridge import BridgeUnavailable
 from .broker.accounts import apply_access_change
 from .storage import NotFound
-from .storage.commands import FINAL_STATES
+from .storage.commands import FINAL_STATES, new_command_id
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,17 @@ DEFAULT_WINDOW = 1
 MAX_WINDOW = 32
 WENT_OFFLINE = "not sent: the device went offline"
 WAS_DISABLED = "not sent: the device was disabled"
+# The OTA method a board needs for each image kind (boards/*.json `ota`; docs/firmware-images.md).
+OTA_METHOD_OF_KIND = {"bundle": "bundle", "esp32-app": "partition"}
+CAME_BACK_OLD = "the device came back on its previous firmware"
+# Where an `ota` report may move a job from (only forward; `downloading` again: progress, or a restart).
+_OTA_MOVES = {
+    "downloading": ("sent", "downloading"),
+    "verified": ("sent", "downloading"),
+    "applying": ("sent", "downloading", "verified"),
+    "failed": ("sent", "downloading", "verified", "applying"),
+    "rolled_back": ("sent", "downloading", "verified", "applying"),
+}
 
 
 class ServiceError(Exception):
@@ -58,6 +75,10 @@ class MissingTarget(ServiceError):
     """OTA needs a target firmware first."""
 
 
+class NotApplicable(ServiceError):
+    """The device's board cannot apply the target firmware's kind of image."""
+
+
 def command_window(device):
     """How many commands may be at `device` at once: what its status says (`cmd_queue`), else one."""
     size = device.meta.get("cmd_queue")
@@ -67,11 +88,12 @@ def command_window(device):
 
 
 class Service:
-    def __init__(self, storage, bridge, accounts, settings):
+    def __init__(self, storage, bridge, accounts, settings, *, ota):
         self.storage = storage
         self.bridge = bridge
         self.accounts = accounts  # broker/accounts.py:DeviceAccounts
-        self.command_timeout = settings.command_timeout
+        self.timeout_for = settings.timeout_for  # seconds a command of a type may go without its final ack
+        self.ota_public, self.ota_tokens = ota  # device_http.OtaPublic, ota_tokens.TokenSigner
         self._locks = weakref.WeakValueDictionary()  # uid -> asyncio.Lock, alive while someone holds it
         self._waiters = {}  # command id -> futures of requests waiting for its final state
         self._pumps_due = set()  # uids with a background pump scheduled that has not started yet
@@ -162,6 +184,12 @@ class Service:
         Returns the command: `sent`, or `queued` behind earlier ones still at the device. Raises
         DeviceUnavailable (nothing stored) or BrokerUnavailable (stored as `failed`).
         """
+        return await self._deliver(device, lambda: self.storage.commands.create(
+            device, type_, payload, hold=self.timeout_for(type_)))
+
+    async def _deliver(self, device, store):
+        """Store a command by `store()` (awaited under the device's lock) and publish it when there is room.
+        Returns and raises as send_command (and whatever `store` raises: nothing is stored then)."""
         if device.status == "disabled":
             raise DeviceUnavailable("Device is disabled.")
         if not device.is_online:
@@ -169,23 +197,103 @@ class Service:
         if not self.bridge.connected:
             raise _not_sent()
         async with self._lock(device.uid):
-            command = await self.storage.commands.create(device, type_, payload, hold=self.command_timeout)
+            command = await store()
             # The device as it is now: gone offline since the request began, the command is left to device_status.
             published, failed = await self._pump(await self.storage.devices.find(device.uid))
         if command.id in failed:
             raise _not_sent()
         return next((c for c in published if c.id == command.id), command)
 
-    async def trigger_ota(self, device):
-        """Send the device its target firmware (the OTA flow of a later issue grows from here).
+    # --- OTA ------------------------------------------------------------------------------
 
-        Raises MissingTarget without a target, else as send_command.
+    async def trigger_ota(self, device):
+        """Start an OTA job: send the device an `ota` command for its target firmware (docs/protocol.md).
+
+        Returns the command (its id is the job's). Raises MissingTarget without a target, NotApplicable when
+        the device's board cannot apply the target's kind, Conflict while a job is open, else as send_command.
         """
         target = device.target_firmware
         if target is None:
             raise MissingTarget("Assign firmware first to trigger OTA.")
-        payload = {"md5": target.md5, "size": target.size, "version": target.version}
-        return await self.send_command(device, "ota", payload)
+        _check_applicable(device, target)
+        try:
+            target = await self.storage.firmwares.with_sha256(target)
+        except FileNotFoundError:
+            raise NotApplicable("The target firmware's file is missing on the server; upload it again.") from None
+        timeout = self.timeout_for("ota")
+        command_id = new_command_id()
+        # Valid while the job is open (the download route checks), and at most the time the command may wait
+        # queued plus the time it may then take at the device.
+        expires = time.time() + 2 * timeout
+        payload = {
+            "url": self.ota_public.url(self.ota_tokens.make(device.uid, target.id, command_id, expires)),
+            "md5": target.md5, "sha256": target.sha256, "size": target.size, "version": target.version,
+            "kind": target.kind,
+        }
+        running = (device.meta.get("fw") or {}).get("md5")
+        return await self._deliver(device, lambda: self.storage.ota.create(
+            device, target, command_id, payload, hold=timeout, from_md5=running))
+
+    async def ota_report(self, uid, job_id, state, progress, error):
+        """A device's validated `ota` message. It moves the job only forward; `updated` is not enough to end
+        it (the device's status with the target's md5 is: device_status), and a report on a job that is over
+        only adds the device's reason to a rollback the backend had seen first."""
+        job = await self.storage.ota.of_device(uid, job_id)
+        if job is None:
+            return
+        if not job.is_open:
+            await self._explain(job, state, error)
+            return
+        if state not in _OTA_MOVES or job.state not in _OTA_MOVES[state]:
+            return  # `updated`, or a report behind the job's state
+        if state == "downloading":
+            # A progress report is no history entry of its own, unless the download started again.
+            restarted = job.state == "downloading" and progress is not None and progress < (job.progress or 0)
+            await self.storage.ota.move(job, state, progress=progress, log=job.state != state or restarted)
+        elif state in ("failed", "rolled_back"):
+            await self.storage.ota.move(job, state, progress=job.progress, error=error or f"the device reported {state}")
+        else:
+            await self.storage.ota.move(job, state, progress=job.progress)
+
+    async def _explain(self, job, state, error):
+        if job.state == "rolled_back" and job.error == CAME_BACK_OLD and state in ("failed", "rolled_back") and error:
+            await self.storage.ota.explain(job, error)
+
+    async def _ota_status(self, uid, report):
+        """How the device's status bears on its open job: back on the target's md5 → updated; back on another
+        after verifying or applying → rolled_back; on its old md5 while downloading it rebooted mid-download,
+        and the job stays open (the board resumes it, or reports why not)."""
+        md5 = (report["meta"].get("fw") or {}).get("md5")
+        if md5 is None:
+            return
+        job = await self.storage.ota.open_job(uid)
+        if job is None:
+            return
+        past_download = job.state in ("verified", "applying")
+        if md5 == job.md5 and (past_download or job.from_md5 != job.md5):
+            await self.storage.ota.move(job, "updated", progress=job.progress)
+        elif md5 != job.md5 and past_download:
+            await self.storage.ota.move(job, "rolled_back", progress=job.progress, error=CAME_BACK_OLD)
+
+    async def _ota_ack(self, uid, command_id, state, error):
+        """A final ack of an `ota` command: `failed` fails an open job (or explains a rollback); `done` with
+        the job still open means the device says it is updated while its status never said so."""
+        job = await self.storage.ota.of_device(uid, command_id)
+        if job is None:
+            return
+        if not job.is_open:
+            await self._explain(job, state, error)
+        elif state == "failed":
+            await self.storage.ota.move(job, "failed", progress=job.progress, error=error)
+        elif state == "done":
+            device = await self.storage.devices.find(uid)
+            running = ((device.meta.get("fw") or {}) if device else {}).get("md5")
+            if running == job.md5:  # its status said so already, before a job started on that md5
+                await self.storage.ota.move(job, "updated", progress=job.progress)
+            else:
+                await self.storage.ota.move(job, "failed", progress=job.progress, error=(
+                    f"the device acknowledged the OTA as done, but its status reports md5 {running},"
+                    " not the target's"))
 
     async def outcome(self, device, command, seconds):
         """`command` in its final state once the device's ack (or its expiry) settles it, or as it stands
@@ -213,6 +321,7 @@ class Service:
     async def expire_commands(self):
         """Expire commands past their deadline (maintenance, every second); the room they leave is used."""
         expired = await self.storage.commands.expire()
+        await self.storage.ota.close_with_commands((command_id for command_id, _ in expired), "expired")
         self._settle(command_id for command_id, _ in expired)
         for uid in {uid for _, uid in expired}:
             self._pump_later(uid)
@@ -230,8 +339,7 @@ class Service:
         """
         if device is None or not (device.is_online and device.enabled):
             return [], set()
-        claimed = await self.storage.commands.claim(device.id, command_window(device),
-                                                    timeout=self.command_timeout)
+        claimed = await self.storage.commands.claim(device.id, command_window(device), timeout=self.timeout_for)
         published, failed = [], set()
         for command in claimed:
             try:
@@ -241,6 +349,7 @@ class Service:
                 failed.add(command.id)
             else:
                 published.append(command)
+        await self.storage.ota.close_with_commands(failed, "failed")
         self._settle(failed)
         return published, failed
 
@@ -275,19 +384,44 @@ class Service:
     async def device_status(self, uid, report):
         """A device's validated `status`. Offline, its held commands expire: they were never sent, and
         with a clean session nothing reaches it later. Online, its queue size may have changed."""
-        await self.storage.devices.apply_status(uid, report)
+        if not await self.storage.devices.apply_status(uid, report):
+            return  # unknown or disabled
         if report["online"]:
+            await self._ota_status(uid, report)
             self._pump_later(uid)
             return
         async with self._lock(uid):  # after a request's own publishing, so nothing it stored is left held
-            self._settle(await self.storage.commands.expire_queued(uid, WENT_OFFLINE))
+            expired = await self.storage.commands.expire_queued(uid, WENT_OFFLINE)
+            await self.storage.ota.close_with_commands(expired, "expired")
+            self._settle(expired)
 
     async def command_ack(self, uid, command_id, state, result, error):
-        """A device's validated ack; a final one frees a place at the device for the next command."""
+        """A device's validated ack; a final one frees a place at the device for the next command (and ends
+        or explains an OTA job, if it is one's)."""
         changed = await self.storage.commands.acknowledge(uid, command_id, state, result=result, error=error)
+        if state in FINAL_STATES:
+            await self._ota_ack(uid, command_id, state, error)
         if changed and state in FINAL_STATES:
             self._settle([command_id])
             self._pump_later(uid)
+
+
+def _check_applicable(device, firmware):
+    """Raise NotApplicable unless the device's board has the OTA method the firmware's kind needs."""
+    board = catalog().get(device.board_key)
+    methods = board.ota if board else ()
+    method = OTA_METHOD_OF_KIND.get(firmware.kind)
+    if method in methods:
+        return
+    name = f"board {device.board_key}" + (f" ({board.board['name']})" if board else "")
+    if method is None:
+        why = f"a {firmware.kind} image is stored and served as is, and no board applies one over the air"
+    elif method == "partition":
+        why = f"an esp32-app image needs OTA partitions, which {name} does not have"
+    else:
+        why = f"{name} cannot apply app bundles"
+    instead = "an app bundle (mpfleet bundle)" if "bundle" in methods else "an esp32-app image"
+    raise NotApplicable(f"The target firmware cannot be applied over the air: {why}; assign {instead} instead.")
 
 
 def _not_sent():

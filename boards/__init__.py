@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+# How a board applies an OTA: "partition" writes an esp32-app image to the next OTA partition (ESP32, and the
+# emulated board's file-backed stand-in), "bundle" stages an app bundle into an app directory (every board).
 OTA_METHODS = ("partition", "bundle")
 
 
@@ -21,7 +23,7 @@ class Board:
     flash_size: str | None
     flash_offset: str | None  # esptool write offset of the MicroPython image
     pins: dict
-    ota: str  # "partition" (ESP32 app image) or "bundle" (app bundle)
+    ota: tuple  # the OTA_METHODS the board can apply, e.g. ("partition", "bundle"); ESP8266: ("bundle",)
     notes: str
 
     @property
@@ -35,11 +37,12 @@ def catalog():
     boards = {}
     for entry in sorted(resources.files(__name__).iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".json"):
-            board = Board(**json.loads(entry.read_text()))
+            fields = json.loads(entry.read_text())
+            board = Board(**{**fields, "ota": tuple(fields["ota"])})
             if board.key + ".json" != entry.name:
                 raise ValueError(f"{entry.name}: board key {board.key!r} must match the file name")
-            if board.ota not in OTA_METHODS:
-                raise ValueError(f"{entry.name}: ota must be one of {OTA_METHODS}")
+            if not board.ota or not set(board.ota) <= set(OTA_METHODS) or len(set(board.ota)) != len(board.ota):
+                raise ValueError(f"{entry.name}: ota must list some of {OTA_METHODS}, each once")
             boards[board.key] = board
     _check_ids_unique(boards.values())
     return boards

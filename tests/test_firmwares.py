@@ -7,6 +7,7 @@ import os
 
 import aiohttp
 import pytest
+from mpfleet.backend import bundle_format
 from mpfleet.backend.storage.blobs import BUNDLE_MAGIC
 
 MB = 1024 * 1024
@@ -83,14 +84,33 @@ async def test_two_concurrent_identical_uploads_one_wins(api, device, backend):
     assert blob_files(backend) == ([hashlib.md5(image).hexdigest() + ".bin"], [])
 
 
-@pytest.mark.parametrize("head, kind", [
-    (b"\xe9\x06\x02\x20", "esp32-app"),
-    (BUNDLE_MAGIC, "bundle"),
-    (b"\x00\x01\x02\x03", "raw"),
+@pytest.mark.parametrize("image, kind", [
+    (b"\xe9\x06\x02\x20" + os.urandom(5000), "esp32-app"),
+    (bundle_format.pack("1.2", [("app.mpy", os.urandom(5000))]), "bundle"),
+    (b"\x00\x01\x02\x03" + os.urandom(5000), "raw"),
 ])
-async def test_the_image_kind_comes_from_its_first_bytes(api, device, head, kind):
-    status, body = await upload(api, device, head + os.urandom(5000))
+async def test_the_image_kind_comes_from_its_first_bytes(api, device, image, kind):
+    status, body = await upload(api, device, image)
     assert status == 201 and body["data"]["kind"] == kind
+    assert body["data"]["sha256"] == hashlib.sha256(image).hexdigest()
+
+
+GOOD_BUNDLE = bundle_format.pack("2.0", [("app.mpy", b"A" * 3000), ("lib/x.mpy", b"B" * 100)])
+
+
+@pytest.mark.parametrize("image, problem", [
+    (BUNDLE_MAGIC + os.urandom(5000), "manifest claims"),  # the magic, then noise
+    (GOOD_BUNDLE[:-1] + b"C", "lib/x.mpy in the bundle does not match its sha256"),
+    (GOOD_BUNDLE[:-10], "the bundle ends inside lib/x.mpy"),
+    (GOOD_BUNDLE + b"extra", "bytes after its last file"),
+])
+async def test_a_bundle_whose_manifest_does_not_check_out_is_422_and_nothing_is_kept(api, device, backend, image,
+                                                                                  problem):
+    status, body = await upload(api, device, image)
+    assert status == 422, body
+    assert problem in body["errors"]["file"][0] and body["message"].startswith("The file is not a valid app bundle: ")
+    assert blob_files(backend) == ([], [])
+    assert (await api.get(firmwares_of(device)))[1]["data"] == []
 
 
 async def test_exactly_4_mb_is_accepted(api, device):
@@ -178,7 +198,7 @@ async def test_set_target_with_an_unknown_or_foreign_md5(api, device):
 
 
 async def test_ota_with_a_target_still_needs_the_device_online(api, device):
-    _, fw = await upload(api, device, os.urandom(100))
+    _, fw = await upload(api, device, GOOD_BUNDLE)
     await api.post(firmwares_of(device) + "/set-target", json={"md5": fw["data"]["md5"]})
     assert await api.post(f"/v1/user/devices/{device['uid']}/ota") == (409, {"message": "Device is offline."})
 

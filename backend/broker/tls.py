@@ -86,6 +86,16 @@ def server_context(cert_file, key_file):
     return context
 
 
+def issued_by(cert_file, ca_pem):
+    """True when the certificate in `cert_file` (PEM; its first one) is signed by the CA of `ca_pem`."""
+    try:
+        cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem.encode()))
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
 def subject_alt_names(host_names):
     """The set of SAN entries the server certificate must carry."""
     names = ("localhost", "127.0.0.1", socket.gethostname(), *host_names)

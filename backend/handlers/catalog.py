@@ -28,5 +28,5 @@ def _board(b):
         "flash_size": b.flash_size,
         "flash_offset": b.flash_offset,
         "pins": b.pins,
-        "ota": b.ota,
+        "ota": list(b.ota),
     }

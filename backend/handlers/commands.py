@@ -1,4 +1,4 @@
-"""Commands to a device: reboot, Wi-Fi reset, OTA trigger, user-defined payloads, and their history.
+"""Commands to a device: reboot, Wi-Fi reset, user-defined payloads, and their history (OTA: ota.py).
 
 The service layer stores, paces and publishes them (service.py). A request is answered at once with
 the command's state (`sent`, or `queued` behind earlier ones), or with `?wait=S` once the command is
@@ -21,12 +21,6 @@ async def reboot(request):
 async def wifi_reset(request):
     device = await common.device(request)
     return await deliver(request, device, "wifi_reset", {}, "Wi-Fi reset command sent.")
-
-
-async def trigger_ota(request):
-    device = await common.device(request)
-    command = await common.service(request).trigger_ota(device)
-    return command_sent(device, command, "OTA check triggered.")
 
 
 async def send_command(request):

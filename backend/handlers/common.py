@@ -65,6 +65,16 @@ def int_query(request, name, *, default, low, high):
     return value
 
 
+def bool_query(request, name, *, default):
+    """A boolean query parameter: `true` or `false`, as OpenAPI's boolean is written. Raises ValidationError."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if raw not in ("true", "false"):
+        raise ValidationError({name: [f"The {name} parameter must be true or false."]})
+    return raw == "true"
+
+
 def time_query(request, name):
     """A time query parameter → unix seconds, or None when absent. Raises ValidationError.
 

@@ -23,6 +23,7 @@ async def register_device(request):
     mqtt = request.app[keys.MQTT_PUBLIC]
     body = payloads.device_detail(device, mqtt.port)
     body["mqtt"] = payloads.mqtt_credentials(device, password, mqtt)
+    body["ota"] = payloads.ota_listener(request.app[keys.OTA_PUBLIC])
     return json_response({"data": body}, status=201)
 
 

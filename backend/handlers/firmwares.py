@@ -5,9 +5,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import RequestPayloadError
 
 from .. import jsonvalues, schemas
-from ..errors import ApiError
+from ..errors import ApiError, ValidationError
 from ..responses import json_response
 from ..storage import NotFound, TooLarge
+from ..storage.blobs import BundleError
 from ..storage.firmwares import NOT_FOUND
 from . import common, payloads
 
@@ -49,6 +50,8 @@ async def upload_firmware(request):
         firmware = await common.storage(request).firmwares.add(device, incoming, **fields)
     except TooLarge:
         raise _too_large(limit) from None
+    except BundleError as error:  # it starts with the bundle magic, and its manifest does not check out
+        raise ValidationError({"file": [f"The file is not a valid app bundle: {error}."]}) from None
     except (ValueError, aiohttp.ClientPayloadError, HttpProcessingError, RequestPayloadError):
         # A part's headers that do not parse (a control character in a name), a charset no one knows,
         # a body that ends early: the form is not one.

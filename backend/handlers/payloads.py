@@ -61,6 +61,11 @@ def mqtt_credentials(device, password, mqtt):
     }
 
 
+def ota_listener(ota):
+    """Where boards download OTA images (the device listener; the command's url names it in full)."""
+    return {"host": ota.host, "port": ota.port}
+
+
 def firmware(fw):
     return {
         "id": fw.id,
@@ -68,11 +73,28 @@ def firmware(fw):
         "version": fw.version,
         "notes": fw.notes,
         "md5": fw.md5,
+        "sha256": fw.sha256,
         "size": fw.size,
         "kind": fw.kind,
         "created_at": fw.created_at,
         "is_current": fw.is_current,
         "is_target": fw.is_target,
+    }
+
+
+def ota_job(job, firmwares):
+    """A job as GET .../ota shows it; `firmwares` by id (the device's, flagged as the firmware list is)."""
+    fw = firmwares.get(job.firmware_id)
+    return {
+        "id": job.id,
+        "state": job.state,
+        "progress": job.progress,
+        "error": job.error,
+        "bytes_served": job.bytes_served,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "firmware": firmware(fw) if fw else None,
+        "history": job.history,
     }
 
 

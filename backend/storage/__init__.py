@@ -14,11 +14,12 @@ from .database import Database
 from .devices import Device, DeviceStore
 from .errors import Conflict, NotFound, StorageError
 from .firmwares import Firmware, FirmwareStore
+from .ota import Job, OtaStore
 from .telemetry import Sample, TelemetryStore
 from .users import User, UserStore
 
 __all__ = [
-    "Button", "Command", "Conflict", "Device", "Firmware", "NotFound", "PendingAccess", "Sample", "Storage",
+    "Button", "Command", "Conflict", "Device", "Firmware", "Job", "NotFound", "PendingAccess", "Sample", "Storage",
     "StorageError", "TooLarge", "User",
 ]
 
@@ -36,6 +37,7 @@ class Storage:
         self.buttons = ButtonStore(self.db)
         self.firmwares = FirmwareStore(self.db, self.blobs)
         self.commands = CommandStore(self.db)
+        self.ota = OtaStore(self.db)
         self.telemetry = TelemetryStore(self.db)
         self.access = AccessStore(self.db)
 

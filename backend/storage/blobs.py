@@ -13,6 +13,9 @@ import tempfile
 from pathlib import Path
 
 from ..bundle_format import MAGIC as BUNDLE_MAGIC
+from ..bundle_format import BundleError, check_file
+
+__all__ = ["BlobStore", "BundleError", "IncomingBlob", "TooLarge", "image_kind", "sha256_of"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ class IncomingBlob:
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
         self._md5 = hashlib.md5()
+        self._sha256 = hashlib.sha256()
         self._head = b""
         self.limit = limit
         self.size = 0
@@ -53,20 +57,34 @@ class IncomingBlob:
         if len(self._head) < len(BUNDLE_MAGIC):
             self._head += chunk[: len(BUNDLE_MAGIC)]
         self._md5.update(chunk)
+        self._sha256.update(chunk)
         # A blocking write of one chunk lands in the page cache in microseconds;
         # a thread hop per chunk would cost more than it saves.
         self._file.write(chunk)
 
     def finish(self):
-        """Flush to disk; return (md5 hex, size, kind)."""
+        """Flush to disk; return (md5 hex, sha256 hex, size, kind). A bundle is checked against its manifest
+        (bundle_format.check_file): raises BundleError saying what is wrong. Blocking: call it in a thread."""
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        return self._md5.hexdigest(), self.size, image_kind(self._head)
+        kind = image_kind(self._head)
+        if kind == "bundle":
+            check_file(self.path)
+        return self._md5.hexdigest(), self._sha256.hexdigest(), self.size, kind
 
     def discard(self):
         self._file.close()
         self.path.unlink(missing_ok=True)
+
+
+def sha256_of(path):
+    """The sha256 hex of the file at `path`, read in chunks (blocking: call it in a thread)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 16):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class BlobStore:

@@ -51,21 +51,26 @@ def new_command_id():
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(22))
 
 
+async def insert_command(tx, command_id, device_id, type_, payload, *, hold):
+    """Insert a `queued` command inside the transaction `tx` (also the OTA store's, with its job);
+    it expires after `hold` seconds unless claim() takes it first. Returns the Command."""
+    now = utc_now()  # under the write lock: created_at never runs against the rowid order
+    await tx.execute(
+        "INSERT INTO commands (id, device_id, type, payload, state, created_at, updated_at, expires_at)"
+        " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+        (command_id, device_id, type_, json.dumps(payload), now, now, time.time() + hold),
+    )
+    return Command(command_id, type_, payload, QUEUED, None, None, now, now)
+
+
 class CommandStore:
     def __init__(self, db):
         self.db = db
 
     async def create(self, device, type_, payload, *, hold):
         """A new command in state `queued`; it expires after `hold` seconds unless claim() takes it first."""
-        command_id = new_command_id()
         async with self.db.transaction() as tx:
-            now = utc_now()  # under the write lock: created_at never runs against the rowid order
-            await tx.execute(
-                "INSERT INTO commands (id, device_id, type, payload, state, created_at, updated_at, expires_at)"
-                " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
-                (command_id, device.id, type_, json.dumps(payload), now, now, time.time() + hold),
-            )
-        return Command(command_id, type_, payload, QUEUED, None, None, now, now)
+            return await insert_command(tx, new_command_id(), device.id, type_, payload, hold=hold)
 
     async def list(self, device, *, limit):
         rows = await self.db.fetch_all(
@@ -84,7 +89,8 @@ class CommandStore:
 
     async def claim(self, device_id, room, *, timeout):
         """Move the device's oldest queued commands to `sent`: as many as fit beside those already at the
-        device, `room` in all. Each then expires `timeout` seconds from now. Returns them, oldest first.
+        device, `room` in all. Each then expires `timeout(its type)` seconds from now. Returns them, oldest
+        first.
 
         One transaction: two callers cannot both take the last free place.
         """
@@ -104,7 +110,7 @@ class CommandStore:
             now = utc_now()
             await tx.executemany(
                 "UPDATE commands SET state = 'sent', updated_at = ?, expires_at = ? WHERE id = ?",
-                [(now, time.time() + timeout, row["id"]) for row in rows],
+                [(now, time.time() + timeout(row["type"]), row["id"]) for row in rows],
             )
         return [replace(_command_from_row(row), state="sent", updated_at=now) for row in rows]
 

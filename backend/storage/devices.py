@@ -8,6 +8,7 @@ from typing import NamedTuple
 from .. import credentials, jsonvalues
 from .database import utc_now
 from .errors import NotFound
+from .firmwares import COLUMNS as FIRMWARE_COLUMNS
 from .firmwares import Firmware, firmware_from_row, remove_unreferenced_blobs
 
 NOT_FOUND = "Device not found."
@@ -131,8 +132,7 @@ class DeviceStore:
 
     async def _with_firmwares(self, device):
         rows = await self.db.fetch_all(
-            "SELECT id, device_id, name, version, notes, md5, size, kind, created_at FROM firmwares"
-            " WHERE id IN (?, ?)",
+            f"SELECT {FIRMWARE_COLUMNS} FROM firmwares WHERE id IN (?, ?)",
             (device.current_firmware_id, device.target_firmware_id),
         )
         by_id = {row["id"]: firmware_from_row(row, device) for row in rows}

@@ -1,8 +1,10 @@
 """Firmware rows of a device, and their blobs on disk."""
 
+import asyncio
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .blobs import sha256_of
 from .database import utc_now
 from .errors import Conflict, NotFound
 
@@ -11,7 +13,8 @@ IN_USE = "Cannot delete firmware while it is assigned to any device."
 MD5_NOT_FOUND = "Firmware with the provided md5 was not found for this device."
 NOT_FOUND = "Firmware not found."
 
-_COLUMNS = "id, device_id, name, version, notes, md5, size, kind, created_at"
+_COLUMNS = "id, device_id, name, version, notes, md5, size, kind, created_at, sha256"
+COLUMNS = _COLUMNS  # for the stores that join firmwares (devices, OTA jobs)
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class Firmware:
     size: int
     kind: str  # "esp32-app", "bundle" or "raw"
     created_at: str
+    sha256: str | None  # None: uploaded before sha256 was kept, until with_sha256() computes it
     is_current: bool = False
     is_target: bool = False
 
@@ -63,13 +67,13 @@ class FirmwareStore:
         NotFound when the device was deleted meanwhile. The caller discards
         `incoming` on error.
         """
-        md5, size, kind = incoming.finish()
+        md5, sha256, size, kind = await asyncio.to_thread(incoming.finish)  # BundleError goes to the caller
         async with self.db.transaction() as tx:
             try:
                 cursor = await tx.execute(
-                    "INSERT INTO firmwares (device_id, name, version, notes, md5, size, kind, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (device.id, name, version, notes, md5, size, kind, utc_now()),
+                    "INSERT INTO firmwares (device_id, name, version, notes, md5, size, kind, created_at, sha256)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (device.id, name, version, notes, md5, size, kind, utc_now(), sha256),
                 )
             except sqlite3.IntegrityError as error:
                 if "UNIQUE" in str(error):
@@ -79,6 +83,16 @@ class FirmwareStore:
             # leaves an orphan blob, which the start-up sweep removes.
             self.blobs.adopt(incoming, md5)
         return await self.get(device, cursor.lastrowid)
+
+    async def with_sha256(self, firmware):
+        """`firmware` with its sha256: a row uploaded before sha256 was kept gets it from its blob, once.
+        Raises FileNotFoundError when the blob is gone."""
+        if firmware.sha256 is not None:
+            return firmware
+        sha256 = await asyncio.to_thread(sha256_of, self.blobs.path(firmware.md5))
+        async with self.db.transaction() as tx:  # every row of this md5: they share the blob
+            await tx.execute("UPDATE firmwares SET sha256 = ? WHERE md5 = ? AND sha256 IS NULL", (sha256, firmware.md5))
+        return replace(firmware, sha256=sha256)
 
     async def update(self, device, firmware_id, fields):
         """Change name / version / notes. Raises NotFound."""
