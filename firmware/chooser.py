@@ -1,0 +1,97 @@
+"""Which app directory this boot runs: main.py imports this module first, calls run() and unloads it.
+
+It stays at the top of the flash with main.py and is never part of a bundle (firmware_build.ROOT_ONLY), so an OTA
+cannot break the choice. Its files (docs/firmware.md):
+
+    app.ptr     the app directory: "a" or "b"; missing, "" or anything else: the top of the flash (the app a build
+                installed). The OTA writes app.ptr.tmp and renames it over app.ptr: atomic on littlefs; on FAT the
+                rename removes app.ptr first, so a missing app.ptr means app.ptr.tmp holds the choice.
+    app.trial   "<previous directory> <boots left>" while the app in app.ptr is on trial (the previous directory is
+                "" for the top of the flash: " 3"). Each boot counts one down; a boot that finds 0 left puts the
+                previous directory back in app.ptr and removes app.trial: the new app had its boots and never
+                reached the broker. The app removes app.trial once it reached the broker (app.py).
+
+run() puts the directory and its lib/ before the rest of sys.path (the modules of the top of the flash are found
+after them). crashed(e) is what main.py calls when the app cannot even be imported: a reset, which counts as one
+trial boot, rather than the REPL a board would otherwise stop in.
+"""
+
+import os
+import sys
+
+_DIRS = ("a", "b")
+
+
+def run():
+    d = read("app.ptr")
+    if d not in _DIRS:
+        d = ""
+    trial = read("app.trial")
+    if trial is not None:
+        prev, _, left = trial.rpartition(" ")
+        try:
+            left = int(left)
+        except ValueError:  # torn while first written (app.ptr not switched yet): no trial
+            left = None
+        if left is None or prev not in _DIRS + ("",):
+            _remove("app.trial")
+        elif left <= 0:
+            print("chooser: the app in %r had its trial boots; back to %r" % (d, prev))
+            write("app.ptr", prev)
+            _remove("app.trial")
+            d = prev
+        else:
+            write("app.trial", "%s %d" % (prev, left - 1))
+            print("chooser: app %r on trial, %d boot(s) left after this one" % (d, left - 1))
+    if d:
+        p = sys.path
+        p.insert(0, d + "/lib")
+        p.insert(0, d)
+    del sys.modules["chooser"]
+
+
+def read(name):
+    """The text of file `name`, or of name.tmp when `name` is missing (FAT: see the module's text); None when neither
+    exists."""
+    for n in (name, name + ".tmp"):
+        try:
+            with open(n) as f:
+                return f.read().strip()
+        except OSError:
+            pass
+    return None
+
+
+def write(name, text):
+    """`text` into file `name` as atomically as the filesystem allows: name.tmp, then renamed over `name` (littlefs:
+    atomic; FAT refuses to rename over a file, so `name` is removed first and read() falls back to name.tmp)."""
+    with open(name + ".tmp", "w") as f:
+        f.write(text)
+    try:
+        os.rename(name + ".tmp", name)
+    except OSError:
+        os.remove(name)
+        os.rename(name + ".tmp", name)
+
+
+def _remove(name):
+    for n in (name, name + ".tmp"):
+        try:
+            os.remove(n)
+        except OSError:
+            pass
+
+
+def crashed(e):
+    """The app could not be imported (`e`): print why and reset with the board layer of the top of the flash (the
+    app directory's own may be what is broken). Never returns."""
+    sys.print_exception(e)
+    print("chooser: the app failed to load; reset")
+    p = sys.path
+    while p and (p[0] in _DIRS or p[0][:2] in ("a/", "b/")):
+        p.pop(0)
+    for name in list(sys.modules):
+        del sys.modules[name]
+    import ports
+
+    ports.board().reset()
