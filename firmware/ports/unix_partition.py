@@ -173,7 +173,11 @@ class Partition:
     def _put(self, start, data):
         try:
             f = open(self._path, "r+b")
-        except OSError:
+        except OSError:  # a new slot file (and .board/, on a board that never booted)
+            try:
+                os.mkdir(".board")
+            except OSError:
+                pass
             f = open(self._path, "w+b")
         with f:
             end = f.seek(0, 2)

@@ -49,9 +49,11 @@ class NVS:
     def set_i32(self, key, value): store[key] = value
     def commit(self): pass
 def mcu_temperature(): return 41.5
+class Partition:
+    RUNNING = 1
 """
 INTERFACE = ("PLATFORM TLS_VERIFIES boot reset unique_id wifi_connect wifi_connected wifi_forget ip rssi sync_time "
-             "watchdog feed set_pins output sensors setup_listen").split()
+             "watchdog feed set_pins output sensors setup_listen ota_partition").split()
 
 
 @pytest.fixture
@@ -123,3 +125,19 @@ print(machine.log)
 """
     out = check(code, flash, path_before=[stubs]).splitlines()
     assert out == ["[]", "[('wdt', 30000), 'feed']"]
+
+
+def test_the_esp32_has_partition_ota_and_the_esp8266_none(flash, stubs):
+    code = """
+import esp32
+import ota_partition
+from ports import esp8266, esp32 as b32
+print(b32.ota_partition() is esp32.Partition, esp8266.ota_partition())
+for call in (lambda: ota_partition.start(esp8266, 1000), lambda: ota_partition.running(esp8266)):
+    try:
+        print(call())
+    except OSError as e:
+        print(e)
+"""
+    out = check(code, flash, path_before=[stubs]).splitlines()
+    assert out == ["True None", "this build has no OTA partitions", "None"]
