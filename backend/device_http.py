@@ -67,13 +67,7 @@ async def download(request):
     path = storage.blobs.path(job.md5)
     if not path.is_file():
         raise ApiError(404, GONE)
-    response = BlobResponse(path, job.md5)
-    try:
-        await response.prepare(request)
-    finally:
-        # Shielded: a board that hangs up mid-response must still be counted.
-        await asyncio.shield(storage.ota.count_served(job.job_id, response.body_sent))
-    return response
+    return BlobResponse(path, job.md5, lambda sent: storage.ota.count_served(job.job_id, sent))
 
 
 class BlobResponse(web.FileResponse):
@@ -85,10 +79,18 @@ class BlobResponse(web.FileResponse):
     asyncio's sendfile copies through user space anyway, so nothing is lost.
     """
 
-    def __init__(self, path, md5):
+    def __init__(self, path, md5, count):
         self._md5 = md5
+        self._count = count  # awaited with the body bytes sent, once the response has ended
         super().__init__(path, headers={"Content-Type": "application/octet-stream"})
         self.body_sent = 0
+
+    async def prepare(self, request):
+        try:
+            return await super().prepare(request)
+        finally:
+            # Shielded: a board that hangs up mid-response is counted all the same.
+            await asyncio.shield(self._count(self.body_sent))
 
     @property
     def etag(self):

@@ -3,6 +3,7 @@ starts, in this order, and closed after it stops, in reverse."""
 
 import asyncio
 import logging
+import ssl
 from pathlib import Path
 
 from aiohttp import web
@@ -12,7 +13,7 @@ from .bridge import Bridge, StorageEvents
 from .broker.accounts import EmbeddedAccounts, MqttPublic
 from .broker.endpoint import BrokerEndpoint
 from .http_server import AppRunner
-from .listeners import bind
+from .listeners import ListenerError, bind
 from .ota_tokens import TokenSigner
 from .service import Service
 from .storage import Storage
@@ -122,7 +123,10 @@ async def device_http_ctx(app):
     else:
         tls = ensure_certificates(settings.data_dir / "tls", [settings.public_host] if settings.public_host else [])
         cert, key = tls.server_cert, tls.server_key
-    context = server_context(cert, key)
+    try:
+        context = server_context(cert, key)
+    except (OSError, ssl.SSLError) as error:  # a missing file, or not PEM / not a matching pair
+        raise ListenerError(f"device HTTPS: cannot load the certificate {cert} with its key {key}: {error}") from None
     boards_ca = app[keys.MQTT_PUBLIC].ca_cert
     if not (boards_ca and issued_by(cert, boards_ca)):
         log.warning("the OTA download listener's certificate (%s) is not signed by the CA boards get as mqtt.ca:"

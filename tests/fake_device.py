@@ -1,4 +1,5 @@
-"""A device played by Python until the firmware exists: docs/protocol.md over TLS with its own credentials."""
+"""A device played by Python until the firmware exists: docs/protocol.md over TLS with its own credentials, and the
+board's side of an OTA job (its `ota` reports, its downloads over HTTPS) for backend tests that need no firmware."""
 
 import asyncio
 import json
@@ -6,6 +7,7 @@ import socket
 import ssl
 import struct
 
+import aiohttp
 import aiomqtt
 
 
@@ -114,6 +116,22 @@ class FakeDevice:
     async def publish(self, kind, payload, qos=1, retain=False):
         raw = payload if isinstance(payload, bytes) else json.dumps(payload)
         await self._client.publish(self.topic(kind), raw, qos=qos, retain=retain)
+
+    async def report_ota(self, job_id, state, *, progress=None, error=None):
+        """An `ota` message as the firmware's job sends it (docs/protocol.md)."""
+        body = {"id": job_id, "state": state}
+        if progress is not None:
+            body["progress"] = progress
+        if error is not None:
+            body["error"] = error
+        await self.publish("ota", body)
+
+    async def download(self, url, headers=None):
+        """GET an OTA download URL over TLS as a board does: trusting only the CA of its registration, with
+        the host name checked. Returns (status, headers, body)."""
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url, ssl=tls_context(self.mqtt["ca_cert"]), headers=headers or {}) as response:
+                return response.status, response.headers, await response.read()
 
     async def disconnect(self):
         """A clean goodbye: the device says it is offline itself, since no will follows a DISCONNECT."""

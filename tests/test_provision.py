@@ -18,7 +18,9 @@ FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = ServerProcess(tmp_path_factory.mktemp("server") / "var").start()
+    server = ServerProcess(tmp_path_factory.mktemp("server") / "var",
+                           args=("--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", str(free_port())))
+    server.start()
     yield server
     server.stop()
 
@@ -60,6 +62,7 @@ def test_an_emulator_config_holds_the_login_the_ca_and_the_host_override(server,
                               "password": config["mqtt"]["password"], "ca": ca}
     assert len(config["mqtt"]["password"]) >= 16
     assert config["board"] == "unix" and "pins" not in config  # the emulated board has none
+    assert config["ota"] == {"port": int(server.args[-1])}  # the device listener's, for people and tools
     assert "telemetry" not in config and json.loads((out / "settings.json").read_text()) == {"period": 60}
     assert (out / "ca.pem").read_text() == ca
     assert stat.S_IMODE((out / "config.json").stat().st_mode) == 0o600

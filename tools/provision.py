@@ -1,7 +1,8 @@
 """`mpfleet provision`: register a device over the REST API and write its flash directory's config.json.
 
     DIR/config.json     what firmware/config.py reads: Wi-Fi, the MQTT login (mqtt.ca holds the CA PEM inline),
-                        board key and its pins (from GET /v1/boards); 0600, it holds the device's password
+                        board key and its pins (from GET /v1/boards), the OTA download port (ota.port, from the
+                        registration answer); 0600, it holds the device's password
     DIR/settings.json   what firmware/settings.py reads, and commands change: the telemetry period
     DIR/ca.pem          the same CA certificate, for humans and other tools
 
@@ -187,6 +188,8 @@ def make_config(device, *, wifi, mqtt_host, board):
         "board": board["key"],
         "pins": {name: value for name, value in (board.get("pins") or {}).items() if value is not None},
     }
+    if device.get("ota"):  # for people and tools: the board downloads from the URL each `ota` command carries
+        config["ota"] = {"port": device["ota"]["port"]}
     if not wifi:
         del config["wifi"]
     if not config["pins"]:  # the emulated board: none (and no empty object to hold in its heap)

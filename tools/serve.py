@@ -1,15 +1,17 @@
 """`mpfleet serve`: run the backend."""
 
+import argparse
 import asyncio
 import logging
 import signal
 import sys
 
 from aiohttp import web
+from mpfleet.backend import keys
 from mpfleet.backend.app import init_app
 from mpfleet.backend.bootstrap import ensure_admin
 from mpfleet.backend.broker.mosquitto import BrokerAdminError
-from mpfleet.backend.config import Settings
+from mpfleet.backend.config import COMMAND_TIMEOUTS, DEVICE_HTTP_PORT, Settings
 from mpfleet.backend.http_server import AppRunner
 from mpfleet.backend.listeners import ListenerError, bind
 from mpfleet.backend.redaction import RedactSecrets
@@ -42,6 +44,18 @@ def add_parser(commands):
                         "broker: mqtt://ADMIN:PASSWORD@HOST:PORT (or mqtts://); --mqtt-tls-port is then its TLS port")
     parser.add_argument("--broker-ca", metavar="FILE",
                         help="CA certificate of the external broker (for mqtts:// and for boards)")
+    parser.add_argument("--device-port", type=int, default=DEVICE_HTTP_PORT, metavar="N",
+                        help=f"HTTPS port boards download OTA images from (default: {DEVICE_HTTP_PORT}; 0: any free "
+                        "one, which changes with every start and strands the downloads of open jobs)")
+    parser.add_argument("--device-cert", metavar="FILE",
+                        help="certificate (PEM) of that listener, signed by the CA boards get as mqtt.ca (default: "
+                        "DATA/tls's, signed by the embedded broker's CA; with --broker and a CA of its own, give one)")
+    parser.add_argument("--device-key", metavar="FILE", help="private key (PEM) of --device-cert (default: in it)")
+    parser.add_argument("--command-timeout", action="append", default=[], type=command_timeout,
+                        metavar="[TYPE=]SECONDS",
+                        help="seconds a command may go without its final answer before it is `expired`: for every "
+                        "type, or with TYPE= for one (repeatable; default: 60, and "
+                        + ", ".join(f"{t}={s:g}" for t, s in COMMAND_TIMEOUTS.items()) + ")")
     parser.add_argument("--telemetry-retention-days", type=float, default=30, metavar="DAYS",
                         help="telemetry older than this is deleted (default: 30)")
     parser.add_argument(
@@ -54,10 +68,20 @@ def run(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactSecrets())  # defence in depth: nothing logs a secret in the first place
+    if args.device_key and not args.device_cert:
+        raise CommandError("--device-key needs --device-cert")
+    default_timeout, timeouts = Settings.command_timeout, dict(COMMAND_TIMEOUTS)
+    for command_type, seconds in args.command_timeout:
+        if command_type is None:
+            default_timeout = seconds
+        else:
+            timeouts[command_type] = seconds
     settings = Settings(
         data_dir=args.data, host=args.host, http_port=args.http_port, public_host=args.public_host,
         mqtt_tls_port=args.mqtt_tls_port, mqtt_port=args.mqtt_port, broker_url=args.broker,
         broker_ca_file=args.broker_ca, telemetry_retention_days=args.telemetry_retention_days,
+        device_http_port=args.device_port, device_cert_file=args.device_cert, device_key_file=args.device_key,
+        command_timeout=default_timeout, command_timeouts=timeouts,
     )
     token = datadir.with_storage(args.data, lambda storage: ensure_admin(storage, args.data))
     if token:
@@ -66,6 +90,18 @@ def run(args):
         asyncio.run(_serve(settings, access_log=logging.getLogger("aiohttp.access") if args.access_log else None))
     except (ListenerError, BrokerAdminError) as error:
         raise CommandError(str(error)) from None
+
+
+def command_timeout(text):
+    """--command-timeout's value: (type or None, seconds). Raises argparse's error for anything else."""
+    command_type, _, seconds = text.rpartition("=")
+    try:
+        value = float(seconds)
+    except ValueError:
+        value = 0.0
+    if not (0 < value < 1e9) or (command_type and not command_type.replace("_", "").isalnum()):
+        raise argparse.ArgumentTypeError(f"{text!r}: give SECONDS (a positive number) or TYPE=SECONDS, e.g. ota=1800")
+    return command_type or None, value
 
 
 def _show_admin_token(token, path):
@@ -92,6 +128,8 @@ async def _serve(settings, access_log):
         await web.SockSite(runner, http).start()
         port = http.getsockname()[1]  # the one the OS chose for port 0
         print(f"mpfleet backend: http://{settings.host}:{port}/v1/  data: {settings.data_dir}", flush=True)
+        ota = runner.app[keys.OTA_PUBLIC]
+        print(f"OTA downloads for boards: https://{ota.host}:{ota.port}/v1/device/ota/", flush=True)
         if settings.public_host is None:  # what provisioned boards get as mqtt.host: often unknown on a LAN
             print(f"boards are told to reach the broker as {settings.mqtt_public_host!r} (this machine's host "
                   "name); if they cannot resolve it, restart with --public-host NAME-OR-IP", flush=True)
