@@ -38,7 +38,7 @@ _FACTORY_SIZE = 0x1F0000  # partitions-4MiB.csv
 _APP_ADDR = 0x10000  # flash address of the first app partition in both tables
 _CHIP_ID = 0  # the extended header's chip id of an ESP32 (S2: 2, C3: 5, S3: 9): what this board accepts
 _MAX_SEGMENTS = 16  # ESP_IMAGE_MAX_SEGMENTS
-_CHUNK = 1024  # bytes read at a time while an image is verified
+_CHUNK = 256  # bytes read at a time while an image is verified (its integers stay small on a 32 KB heap)
 _ENOENT = 2
 _SKIPPED = ("invalid", "aborted")  # entries the bootloader no longer counts
 
