@@ -1,9 +1,9 @@
 """The MQTT bridge: the backend's client of the broker (docs/protocol.md).
 
 Inbound, it turns device messages into storage writes: `status` → presence, `telemetry` →
-batched rows (telemetry_batches.py), `ack` → command states, `ota` → OTA job states (through `events`). Outbound, it publishes commands and
-clears the retained status of revoked devices. A malformed message is counted in `stats` and
-dropped; nothing a device sends can stop the loop.
+batched rows (telemetry_batches.py), `ack` → command states, `ota` → OTA job states (through
+`events`). Outbound, it publishes commands and clears the retained status of revoked devices. A
+malformed message is counted in `stats` and dropped; nothing a device sends can stop the loop.
 
 Messages arrive through mqtt_client.py's callback, which must not block. Telemetry rows go to the
 current batch there; status and acks wait in an inbox for `_inbox_loop`, which hands them to

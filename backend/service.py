@@ -251,7 +251,8 @@ class Service:
             restarted = job.state == "downloading" and progress is not None and progress < (job.progress or 0)
             await self.storage.ota.move(job, state, progress=progress, log=job.state != state or restarted)
         elif state in ("failed", "rolled_back"):
-            await self.storage.ota.move(job, state, progress=job.progress, error=error or f"the device reported {state}")
+            error = error or f"the device reported {state}"
+            await self.storage.ota.move(job, state, progress=job.progress, error=error)
         else:
             await self.storage.ota.move(job, state, progress=job.progress)
 

@@ -26,7 +26,8 @@ class FakeDevice:
 
     With `queue=N` it behaves like a board (firmware/app.py): commands wait in a queue of N and run one at
     a time, each taking `work` seconds between `accepted` and its final ack; one that finds the queue full
-    is acked `failed` ("busy: command queue full", as the firmware does) at once. Its status says `cmd_queue: N` unless `report_queue` is false.
+    is acked `failed` ("busy: command queue full", as the firmware does) at once. Its status says `cmd_queue: N`
+    unless `report_queue` is false.
     """
 
     def __init__(self, mqtt, port, *, status=None, handler=None, keepalive=60, queue=None, report_queue=True,

@@ -5,10 +5,13 @@ tests/fake_device.py over MQTT with TLS (the board's side of a job: acks, `ota` 
 it runs after a reboot) and downloads over HTTPS trusting only the CA its registration gave it.
 """
 
+import asyncio
 import hashlib
 import io
 import os
+import subprocess
 import time
+import urllib.request
 
 import aiohttp
 import pytest
@@ -19,7 +22,7 @@ from mpfleet.backend.service import CAME_BACK_OLD
 from .conftest import Backend
 from .fake_device import FakeDevice
 from .polling import eventually, final_command, online_detail
-from .server_process import free_port
+from .server_process import MPFLEET, ServerProcess, free_port
 
 OLD = bundle_format.pack("1.0", [("app.mpy", b"old app " * 500)])
 NEW = bundle_format.pack("2.0", [("app.mpy", os.urandom(30000)), ("lib/extra.mpy", b"x" * 700)])
@@ -142,7 +145,8 @@ async def test_the_happy_path_goes_through_every_state_in_order_and_ends_on_the_
     assert (payload["md5"], payload["sha256"], payload["size"], payload["kind"]) == (
         md5(NEW), hashlib.sha256(NEW).hexdigest(), len(NEW), "bundle")
     job = await board.job()
-    assert (job["id"], job["state"], job["firmware"]["md5"], job["bytes_served"]) == (command["id"], "sent", md5(NEW), 0)
+    assert (job["id"], job["state"], job["firmware"]["md5"]) == (command["id"], "sent", md5(NEW))
+    assert job["bytes_served"] == 0 and job["history"][0]["state"] == "sent"
 
     status, headers, body = await board.device.download(payload["url"])
     assert status == 200 and body == NEW
@@ -398,3 +402,91 @@ async def test_the_registration_answer_names_the_device_listener(ota_backend, ot
     registration = await ota_api.register(platform="unix", board="unix")
     assert registration["ota"] == {"host": "127.0.0.1", "port": ota_backend.client.app[keys.OTA_PUBLIC].port}
     assert registration["ota"]["port"] == ota_backend.settings.device_http_port
+
+
+def served_upload(server, uid, content):
+    """A firmware upload to a served backend (multipart by hand: urllib has no form encoder)."""
+    boundary = "mpfleet-test-boundary"
+    body = b"".join([
+        f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nnew\r\n'.encode(),
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f.bin"\r\n\r\n'.encode(),
+        content, f"\r\n--{boundary}--\r\n".encode()])
+    request = urllib.request.Request(f"{server.url}/v1/user/devices/{uid}/firmwares", data=body, method="POST",
+                                     headers={"Authorization": f"Bearer {server.token}",
+                                              "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+
+
+async def test_a_served_backend_restarted_mid_job_serves_the_same_link_and_the_report_finishes_it(tmp_path):
+    device_port = free_port()
+    server = ServerProcess(tmp_path / "var", args=(
+        "--mqtt-port", "0", "--mqtt-tls-port", "0", "--public-host", "127.0.0.1", "--device-port", str(device_port),
+        "--command-timeout", "30", "--command-timeout", "ota=600"))
+    await asyncio.to_thread(server.start)
+    device = None
+    try:
+        registration = server.register("served")
+        uid = registration["uid"]
+        assert registration["ota"] == {"host": "127.0.0.1", "port": device_port}
+        served_upload(server, uid, NEW)
+        assert server.call("POST", f"/v1/user/devices/{uid}/firmwares/set-target", {"md5": md5(NEW)})[0] == 200
+
+        async def connect(image):
+            detail = server.call("GET", f"/v1/user/devices/{uid}")[1]["data"]
+            board = FakeDevice(registration["mqtt"], detail["port"], status={"fw": {"md5": md5(image)}},
+                               handler=lambda command: None)
+            await board.connect()
+            await eventually(lambda: _served_state(server, uid, "status", "online"))
+            return board
+
+        device = await connect(OLD)
+        status, answer = server.call("POST", f"/v1/user/devices/{uid}/ota")
+        assert status == 200, answer
+        command = await eventually(lambda: _received(device, answer["id"]))
+        url = command["payload"]["url"]
+        assert url.startswith(f"https://127.0.0.1:{device_port}/v1/device/ota/")
+        assert (await device.download(url, headers={"Range": "bytes=0-4095"}))[2] == NEW[:4096]
+        await device.report_ota(answer["id"], "downloading", progress=10)
+        await eventually(lambda: _served_job(server, uid, "downloading"))
+
+        await device.close()
+        log = await asyncio.to_thread(server.stop)
+        assert f"OTA downloads for boards: https://127.0.0.1:{device_port}/v1/device/ota/" in log
+        await asyncio.to_thread(server.start)  # the same data dir and device port; a new broker port
+        device = await connect(OLD)
+        status, _, body = await device.download(url, headers={"Range": "bytes=4096-"})
+        assert status == 206 and body == NEW[4096:]
+        await device.report_ota(answer["id"], "verified")
+        await device.report_ota(answer["id"], "applying")
+        await eventually(lambda: _served_job(server, uid, "applying"))
+        await device.close()
+        device = await connect(NEW)
+        job = await eventually(lambda: _served_job(server, uid, "updated"))
+        assert job["bytes_served"] == len(NEW) and job["firmware"]["is_current"] is True
+    finally:
+        if device is not None:
+            await device.close()
+        log = await asyncio.to_thread(server.stop)
+    assert "Traceback" not in log and " ERROR " not in log, log
+
+
+async def _served_state(server, uid, field, value):
+    return server.call("GET", f"/v1/user/devices/{uid}")[1]["data"][field] == value
+
+
+async def _served_job(server, uid, state):
+    job = server.call("GET", f"/v1/user/devices/{uid}/ota")[1]["data"]
+    return job if job and job["state"] == state else None
+
+
+async def _received(device, command_id):
+    return next((c for c in device.commands if c["id"] == command_id), None)
+
+
+@pytest.mark.parametrize("value", ["0", "ota=", "ota=-5", "o ta=5", "soon"])
+def test_serve_refuses_a_command_timeout_that_is_not_one(value, tmp_path):
+    done = subprocess.run([MPFLEET, "serve", "--data", str(tmp_path / "var"), "--command-timeout", value],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "--command-timeout" in done.stderr and "TYPE=SECONDS" in done.stderr
+    assert not (tmp_path / "var").exists()  # refused before anything was made

@@ -18,6 +18,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from mpfleet.backend import bundle_format
 from mpfleet.backend.openapi import document
 
 from .fake_device import FakeDevice
@@ -124,7 +125,7 @@ async def prepare(server):
     for button in ["send-me", *victims["buttons"]]:
         assert server.call("POST", f"/v1/user/devices/{uid}/command-buttons",
                            {"id": button, "label": button, "payload": {"cmd": "x"}})[0] == 201
-    target = upload(server, uid, b"\x01target", "target")
+    target = upload(server, uid, bundle_format.pack("2.0", [("app.mpy", b"target")]), "target")  # OTA-able
     victims["firmwares"] = [upload(server, uid, b"\x01%d" % i, "victim")["id"] for i in range(VICTIMS)]
     victims["devices"] = [server.register(f"victim-{i}")["uid"] for i in range(VICTIMS)]
     assert server.call("POST", f"/v1/user/devices/{uid}/firmwares/set-target", {"md5": target["md5"]})[0] == 200
@@ -136,7 +137,8 @@ async def prepare(server):
 
 
 async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(tmp_path):
-    server = ServerProcess(tmp_path / "var").start()
+    server = ServerProcess(tmp_path / "var", args=("--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", "0"))
+    server.start()
     device = None
     try:
         ids, device = await prepare(server)
