@@ -116,10 +116,11 @@ def apply(b, md5, version):
 
 
 def confirm(b):
-    """The running app reached the broker: mark it valid, so that no reset rolls it back. True when done; False
-    where there was nothing to confirm (no OTA partitions; a deployed app whose only OTA was rolled back, for which
-    ESP-IDF answers ESP_FAIL). Call it once running() reports the job's md5: ESP-IDF marks the newest entry, even
-    when the bootloader had to pass over its image."""
+    """The running app reached the broker: mark it valid, so that no reset rolls it back. True when done (also when
+    it was valid already: nothing is written then); False where there is nothing to confirm: no OTA partitions
+    (ESP-IDF: ESP_ERR_NOT_FOUND, no otadata), or no otadata entry chooses a slot (ESP_FAIL). Call it once running()
+    reports the job's md5: ESP-IDF marks the newest entry valid even when the bootloader had to pass over its image
+    and booted the other slot."""
     P = b.ota_partition()
     if P is None:
         return False

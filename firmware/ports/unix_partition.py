@@ -151,8 +151,8 @@ class Partition:
     def mark_app_valid_cancel_rollback(cls):
         """The running app is good: its entry becomes "valid", and no boot rolls it back.
 
-        OSError ESP_ERR_NOT_FOUND without an otadata partition; ESP_FAIL when no entry chooses a slot (a deployed
-        board whose first OTA was rolled back: ESP-IDF's "Running firmware is factory").
+        Nothing is written when it is valid already. OSError ESP_ERR_NOT_FOUND without an otadata partition;
+        ESP_FAIL when no entry counts (ESP-IDF's "Running firmware is factory").
         """
         if not _ota_size():
             raise _error(0x105, "ESP_ERR_NOT_FOUND")
