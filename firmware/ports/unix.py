@@ -53,31 +53,21 @@ def boot():
     reason = _file("reason") or "power_on"
     _file("boots", str(count))
     _file("reason", "")
-    _bootloader()
+    try:
+        os.stat(".board/otadata")
+    except OSError:  # never switched by a partition OTA: the deployed app runs (one stat a boot)
+        return reason, count
+    global _slot
+    _slot = ota_partition().bootloader()  # what an ESP32's bootloader does at a reset (it updates otadata)
     return reason, count
 
 
-def _bootloader():
-    """The slot this boot runs, as an ESP32's bootloader chooses it from otadata (which it updates: a new image's
-    first boot, a rollback). Until a partition OTA wrote .board/otadata, the deployed app runs: one stat."""
-    global _slot
-    try:
-        os.stat(".board/otadata")
-    except OSError:
-        return
-    _slot = _stand_in().bootloader()
-
-
 def ota_partition():
-    """The class of the board's app partitions, esp32.Partition's interface (firmware/ota_partition.py)."""
-    m = _stand_in()
-    m.running = _slot
-    return m.Partition
+    """The class of the board's app partitions, esp32.Partition's interface (firmware/ota_partition.py).
 
-
-def _stand_in():
-    """ports/unix_partition.py, loaded for the caller alone: neither sys.modules nor the package keeps it, so its
-    heap (5.4 KB measured) goes back once the caller drops what it was given, e.g. after ota_partition.running()."""
+    Its module (ports/unix_partition.py) is loaded for the caller alone: neither sys.modules nor the package keeps
+    it, so its heap (5.4 KB measured) goes back once the caller drops the class, e.g. after ota_partition.running().
+    """
     had = "ports" in sys.modules
     from ports import unix_partition as m
 
@@ -86,7 +76,8 @@ def _stand_in():
         del sys.modules["ports"].unix_partition
     else:
         del sys.modules["ports"]
-    return m
+    m.running = _slot
+    return m.Partition
 
 
 def reset():

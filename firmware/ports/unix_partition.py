@@ -1,6 +1,6 @@
 """The emulated board's esp32.Partition: an ESP32's two OTA app slots and its bootloader's otadata, in `.board/`.
 
-Imported only when needed (ports/unix.py: ota_partition(), and boot() once .board/otadata exists). It does what
+Imported only when needed (ports/unix.py: ota_partition(), which boot() calls once .board/otadata exists). It does what
 MicroPython's esp32.Partition does on an ESP32 with the OTA partition table (partitions-4MiB-ota.csv: ota_0 and
 ota_1, 1.5 MiB each, no factory app) and an ESP-IDF bootloader built with app rollback, so that
 firmware/ota_partition.py runs the same code here as there:
@@ -42,7 +42,7 @@ _CHUNK = 256  # bytes read at a time while an image is verified (its integers st
 _ENOENT = 2
 _SKIPPED = ("invalid", "aborted")  # entries the bootloader no longer counts
 
-running = None  # label of the slot this boot runs, from bootloader() (set by ports/unix.py); None: the first slot
+running = None  # label of the slot this boot runs, from Partition.bootloader() (set by ports/unix.py); None: the first
 
 
 def _error(code, name):
@@ -164,6 +164,30 @@ class Partition:
             entries[active][1] = "valid"
             _write(entries)
 
+    @staticmethod
+    def bootloader():
+        """The stand-in's own (ports/unix.py boot() calls it): what an ESP32's bootloader does at a reset. The
+        label of the slot this boot runs, chosen by the rules above, with otadata updated."""
+        if not _ota_size():
+            return "factory"
+        entries = _read()
+        changed = False
+        for e in entries:
+            if e and e[1] == "pending_verify":  # its app had its boot and never confirmed it
+                e[1] = "aborted"
+                changed = True
+        active = _active(entries)
+        if active >= 0 and entries[active][1] == "new":
+            entries[active][1] = "pending_verify"
+            changed = True
+        if changed:
+            _write(entries)
+        first = _boot_slot(entries)
+        for i in (first, 1 - first):
+            if _verify(Partition(_SLOTS[i])):
+                return _SLOTS[i]
+        raise OSError("bootloader: no bootable app in ota_0 or ota_1")
+
     def _check(self, start, n):
         if start > self._size:
             raise _error(0x102, "ESP_ERR_INVALID_ARG")
@@ -192,29 +216,6 @@ class Partition:
             return True
         except OSError:
             return False
-
-
-def bootloader():
-    """The slot this boot runs, chosen as the ESP-IDF bootloader chooses it, with otadata updated; its label."""
-    if not _ota_size():
-        return "factory"
-    entries = _read()
-    changed = False
-    for e in entries:
-        if e and e[1] == "pending_verify":  # its app had its boot and never confirmed it
-            e[1] = "aborted"
-            changed = True
-    active = _active(entries)
-    if active >= 0 and entries[active][1] == "new":
-        entries[active][1] = "pending_verify"
-        changed = True
-    if changed:
-        _write(entries)
-    first = _boot_slot(entries)
-    for i in (first, 1 - first):
-        if _verify(Partition(_SLOTS[i])):
-            return _SLOTS[i]
-    raise OSError("bootloader: no bootable app in ota_0 or ota_1")
 
 
 def _read():
