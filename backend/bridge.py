@@ -64,7 +64,8 @@ class StorageEvents:
         self.storage = storage
 
     async def device_status(self, uid, report):
-        """`report` as schemas.device_status() gives it: {online, ip, rssi, meta}."""
+        """`report` as schemas.device_status() gives it: {online, ip, rssi, meta}, and `replayed`: true for a
+        status the broker kept retained and handed our new subscription (it may be older than our last)."""
         await self.storage.devices.apply_status(uid, report)
 
     async def command_ack(self, uid, command_id, state, result, error):
@@ -102,7 +103,7 @@ class Bridge:
         self._client = None
         self._resuming = None  # the task that resumes reading once the batches have room
         self._connected = asyncio.Event()
-        self._inbox = asyncio.Queue()  # (uid, kind, payload, done) in arrival order
+        self._inbox = asyncio.Queue()  # (uid, kind, payload, retained, done) in arrival order
 
     @staticmethod
     def installation_client_id(data_dir, username):
@@ -161,7 +162,7 @@ class Bridge:
         # A fresh id per process unless persistent: several backends may share one broker.
         client_id = self._client_id or f"{endpoint.username}-{secrets.token_hex(4)}"
         client = await MqttClient.connect(endpoint, client_id, self._received, keepalive=30,
-                                          clean_session=not persistent)
+                                          clean_session=not persistent, with_retain=True)
         try:
             if self._goodbyes is not None:
                 self._goodbyes.clear()
@@ -180,9 +181,10 @@ class Bridge:
 
     # --- inbound ---------------------------------------------------------------------------
 
-    def _received(self, name, payload):
+    def _received(self, name, payload, retained=False):
         """Every inbound message, straight from the connection (see mqtt_client.py): returns None when
-        it is handled, or the future of its handling (its acknowledgement waits for it)."""
+        it is handled, or the future of its handling (its acknowledgement waits for it). `retained`: a
+        replay of what the broker kept (a status from before we subscribed), not news."""
         parts = name.split("/")
         if name == connection_log.LOG_TOPIC:
             return self._log_line(payload)
@@ -196,9 +198,9 @@ class Bridge:
                 self._hold_back()
             return done
         self.stats[f"{kind}_received"] += 1
-        return self._queue(uid, kind, payload)
+        return self._queue(uid, kind, payload, retained)
 
-    def _queue(self, uid, kind, payload):
+    def _queue(self, uid, kind, payload, retained=False):
         done = asyncio.get_running_loop().create_future()
         if self._inbox.qsize() >= _MAX_INBOX:
             # Not taken, so not acknowledged: the session ends and Mosquitto sends it again later (a QoS 0
@@ -207,7 +209,7 @@ class Bridge:
             done.set_exception(BridgeUnavailable("the inbox is full"))
             done.exception()  # retrieved: for a QoS 0 message nobody looks
             return done
-        self._inbox.put_nowait((uid, kind, payload, done))
+        self._inbox.put_nowait((uid, kind, payload, retained, done))
         return done
 
     def _log_line(self, line):
@@ -238,10 +240,10 @@ class Bridge:
 
     async def _inbox_loop(self):
         while True:
-            uid, kind, payload, done = await self._inbox.get()
+            uid, kind, payload, retained, done = await self._inbox.get()
             try:
                 if kind == "status":
-                    await self._apply_status(uid, payload)
+                    await self._apply_status(uid, payload, replayed=bool(retained))
                 elif kind == "ack":
                     await self._apply_ack(uid, payload)
                 elif kind == "goodbye":
@@ -267,10 +269,11 @@ class Bridge:
             self.stats[f"{kind}_failed"] += 1
             log.error("could not handle %s from %s", kind, uid, exc_info=error)
 
-    async def _apply_status(self, uid, payload):
+    async def _apply_status(self, uid, payload, replayed):
         report = schemas.device_status(payload)
         if report is None:
             return
+        report["replayed"] = replayed
         if self._goodbyes is not None:
             apply, again = self._goodbyes.status(uid, payload, report["online"])
             if again is not None:

@@ -147,6 +147,7 @@ async def device_http_ctx(app):
 
 
 async def bridge_ctx(app):
+    """The MQTT bridge (bridge.py), made here and connected by service_ctx once its events have their place."""
     settings, storage, endpoint = app[keys.SETTINGS], app[keys.STORAGE], app[keys.BROKER_ENDPOINT]
     if settings.broker_url:  # a persistent session on Mosquitto, under this installation's own id
         client_id = Bridge.installation_client_id(settings.data_dir, endpoint.username)
@@ -154,6 +155,19 @@ async def bridge_ctx(app):
     else:
         bridge = Bridge.for_embedded(storage, endpoint, app[keys.TELEMETRY])
     app[keys.BRIDGE] = bridge
+    yield
+
+
+async def service_ctx(app):
+    """The service layer (service.py), which takes the bridge's status, ack and ota events; then the bridge's
+    session. In this order: what the broker hands a new session at once (retained statuses, what Mosquitto
+    kept for a persistent session: an OTA's final ack among them) must reach the service's flows, not only
+    storage."""
+    bridge = app[keys.BRIDGE]
+    service = Service(app[keys.STORAGE], bridge, app[keys.DEVICE_ACCOUNTS], app[keys.SETTINGS],
+                      ota=(app[keys.OTA_PUBLIC], app[keys.OTA_TOKENS]))
+    app[keys.SERVICE] = service
+    bridge.events = service
     task = asyncio.create_task(bridge.run())
     try:
         await bridge.wait_connected(timeout=10)
@@ -162,17 +176,7 @@ async def bridge_ctx(app):
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-
-
-async def service_ctx(app):
-    """The service layer (service.py); from now on it takes the bridge's status and ack events."""
-    bridge = app[keys.BRIDGE]
-    service = Service(app[keys.STORAGE], bridge, app[keys.DEVICE_ACCOUNTS], app[keys.SETTINGS],
-                      ota=(app[keys.OTA_PUBLIC], app[keys.OTA_TOKENS]))
-    app[keys.SERVICE] = service
-    bridge.events = service
-    yield
-    bridge.events = StorageEvents(app[keys.STORAGE])  # the bridge outlives the service by a moment
+    bridge.events = StorageEvents(app[keys.STORAGE])
     await service.close()
 
 

@@ -16,7 +16,9 @@ It returns None when it is done with the message, or an asyncio future that is d
 message is safe (stored): a QoS 1 message is acknowledged only then, and PUBACKs go out in the
 order the messages came, as MQTT 3.1.1 (4.6) asks. Many messages may share one future (a batch).
 A future that fails ends the connection unacknowledged, so that a persistent session gets the
-message again. QoS 2 is not spoken: the bridge never subscribes or publishes at QoS 2, so a
+message again. With `with_retain`, `on_message(topic, payload, retained)`: `retained` is the PUBLISH's
+RETAIN flag, which a broker sets on what it replays to a new subscription and clears on what it
+forwards live (MQTT 3.1.1, 3.3.1.3). QoS 2 is not spoken: the bridge never subscribes or publishes at QoS 2, so a
 broker never sends one. Any packet that breaks the protocol ends the connection.
 
 `pause_reading()` stops reading the socket (the broker then holds what is coming: backpressure)
@@ -117,8 +119,9 @@ class _Protocol(asyncio.Protocol):
 
 
 class MqttClient:
-    def __init__(self, on_message, keepalive):
+    def __init__(self, on_message, keepalive, with_retain=False):
         self._on_message = on_message
+        self._with_retain = with_retain
         self._keepalive = keepalive
         self._protocol = None
         self._outgoing = []  # packets to write at the end of the current chunk (PUBACKs)
@@ -134,11 +137,12 @@ class MqttClient:
         self.session_present = False  # the CONNACK's flag: the broker kept our persistent session
 
     @classmethod
-    async def connect(cls, endpoint, client_id, on_message, *, keepalive=30, timeout=10, clean_session=True):
+    async def connect(cls, endpoint, client_id, on_message, *, keepalive=30, timeout=10, clean_session=True,
+                      with_retain=False):
         """Open a session to `endpoint` (a BrokerEndpoint); with `clean_session` false the broker keeps it
-        (subscriptions, messages not acknowledged yet, messages queued meanwhile) while we are away.
-        Raises MqttError."""
-        self = cls(on_message, keepalive)
+        (subscriptions, messages not acknowledged yet, messages queued meanwhile) while we are away;
+        `with_retain`: see the module docstring. Raises MqttError."""
+        self = cls(on_message, keepalive, with_retain)
         loop = asyncio.get_running_loop()
         self._connack = loop.create_future()
         self._closed = loop.create_future()
@@ -296,13 +300,14 @@ class MqttClient:
         topic_end = 2 + int.from_bytes(body[:2])
         # A broker should refuse a topic that is not UTF-8; if one does not, the name is mangled, not fatal.
         topic = body[2:topic_end].decode(errors="replace")
+        flag = (first_byte & 1,) if self._with_retain else ()
         if qos == 0:
-            self._on_message(topic, body[topic_end:])
+            self._on_message(topic, body[topic_end:], *flag)
             return
         if qos != 1:
             raise MqttError("QoS 2 is not spoken here")
         puback = b"\x40\x02" + body[topic_end:topic_end + 2]
-        done = self._on_message(topic, body[topic_end + 2:])
+        done = self._on_message(topic, body[topic_end + 2:], *flag)
         if done is None and not self._unacked:
             self._outgoing.append(puback)  # the common case when nothing waits: acked with its chunk
             return

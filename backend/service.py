@@ -263,7 +263,9 @@ class Service:
     async def _ota_status(self, uid, report):
         """How the device's status bears on its open job: back on the target's md5 → updated; back on another
         after verifying or applying → rolled_back; on its old md5 while downloading it rebooted mid-download,
-        and the job stays open (the board resumes it, or reports why not)."""
+        and the job stays open (the board resumes it, or reports why not). A status the broker replays to a
+        new bridge session (after a backend restart) is what the device said last, maybe before the job went
+        on: on the target's md5 it is news all the same, on another it is no sign that the device came back."""
         md5 = (report["meta"].get("fw") or {}).get("md5")
         if md5 is None:
             return
@@ -273,7 +275,7 @@ class Service:
         past_download = job.state in ("verified", "applying")
         if md5 == job.md5 and (past_download or job.from_md5 != job.md5):
             await self.storage.ota.move(job, "updated", progress=job.progress)
-        elif md5 != job.md5 and past_download:
+        elif md5 != job.md5 and past_download and not report["replayed"]:
             await self.storage.ota.move(job, "rolled_back", progress=job.progress, error=CAME_BACK_OLD)
 
     async def _ota_ack(self, uid, command_id, state, error):

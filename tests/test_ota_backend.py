@@ -16,11 +16,13 @@ import urllib.request
 import aiohttp
 import pytest
 from mpfleet.backend import bundle_format, keys
+from mpfleet.backend.broker.tls import ensure_certificates
 from mpfleet.backend.ota_tokens import TokenSigner
 from mpfleet.backend.service import CAME_BACK_OLD
 
 from .conftest import Backend
 from .fake_device import FakeDevice
+from .mosquitto_broker import MosquittoBroker
 from .polling import eventually, final_command, online_detail
 from .server_process import MPFLEET, ServerProcess, free_port
 
@@ -490,3 +492,42 @@ def test_serve_refuses_a_command_timeout_that_is_not_one(value, tmp_path):
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "--command-timeout" in done.stderr and "TYPE=SECONDS" in done.stderr
     assert not (tmp_path / "var").exists()  # refused before anything was made
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    broker = MosquittoBroker(tmp_path / "mosquitto", ensure_certificates(tmp_path / "mosquitto" / "tls", []))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+async def test_on_mosquitto_a_restart_after_verifying_replays_the_old_status_and_the_job_stays_open(
+        tmp_path, mosquitto):
+    """Boards get Mosquitto's CA; the listener is given a certificate it signed (--device-cert). The backend
+    restarts after `verified` while the board, still on its old app, stays connected to Mosquitto: the bridge
+    subscribes again and gets the board's retained status, on the old md5, which is no sign that the board
+    came back on it."""
+    tls = mosquitto.tls
+    backend = await start_backend(tmp_path, broker_url=mosquitto.url, mqtt_tls_port=mosquitto.tls_port,
+                                  broker_ca_file=str(tls.ca_cert), device_cert_file=str(tls.server_cert),
+                                  device_key_file=str(tls.server_key))
+    api = await backend.api_for("alice")
+    board = await Board.online(api)
+    try:
+        command = await board.trigger()
+        assert (await board.device.download(command["payload"]["url"]))[2] == NEW  # verified with Mosquitto's CA
+        await board.device.report_ota(command["id"], "verified")
+        await board.job_in("verified")
+        await backend.restart()
+        await asyncio.sleep(1)  # the bridge has subscribed again: the retained status arrived by now
+        job = await board.job()
+        assert job["state"] == "verified", job
+        await board.device.report_ota(command["id"], "applying")
+        await board.job_in("applying")
+        await board.come_back(NEW)
+        job = await board.job_in("updated")
+        assert [entry["state"] for entry in job["history"]][-2:] == ["applying", "updated"]
+    finally:
+        await board.close()
+        await backend.stop()
