@@ -531,3 +531,28 @@ async def test_on_mosquitto_a_restart_after_verifying_replays_the_old_status_and
     finally:
         await board.close()
         await backend.stop()
+
+
+async def test_on_mosquitto_the_reports_a_device_sent_while_the_backend_was_down_end_its_job(tmp_path, mosquitto):
+    """Mosquitto keeps them for the bridge's persistent session and hands them over as it starts again: they
+    must reach the OTA flow, not only storage."""
+    tls = mosquitto.tls
+    backend = await start_backend(tmp_path, broker_url=mosquitto.url, mqtt_tls_port=mosquitto.tls_port,
+                                  broker_ca_file=str(tls.ca_cert), device_cert_file=str(tls.server_cert),
+                                  device_key_file=str(tls.server_key))
+    api = await backend.api_for("alice")
+    board = await Board.online(api)
+    try:
+        command = await board.trigger()
+        await board.device.report_ota(command["id"], "downloading", progress=20)
+        await until_progress(board, 20)
+        await backend.stop()
+        await board.device.report_ota(command["id"], "failed", error="download: too many retries")
+        await board.device.ack(command["id"], "failed", error="download: too many retries")
+        await backend.start()
+        job = await board.job_in("failed")
+        assert job["error"] == "download: too many retries"
+        assert (await eventually(lambda: final_command(api, board.uid, command["id"])))["state"] == "failed"
+    finally:
+        await board.close()
+        await backend.stop()
