@@ -1,6 +1,7 @@
 """The route table: every path of the API, and nothing else.
 
 Every route needs a bearer token (middlewares.bearer_auth) unless its handler is wrapped in public().
+Boards' OTA downloads are not here: the device listener has its one route of its own (device_http.py).
 """
 
 from aiohttp import web
