@@ -1,5 +1,5 @@
-"""The built-in commands `reboot`, `wifi_reset` and `ota`: function `kind`(app, cmd_id, payload) -> result (`ping`
-is answered by app.py, `set_telemetry_period` by settings.py).
+"""The built-in commands `reboot` and `wifi_reset`: function `kind`(app, cmd_id, payload) -> result (`ping`
+is answered by app.py, `set_telemetry_period` by settings.py, `ota` by ota.py).
 
 They are rare, so app.py imports this module for one command and unloads it afterwards: its code holds
 no heap while the board only publishes. A handler that acks by itself (reboot, wifi_reset: `done`, then
@@ -26,6 +26,3 @@ def wifi_reset(app, cmd_id, payload):
     print("app: wifi forgotten; reboot into setup")
     app.b.reset()
 
-
-def ota(app, cmd_id, payload):
-    raise ValueError("OTA is not supported by this firmware yet")

@@ -5,9 +5,8 @@ main() runs at every boot (main.py) and never returns:
   safe mode) and is unloaded before the link is made: code that ran once holds no heap;
 - in safe mode: connectivity and OTA only, no user module, said in `status`;
 - OTA (ota.py): the `ota` command starts a job the loop ticks like telemetry, between the link's turns; its state
-  is in ota.json, which a boot that finds it hands to ota.py once the broker is reached (a download resumes, a new
-  app reports `updated`, an old one `rolled_back`). An app on trial (start.py: file app.trial) removes app.trial
-  once it reaches the broker, and resets when it has not within its trial seconds;
+  is in ota.json. A boot that follows an OTA (on trial, or ota.json there) is watched by ota_boot.py until the
+  broker is reached: the app on trial confirmed, then ota.json's job carried on or reported;
 - commands are rare: each is parsed and run by commands.py, a built-in then by settings.py or admin.py (`ping`
   here), each module loaded for the command and unloaded before the next one loads; only their queue, the maker's
   custom handlers and the ack stay here. The queue holds _QUEUE commands, and `status` says so (cmd_queue): the
@@ -20,7 +19,6 @@ main() runs at every boot (main.py) and never returns:
 
 import gc
 import json
-import os
 import sys
 import time
 
@@ -35,7 +33,6 @@ _QUEUE = const(4)  # commands waiting to run; `status` says so (cmd_queue): the 
 _BUSY = const(4)
 _HEAD = const(64)  # bytes of such a command kept: {"id": "<22 characters>", first, as the backend sends it
 _ERROR_MAX = const(200)  # characters of an error text
-_OTA_LOOP_MS = const(10)  # the link's turn while an OTA job downloads: the job's tick is the loop's pace then
 
 log = print
 
@@ -81,9 +78,9 @@ class App:
         self._uptime_ms = 0
         self._last = time.ticks_ms()
         self._reached = False
-        # On trial (an OTA's new app): the tick by which it must have reached the broker, else it resets.
-        self._trial = None if trial is None else time.ticks_add(self._last, trial * 1000)
-        self.ota = None  # the OTA job (ota.py) while one runs
+        # The OTA job (ota.py) while one runs; after a boot that follows one, ota_boot.py's watch until the broker
+        # is reached (start.py: `trial`, the seconds an app on trial has, or 0).
+        self.ota = None if trial is None else __import__("ota_boot").Boot(self, trial)
         self.link.on_up = self._on_up
         self._queue = []  # commands (bytes) waiting for the loop, and the starts (bytearray) of refused ones
         self._custom = {}  # custom command name -> the maker's handler(payload)
@@ -137,21 +134,7 @@ class App:
                     f.write("0")
             except OSError as e:
                 log("app: cannot write unreached: %s" % e)
-            if self._trial is not None:  # the new app works: it stays (chooser.py no longer counts its boots)
-                self._trial = None
-                for name in ("app.trial", "app.trial.tmp"):
-                    try:
-                        os.remove(name)
-                    except OSError:
-                        pass
-                log("app: reached the broker on trial: the app is confirmed")
         self.tele.flush()
-        if self.ota is None:
-            try:
-                open("ota.json").close()  # a job of an earlier boot: resumed or reported now (ota.py)
-                self._ota(None, None)
-            except OSError:
-                pass
         gc.collect()
         log("app: free heap %d after connect" % gc.mem_free())
 
@@ -202,50 +185,22 @@ class App:
                 self._builtin(*todo)
 
     def _builtin(self, cmd_id, kind, payload):
-        """A built-in command: function `kind` of settings.py or admin.py, the module loaded for this command only."""
+        """A built-in command: function `kind` of settings.py, ota.py or admin.py, the module loaded for this command
+        only (the OTA job keeps what it needs of ota.py while it runs)."""
         if kind == "ping":  # the health check: answered without loading anything, even on a full heap
             self.ack(cmd_id, "done", result={"uptime": self._uptime_ms // 1000})
             return
-        if kind == "ota":  # acked when the job is over, by the job (ota.py)
-            self._ota(cmd_id, payload)
-            return
-        name = "settings" if kind == "set_telemetry_period" else "admin"
+        name = "settings" if kind == "set_telemetry_period" else "ota" if kind == "ota" else "admin"
         error = result = None
         try:
             result = getattr(__import__(name), kind)(self, cmd_id, payload)
         except Exception as e:
             error = e
         _unload(name)
-        if error is None:
-            self.ack(cmd_id, "done", result=result)
-        else:
+        if error is not None:
             self.ack(cmd_id, "failed", error=error)
-
-    # --- OTA
-
-    def _ota(self, cmd_id, payload):
-        """Start the OTA job of command `cmd_id` (payload: the `ota` command's), or with cmd_id None the one ota.json
-        holds (after a boot). ota.py and its helpers stay loaded while the job runs: ota_done() unloads them."""
-        try:
-            if cmd_id is not None and self.ota is not None:
-                raise ValueError("an OTA is already in progress")
-            import ota
-
-            self.ota = ota.start(self, cmd_id, payload)
-            if self.ota is None:  # over already (reported), or nothing to carry on
-                self.ota_done()
-        except Exception as e:
-            self.ota_done()
-            if cmd_id is not None:
-                self.ack(cmd_id, "failed", error=e)
-            else:
-                log("ota: %s" % e)
-
-    def ota_done(self):
-        """The job is over (or none could start): its modules leave the heap."""
-        self.ota = None
-        for name in ("ota", "ota_bundle", "ota_image", "httpget", "ota_partition"):
-            _unload(name)
+        elif result is not self:  # (self: the OTA job acks once it is over)
+            self.ack(cmd_id, "done", result=result)
 
     # --- the loop
 
@@ -263,14 +218,9 @@ class App:
                     self._commands()
                     gc.collect()
                 self.tele.tick()
-                job = self.ota
-                if job is not None:
-                    job.tick()
-                    job = None  # (not held across the wait: the job may end in its tick)
-                elif self._trial is not None and time.ticks_diff(now, self._trial) > 0:
-                    log("app: on trial and the broker not reached in time: reset")
-                    b.reset()
-                self.link.wait(_LOOP_MS if self.ota is None else _OTA_LOOP_MS)
+                if self.ota is not None:
+                    self.ota.tick()
+                self.link.wait(_LOOP_MS if self.ota is None else self.ota.pace)
             except MemoryError as e:
                 q = self._queue
                 if q and type(q[-1]) is bytearray:  # no room to answer a refused command: let it go (it expires)

@@ -3,10 +3,6 @@ import chooser
 
 chooser.run()
 del chooser
-try:
-    import app
-except Exception as e:  # an app that cannot load: reset (one trial boot gone), not the REPL
-    import chooser
+import app
 
-    chooser.crashed(e)
 app.main()

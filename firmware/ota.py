@@ -1,6 +1,7 @@
 """The OTA job: the `ota` command's download, verification and switch, ticked from the main loop like telemetry
-(app.py), its state in ota.json so that a boot carries it on. Loaded while a job runs (app.ota_done() unloads it).
+(app.py), its state in ota.json so that a boot carries it on. Loaded for the `ota` command (app.py) and kept by the job while it runs (done() unloads it).
 
+    ota.ota(app, cmd_id, payload)           # app.py's built-in: app.ota = start(...)
     job = ota.start(app, cmd_id, payload)   # a new job (the command, acked `accepted` already), or with cmd_id None
                                             # the one ota.json holds after a boot: a download resumes (a Job), an
                                             # apply is judged and reported (None: nothing left to run)
@@ -33,13 +34,33 @@ import time
 from micropython import const
 
 _FILE = const("ota.json")
-_SLOT = const("ota.slot")  # an ESP32 image written by an OTA runs (start.py then asks ota_partition.running())
 _TRIES = const(6)
 _BACKOFF_MS = const(1000)
 _BACKOFF_MAX_MS = const(30000)
 _TICK_MS = const(50)
 _ERROR_MAX = const(200)
 _KINDS = ("bundle", "esp32-app")
+
+
+def ota(app, cmd_id, payload):
+    """The built-in command (app.py's _builtin; cmd_id None: ota.json's job after a boot): the job started or carried
+    on (app.ota), or ended. Returns app: the job acks by itself once it is over. Raises ValueError for a command it
+    refuses (acked `failed` by app.py)."""
+    if cmd_id is not None and app.ota is not None:
+        raise ValueError("an OTA is already in progress")
+    app.ota = start(app, cmd_id, payload)
+    if app.ota is None:
+        done(app)
+    return app
+
+
+def done(app):
+    """The job is over (or none runs): its modules leave the heap."""
+    app.ota = None
+    for name in ("ota", "ota_bundle", "ota_image", "httpget", "ota_partition", "ports", "chooser"):
+        if name in sys.modules:
+            del sys.modules[name]
+    gc.collect()
 
 
 def start(app, cmd_id, payload):
@@ -57,13 +78,13 @@ def start(app, cmd_id, payload):
         return Job(app, st, False).running()
     fw = app.fw
     if state == "applying" and fw.get("md5") == st.get("md5"):
-        if st.get("kind") == "esp32-app":
+        if st.get("kind") == "esp32-app":  # the image confirmed; fw.json says what runs from now on (start.py)
             import ota_partition
 
             ota_partition.confirm(app.b)
-            open(_SLOT, "w").close()
-        else:
-            _remove(_SLOT)
+            d = st["from"]
+            with open(d + "/fw.json" if d else "fw.json", "w") as f:
+                json.dump(fw, f)
         _finish(app, st, "updated", None, {"version": fw.get("version"), "md5": fw["md5"]})
         return None
     if state == "applying":
@@ -136,6 +157,8 @@ def _finish(app, st, state, error, result=None):
 
 
 class Job:
+    pace = 10  # ms: the link's turn in the main loop while a job runs (app.py)
+
     def __init__(self, app, st, fresh):
         self.app = app
         self.st = st
@@ -175,12 +198,15 @@ class Job:
         except Exception as e:
             self.fail(e)
 
-    def moved(self, done):
-        """The method staged the bundle's first `done` bytes: progress every 10 %."""
-        if done > self._done:
-            self._done = done
+    def save(self):
+        save(self.st)
+
+    def moved(self, n):
+        """The method staged the bundle's first `n` bytes: progress every 10 %."""
+        if n > self._done:
+            self._done = n
             self._tries = 0
-        decile = done * 10 // self.st["size"]
+        decile = n * 10 // self.st["size"]
         if decile > self._decile:
             self._decile = decile
             report(self.app, self.st, "downloading", progress=min(100, decile * 10))
@@ -192,7 +218,7 @@ class Job:
             m.pause()
             m.discard()
         _finish(self.app, self.st, "failed", _text(e))
-        self.app.ota_done()
+        done(self.app)
 
     def _switch(self):
         """Staged and verified: the switch, then the reset into the new app (which reports)."""
@@ -218,7 +244,10 @@ class Job:
 
 
 def _text(e):
+    """The error text of `e` (a text, or an exception: our ValueErrors say it all, others are named)."""
     if isinstance(e, str):
         return e[:_ERROR_MAX]
     t = " ".join(str(e).split())
+    if type(e) is ValueError and t:
+        return t[:_ERROR_MAX]
     return ("%s: %s" % (type(e).__name__, t) if t else type(e).__name__)[:_ERROR_MAX]

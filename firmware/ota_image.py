@@ -68,10 +68,8 @@ class Image:
         return False
 
     def _save(self):
-        import ota
-
         self.job.st["offset"] = self.pos
-        ota.save(self.job.st)
+        self.job.save()
         self._saved = self.pos
 
     def _verify(self):

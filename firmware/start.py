@@ -9,10 +9,10 @@ so none of this code stays in the heap.
 - the boot-loop counter (file `unreached`): a boot counts until the board reaches the broker (app.py then
   removes the file); after _SAFE_AFTER consecutive boots that never did, the board starts in safe mode;
 - the running app's version and md5 for `status`: fw.json of its directory (chooser.py put it first on sys.path),
-  {"version", "md5"} of the bundle an OTA staged there; after an OTA of the ESP32 image, what ota_partition.py
-  remembers of the running slot;
-- whether the app is on trial after an OTA (file app.trial, chooser.py): app.py then resets if it does not reach the
-  broker within settings ota_trial_s (settings.py), and confirms the app once it does.
+  {"version", "md5"} of what an OTA installed; while an OTA of the ESP32 image is not over (ota.json), what
+  ota_partition.py knows of the running slot;
+- whether the app is on trial after an OTA (file app.trial, chooser.py): ota_boot.py then resets the board if it
+  does not reach the broker within settings ota_trial_s (settings.py), and confirms the app once it does.
 """
 
 import json
@@ -25,7 +25,6 @@ VERSION = "0.1.0"
 _SAFE_AFTER = const(5)
 _UNREACHED = "unreached"  # consecutive boots that never reached the broker
 _FW = "fw.json"  # {"version", "md5"} of the bundle in an app directory
-_SLOT = "ota.slot"  # left by the OTA job once an ESP32 image it wrote confirmed itself: ota_partition.running() knows
 _FORGET_WIFI = "forget_wifi"  # left by the wifi_reset command (admin.py)
 
 
@@ -46,15 +45,14 @@ def run(b, log):
     import settings
 
     s = settings.load()
-    trial = settings.ota_trial(s)[0] if _exists("app.trial") or _exists("app.trial.tmp") else None
+    # After an OTA: the seconds an app on trial has to reach the broker (app.trial, chooser.py), or 0 (ota.json)
+    trial = settings.ota_trial(s)[0] if _exists("app.trial") else 0 if _exists("ota.json") else None
     del sys.modules["settings"]
     log("app: telemetry every %d s" % s["period"])
     unreached = _count(log)
     safe = unreached > _SAFE_AFTER
     if safe:
         log("app: SAFE MODE: %d boots in a row never reached the broker" % (unreached - 1))
-    if trial:
-        log("app: on trial after an OTA: %d s to reach the broker" % trial)
     return cfg, s, {"reason": reason, "count": count}, safe, _firmware(b), trial
 
 
@@ -129,7 +127,7 @@ def _count(log):
 
 
 def _firmware(b):
-    if _exists(_SLOT) or _exists("ota.json"):  # an ESP32 image written by OTA, or being tried: what it is
+    if _exists("ota.json"):  # after an OTA of the ESP32 image, until it is over: the image in the running slot
         try:
             import ota_partition
 

@@ -30,7 +30,7 @@ async def test_the_board_is_online_within_5_s_with_its_status(api, registered, b
     # What deploy/OTA leaves for the running app bundle; without it the status says the version only,
     # which the backend does not keep (it matches firmwares by md5).
     manifest = {"version": "0.1.0", "md5": "e4b7f01d6b9f3d6fdb0d53f5e8be2d34"}
-    (flash / "manifest.json").write_text(json.dumps(manifest))
+    (flash / "fw.json").write_text(json.dumps(manifest))
     board = Board(flash)
     started = time.monotonic()
     board.start()

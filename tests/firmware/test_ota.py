@@ -150,3 +150,170 @@ async def test_a_bundle_is_downloaded_verified_and_booted(api, backend, register
     assert not (flash / "app.trial").exists() and not (flash / "ota.json").exists()
     assert ota_server.sent == len(data)  # nothing in common with the running app: all of it, once
     assert "app: boot 2 (soft), firmware 0.2.0" in board.log()
+
+
+async def test_an_incremental_ota_fetches_the_manifest_and_the_changed_file_only(
+        api, backend, registered, built_flash, new_bundle, ota_server, tmp_path):
+    data, md5 = new_bundle
+    ota_server.data = data
+    manifest = read_manifest(data[:HEAD.size + 16384])
+    running = {p.relative_to(built_flash).as_posix(): p.read_bytes() for p in built_flash.rglob("*") if p.is_file()}
+    changed = [e for e in manifest.files if hashlib.sha256(running.get(e.path, b"")).hexdigest() != e.sha256]
+    assert [e.path for e in changed] == ["start.mpy"]  # the bundle differs from the board's app by one file
+    uid = registered["uid"]
+    async with Board(board_flash(built_flash, tmp_path, registered)) as board, Watch(backend, uid) as watch:
+        await eventually(lambda: online_detail(api, uid))
+        await watch.command("ota-incr", ota_payload(ota_server, data))
+        ack = await watch.final("ota-incr")
+        assert ack["state"] == "done" and ack["result"] == {"version": "0.2.0", "md5": md5}, board.log()
+        await eventually(lambda: fw_of(api, uid, md5))
+    head = HEAD.size + (manifest.files[0].offset - HEAD.size)  # the magic, the length and the manifest
+    assert ota_server.sent == head + changed[0].size, ota_server.requests
+    start = changed[0].offset
+    assert [r for r, _ in ota_server.requests] == [
+        "bytes=0-19", f"bytes=20-{head - 1}", f"bytes={start}-{start + changed[0].size - 1}"]
+
+
+async def failed_job(api, backend, registered, flash, server, cmd_id, payload):
+    """Run the job of `payload` on a board; returns (its final ack, the watch, the board's log) once the board, still
+    on its old app, is online again after it."""
+    uid = registered["uid"]
+    async with Board(flash) as board, Watch(backend, uid) as watch:
+        await eventually(lambda: online_detail(api, uid))
+        await watch.command(cmd_id, payload)
+        ack = await watch.final(cmd_id)
+        data = await eventually(lambda: online_detail(api, uid))
+        assert (data["meta"].get("fw") or {}).get("md5") is None  # the old app (no OTA wrote its fw.json)
+    assert not (flash / "ota.json").exists() and not (flash / "app.trial").exists()
+    assert ((flash / "app.ptr").read_text() if (flash / "app.ptr").exists() else "") == ""
+    return ack, watch, board.log()
+
+
+async def test_an_md5_mismatch_fails_before_anything_switches(api, backend, registered, source_flash, new_bundle,
+                                                             ota_server, tmp_path):
+    data, _ = new_bundle
+    ota_server.data = data
+    flash = board_flash(source_flash, tmp_path, registered)
+    ack, watch, log = await failed_job(api, backend, registered, flash, ota_server, "ota-md5",
+                                       ota_payload(ota_server, data, md5="0" * 32))
+    assert ack["state"] == "failed" and ack["error"].startswith("md5 mismatch: the bundle's bytes give"), log
+    assert watch.states("ota-md5")[-1] == "failed" and "verified" not in watch.states("ota-md5")
+    assert not (flash / "a").exists()  # the staging went with the job
+    assert "exit 75" not in log  # never reset
+
+
+async def test_a_blob_corrupted_on_the_server_fails_on_its_md5(api, backend, registered, source_flash, new_bundle,
+                                                               ota_server, tmp_path):
+    data, md5 = new_bundle
+    bad = bytearray(data)
+    bad[-100] ^= 0xFF  # a byte of the last file flipped after the md5 was taken
+    ota_server.data = bytes(bad)
+    ack, _, log = await failed_job(api, backend, registered, board_flash(source_flash, tmp_path, registered),
+                                   ota_server, "ota-bad", ota_payload(ota_server, data))
+    assert ack["state"] == "failed" and ack["error"].startswith("md5 mismatch"), log
+
+
+async def test_a_truncated_bundle_fails(api, backend, registered, source_flash, new_bundle, ota_server, tmp_path):
+    data, _ = new_bundle
+    ota_server.data = data
+    ota_server.truncate = len(data) - 500
+    ack, watch, log = await failed_job(api, backend, registered, board_flash(source_flash, tmp_path, registered),
+                                       ota_server, "ota-trunc", ota_payload(ota_server, data))
+    assert ack["state"] == "failed" and ack["error"] == (
+        f"the server has {len(data) - 500} bytes, the command says {len(data)}"), log
+
+
+async def test_a_dropped_connection_is_resumed_by_range_and_completes(
+        api, backend, registered, source_flash, new_bundle, ota_server, tmp_path):
+    data, md5 = new_bundle
+    ota_server.data = data
+    ota_server.drop_after = len(data) // 2
+    uid = registered["uid"]
+    async with Board(board_flash(source_flash, tmp_path, registered)) as board, Watch(backend, uid) as watch:
+        await eventually(lambda: online_detail(api, uid))
+        await watch.command("ota-drop", ota_payload(ota_server, data))
+        ack = await watch.final("ota-drop")
+        assert ack["state"] == "done", board.log()
+        await eventually(lambda: fw_of(api, uid, md5))
+    assert "ota: attempt 1 failed" in board.log()
+    resumed = [r for r, status in ota_server.requests if status == 206][3]  # head, manifest, files, then the resume
+    # Every byte sent before the drop was staged: the resume asks for the next one, and nothing is sent twice.
+    assert resumed == f"bytes={len(data) // 2}-{len(data) - 1}", ota_server.requests
+    assert ota_server.sent == len(data)
+
+
+async def test_a_server_that_ignores_range_is_read_from_the_start_and_completes(
+        api, backend, registered, source_flash, new_bundle, ota_server, tmp_path):
+    data, md5 = new_bundle
+    ota_server.data = data
+    ota_server.ignore_range = True
+    uid = registered["uid"]
+    async with Board(board_flash(source_flash, tmp_path, registered)) as board, Watch(backend, uid) as watch:
+        await eventually(lambda: online_detail(api, uid))
+        await watch.command("ota-200", ota_payload(ota_server, data))
+        ack = await watch.final("ota-200")
+        assert ack["state"] == "done", board.log()
+        await eventually(lambda: fw_of(api, uid, md5))
+    assert {status for _, status in ota_server.requests} == {200}
+    assert "the server ignored the Range" in board.log()
+
+
+def broken(what):
+    def edit(d):
+        if what == "crash":  # the new app's app.py raises as it is imported
+            app = d / "app.py"
+            app.write_text('raise RuntimeError("broken on purpose")\n' + app.read_text())
+        else:  # the new app never reaches the broker: every connect fails
+            connect = d / "connect.py"
+            connect.write_text(connect.read_text().replace(
+                "def run(link):\n", 'def run(link):\n    raise OSError("unreachable on purpose")\n'))
+        start = d / "start.py"
+        start.write_text(start.read_text().replace('VERSION = "0.1.0"', 'VERSION = "0.9.0"'))
+    return edit
+
+
+@pytest.mark.parametrize("what", ["crash", "unreached"])
+async def test_a_new_app_that_fails_is_rolled_back_within_its_trial(
+        api, backend, registered, built_flash, umqtt_cache, ota_server, tmp_path, what):
+    data, _ = bundle.make(version="0.9.0", source=tree(tmp_path, "fw", broken(what)), cache_dir=umqtt_cache)
+    ota_server.data = data
+    flash = board_flash(built_flash, tmp_path, registered)
+    ack, watch, log = await failed_job(api, backend, registered, flash, ota_server, "ota-bad-app",
+                                       {**ota_payload(ota_server, data), "version": "0.9.0"})
+    assert ack["state"] == "failed" and ack["error"].startswith("rolled back: the new app (0.9.0)"), log
+    states = watch.states("ota-bad-app")
+    assert states[-3:] == ["verified", "applying", "rolled_back"] and "updated" not in states, states
+    assert "chooser: the app in 'a' had its trial boots; back to ''" in log
+    if what == "crash":
+        assert "RuntimeError: broken on purpose" in log
+    else:
+        assert "ota: on trial and the broker not reached in time: reset" in log
+    assert log.count("chooser: app 'a' on trial") == TRIAL["ota_trial_boots"]
+
+
+async def test_a_reboot_mid_download_resumes_and_never_reports_success_early(
+        api, backend, registered, source_flash, new_bundle, ota_server, tmp_path):
+    data, md5 = new_bundle
+    ota_server.data = data
+    ota_server.pause = 0.05  # ~1.2 s for the bundle: time to pull the plug
+    uid = registered["uid"]
+    flash = board_flash(source_flash, tmp_path, registered)
+    async with Board(flash) as board, Watch(backend, uid) as watch:
+        await eventually(lambda: online_detail(api, uid))
+        await watch.command("ota-kill", ota_payload(ota_server, data))
+
+        async def some_progress():
+            return any(m.get("progress", 0) >= 30 for m in watch.ota)
+        await eventually(some_progress, timeout=20)
+        assert (flash / "ota.json").exists()
+        board._proc.kill()  # a power cut mid-download
+        ack = await watch.final("ota-kill")
+        assert ack["state"] == "done" and ack["result"]["md5"] == md5, board.log()
+        await eventually(lambda: fw_of(api, uid, md5))
+    assert "--- exit -9" in board.log()
+    states = watch.states("ota-kill")
+    assert states.count("updated") == 1 and states.index("verified") > states.index("downloading")
+    ranges = [r for r, _ in ota_server.requests]
+    assert ranges[:2] == ["bytes=0-19", f"bytes=20-{read_manifest(data[:20 + 16384]).files[0].offset - 1}"]
+    assert ranges.count("bytes=0-19") == 1  # the head kept across the boot: the download resumed
+    assert ota_server.sent < len(data) + 4096
