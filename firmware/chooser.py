@@ -12,8 +12,9 @@ cannot break the choice. Its files (docs/firmware.md):
                 reached the broker. The app removes app.trial once it reached the broker (app.py).
 
 run() puts the directory and its lib/ before the rest of sys.path (the modules of the top of the flash are found
-after them). crashed(e) is what main.py calls when the app cannot even be imported: a reset, which counts as one
-trial boot, rather than the REPL a board would otherwise stop in.
+after them). read() and write() are the OTA job's too (ota.py, ota_bundle.py), which imports this module again.
+An app that cannot even be imported ends main.py: the unix port exits and the emulator restarts it (a trial boot
+counted); a board stops in the REPL until its next reset (main.py has no try: 192 bytes of heap every boot).
 """
 
 import os
@@ -81,17 +82,3 @@ def _remove(name):
         except OSError:
             pass
 
-
-def crashed(e):
-    """The app could not be imported (`e`): print why and reset with the board layer of the top of the flash (the
-    app directory's own may be what is broken). Never returns."""
-    sys.print_exception(e)
-    print("chooser: the app failed to load; reset")
-    p = sys.path
-    while p and (p[0] in _DIRS or p[0][:2] in ("a/", "b/")):
-        p.pop(0)
-    for name in list(sys.modules):
-        del sys.modules[name]
-    import ports
-
-    ports.board().reset()

@@ -141,7 +141,9 @@ def report(app, st, state, progress=None, error=None):
         body["progress"] = progress
     if error is not None:
         body["error"] = error
-    print("ota: %s%s" % (state, "" if error is None else ": " + error))
+    gc.collect()
+    print("ota: %s%s (free heap %d)" % (state, "" if progress is None else " %d %%" % progress,
+                                       gc.mem_free()) if error is None else "ota: %s: %s" % (state, error))
     return app.link.publish("ota", json.dumps(body))
 
 

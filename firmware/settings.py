@@ -5,7 +5,7 @@ it, CA included, takes more heap than a board online has to spare).
     {"period": 60, "ota_trial_s": 120, "ota_trial_boots": 3}
 
 period: whole seconds between telemetry samples, 5 to 86400 (_PERIOD_MIN, _PERIOD_MAX), default 60 (_PERIOD).
-ota_trial_s: seconds a new app on trial has, from its boot, to reach the broker before it resets (app.py), 5 to 3600,
+ota_trial_s: seconds a new app on trial has, from its boot, to reach the broker before it resets (ota_boot.py), 5 to 3600,
 default 120 (_TRIAL_S); ota_trial_boots: how many boots it has (the count goes into app.trial, chooser.py), 1 to 10,
 default 3 (_TRIAL_BOOTS). So a new app that never reaches the broker is rolled back after about boots x seconds.
 Keys not listed here are kept as they are. (The OTA job keeps its own state in ota.json: ota.py.)
