@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import io
 import os
+import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -448,6 +449,11 @@ async def test_a_served_backend_restarted_mid_job_serves_the_same_link_and_the_r
         command = await eventually(lambda: _received(device, answer["id"]))
         url = command["payload"]["url"]
         assert url.startswith(f"https://127.0.0.1:{device_port}/v1/device/ota/")
+        status, custom = server.call("POST", f"/v1/user/devices/{uid}/commands", {"payload": {"cmd": "x"}})
+        assert status == 200 and custom["state"] == "queued"  # behind the OTA
+        with sqlite3.connect(server.data_dir / "mpfleet.db") as db:  # each type's deadline, from --command-timeout
+            deadlines = dict(db.execute("SELECT type, expires_at - ? FROM commands", (time.time(),)).fetchall())
+        assert 590 < deadlines["ota"] <= 600 and 20 < deadlines["custom"] <= 30, deadlines
         assert (await device.download(url, headers={"Range": "bytes=0-4095"}))[2] == NEW[:4096]
         await device.report_ota(answer["id"], "downloading", progress=10)
         await eventually(lambda: _served_job(server, uid, "downloading"))
