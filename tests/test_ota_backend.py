@@ -508,16 +508,21 @@ def mosquitto(tmp_path):
     broker.stop()
 
 
+async def start_on(mosquitto, tmp_path):
+    """A backend on `mosquitto`, whose CA boards get; its device listener has a certificate that CA signed."""
+    tls = mosquitto.tls
+    return await start_backend(tmp_path, broker_url=mosquitto.url, mqtt_tls_port=mosquitto.tls_port,
+                               broker_ca_file=str(tls.ca_cert), device_cert_file=str(tls.server_cert),
+                               device_key_file=str(tls.server_key))
+
+
 async def test_on_mosquitto_a_restart_after_verifying_replays_the_old_status_and_the_job_stays_open(
         tmp_path, mosquitto):
     """Boards get Mosquitto's CA; the listener is given a certificate it signed (--device-cert). The backend
     restarts after `verified` while the board, still on its old app, stays connected to Mosquitto: the bridge
     subscribes again and gets the board's retained status, on the old md5, which is no sign that the board
     came back on it."""
-    tls = mosquitto.tls
-    backend = await start_backend(tmp_path, broker_url=mosquitto.url, mqtt_tls_port=mosquitto.tls_port,
-                                  broker_ca_file=str(tls.ca_cert), device_cert_file=str(tls.server_cert),
-                                  device_key_file=str(tls.server_key))
+    backend = await start_on(mosquitto, tmp_path)
     api = await backend.api_for("alice")
     board = await Board.online(api)
     try:
@@ -542,10 +547,7 @@ async def test_on_mosquitto_a_restart_after_verifying_replays_the_old_status_and
 async def test_on_mosquitto_the_reports_a_device_sent_while_the_backend_was_down_end_its_job(tmp_path, mosquitto):
     """Mosquitto keeps them for the bridge's persistent session and hands them over as it starts again: they
     must reach the OTA flow, not only storage."""
-    tls = mosquitto.tls
-    backend = await start_backend(tmp_path, broker_url=mosquitto.url, mqtt_tls_port=mosquitto.tls_port,
-                                  broker_ca_file=str(tls.ca_cert), device_cert_file=str(tls.server_cert),
-                                  device_key_file=str(tls.server_key))
+    backend = await start_on(mosquitto, tmp_path)
     api = await backend.api_for("alice")
     board = await Board.online(api)
     try:
@@ -559,6 +561,23 @@ async def test_on_mosquitto_the_reports_a_device_sent_while_the_backend_was_down
         job = await board.job_in("failed")
         assert job["error"] == "download: too many retries"
         assert (await eventually(lambda: final_command(api, board.uid, command["id"])))["state"] == "failed"
+    finally:
+        await board.close()
+        await backend.stop()
+
+
+async def test_on_mosquitto_without_a_device_certificate_boards_refuse_the_listener_and_serve_says_so(
+        tmp_path, mosquitto, caplog):
+    backend = await start_backend(tmp_path, broker_url=mosquitto.url, mqtt_tls_port=mosquitto.tls_port,
+                                  broker_ca_file=str(mosquitto.tls.ca_cert))
+    api = await backend.api_for("alice")
+    board = await Board.online(api)
+    try:
+        assert "is not signed by the CA boards get as mqtt.ca: boards will refuse their downloads" in caplog.text
+        command = await board.trigger()
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):  # verification on: DATA/tls is not its CA's
+            await board.device.download(command["payload"]["url"])
+        assert (await board.job())["bytes_served"] == 0
     finally:
         await board.close()
         await backend.stop()
