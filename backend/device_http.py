@@ -2,7 +2,7 @@
 
     GET /v1/device/ota/<token>    the image of an open OTA job (ota_tokens.py: the token says whose, which)
 
-A bad, forged or expired token, or one whose job is over, is 403; a valid token whose device, firmware or job
+A bad, forged or expired token, one whose job is over or whose device is disabled, is 403; a valid token whose device, firmware or job
 is gone is 404; neither sends a byte of any image. Otherwise the blob is streamed from disk by aiohttp's
 FileResponse: Content-Length, `ETag: "<md5>"`, `Range: bytes=N-` answered 206 with Content-Range, a range
 past the end 416 with `Content-Range: bytes */SIZE`. What each response sent is added to its job's
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ROUTE = "/v1/device/ota/{token}"
 JOB_OVER = "This download link is no longer valid: its OTA job is over."
 GONE = "Nothing to download here: the device, the firmware or the OTA job is gone."
+DISABLED = "This download link is not valid while the device is disabled."
 _STORAGE = web.AppKey("storage", Storage)
 _SIGNER = web.AppKey("signer", TokenSigner)
 
@@ -64,6 +65,8 @@ async def download(request):
         raise ApiError(404, GONE)
     if not job.is_open:
         raise ApiError(403, JOB_OVER)
+    if not job.device_enabled:  # revoked: its broker access is cut, and its downloads with it
+        raise ApiError(403, DISABLED)
     path = storage.blobs.path(job.md5)
     if not path.is_file():
         raise ApiError(404, GONE)

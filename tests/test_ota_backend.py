@@ -345,7 +345,10 @@ async def test_a_bad_forged_expired_or_foreign_token_is_403_and_a_gone_job_404_w
         # The other device's own link works, for its own job only.
         status, _, body = await other.device.download(f"{base}/{other_token}")
         assert status == 200 and body == NEW
-        # A valid token whose device is gone: 404, no bytes.
+        # A valid token of a disabled device: 403; of a device that is gone: 404. No bytes.
+        assert (await ota_api.patch(other.path, json={"enabled": False}))[0] == 200
+        status, _, body = await board.device.download(f"{base}/{other_token}")
+        assert status == 403 and b"disabled" in body and NEW[:64] not in body
         assert (await ota_api.delete(other.path))[0] == 200
         status, _, body = await board.device.download(f"{base}/{other_token}")
         assert status == 404 and NEW[:64] not in body

@@ -59,6 +59,7 @@ class Download:
     firmware_id: int | None
     md5: str | None  # of the firmware row (None: deleted)
     is_open: bool
+    device_enabled: bool
 
 
 def _job_from_row(row):
@@ -169,13 +170,13 @@ class OtaStore:
     async def download(self, job_id):
         """The Download of job `job_id`, or None when there is no such job (or its device is gone)."""
         row = await self.db.fetch_one(
-            "SELECT j.id, d.uid, j.firmware_id, f.md5, j.state FROM ota_jobs j JOIN devices d ON d.id = j.device_id"
-            " LEFT JOIN firmwares f ON f.id = j.firmware_id WHERE j.id = ?",
+            "SELECT j.id, d.uid, j.firmware_id, f.md5, j.state, d.enabled FROM ota_jobs j"
+            " JOIN devices d ON d.id = j.device_id LEFT JOIN firmwares f ON f.id = j.firmware_id WHERE j.id = ?",
             (job_id,),
         )
         if row is None:
             return None
-        return Download(row[0], row[1], row[2], row[3], row[4] in OPEN_STATES)
+        return Download(row[0], row[1], row[2], row[3], row[4] in OPEN_STATES, bool(row[5]))
 
     async def count_served(self, job_id, size):
         """Add `size` bytes to what the job's downloads have sent (one write per response, as it ends)."""
