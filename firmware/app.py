@@ -46,10 +46,10 @@ def main():
     try:
         import start
 
-        cfg, settings, boot, safe, fw, trial = start.run(b, log)
+        cfg, settings, boot, safe, fw, after_ota = start.run(b, log)
         del start
         _unload("start")
-        App(b, cfg, settings, boot, safe, fw, trial).run()
+        App(b, cfg, settings, boot, safe, fw, after_ota).run()
     except Exception as e:
         sys.print_exception(e)
         log("app: crashed; reset in 5 s")
@@ -64,7 +64,11 @@ def _unload(name):
 
 
 class App:
-    def __init__(self, b, cfg, settings, boot, safe, fw, trial=None):
+    # The OTA job (ota.py) while one runs, or ota_boot.py's watch: an instance attribute only then (one more in every
+    # App's table cost heap on every board).
+    ota = None
+
+    def __init__(self, b, cfg, settings, boot, safe, fw, after_ota=False):
         from link import Link  # the largest first, and its TLS set up, while the heap is young
 
         self.link = Link(cfg, b, self.status, log)
@@ -78,9 +82,8 @@ class App:
         self._uptime_ms = 0
         self._last = time.ticks_ms()
         self._reached = False
-        # The OTA job (ota.py) while one runs; after a boot that follows one, ota_boot.py's watch until the broker
-        # is reached (start.py: `trial`, the seconds an app on trial has, or 0).
-        self.ota = None if trial is None else __import__("ota_boot").Boot(self, trial)
+        if after_ota:  # a boot after an OTA (start.py): ota_boot.py watches it until the broker is reached
+            self.ota = __import__("ota_boot").Boot(self)
         self.link.on_up = self._on_up
         self._queue = []  # commands (bytes) waiting for the loop, and the starts (bytearray) of refused ones
         self._custom = {}  # custom command name -> the maker's handler(payload)

@@ -56,8 +56,9 @@ def ota(app, cmd_id, payload):
 
 def done(app):
     """The job is over (or none runs): its modules leave the heap."""
-    app.ota = None
-    for name in ("ota", "ota_bundle", "ota_image", "httpget", "ota_partition", "ports", "chooser"):
+    app.ota = None  # (not `del`: MicroPython keeps a deleted attribute's value in its slot)
+    for name in ("ota", "ota_bundle", "ota_image", "httpget", "ota_partition", "ports", "chooser", "ota_boot",
+                 "settings"):
         if name in sys.modules:
             del sys.modules[name]
     gc.collect()
@@ -234,9 +235,10 @@ class Job:
         save(st)
         report(app, st, "applying")
         import chooser
+        import ota_boot
         import settings
 
-        boots = settings.ota_trial(settings.load())[1]
+        boots = ota_boot.trial(settings.load())[1]
         # app.trial before the switch: a power cut between leaves the old app on a harmless trial of itself.
         chooser.write("app.trial", "%s %d" % (st["from"], boots))
         self.method.switch()

@@ -1,24 +1,75 @@
 """The boot after an OTA, until the broker is reached: app.py makes a Boot its `ota` (the loop ticks it) when start.py
-found the app on trial (app.trial, chooser.py) or an OTA job in ota.json. Then it goes, and this module with it.
+found the files an OTA leaves (app.trial: the app is on trial, chooser.py; ota.json: a job, ota.py). Then it goes,
+and this module with it.
 
-- on trial: a board that has not reached the broker within its trial seconds (settings ota_trial_s) resets, which
-  counts one of its trial boots down (chooser.py puts the previous app back after the last); once it reached it,
-  app.trial is removed: the app is confirmed;
+- on trial: a board that has not reached the broker within its trial seconds resets, which counts one of its
+  trial boots down (chooser.py puts the previous app back after the last); once it reached it, app.trial is
+  removed: the app is confirmed;
+- while an OTA of the ESP32 image is not over, `status` says what the running slot holds (ota_partition.running());
 - then ota.json's job is handed to ota.py (a download carried on, the outcome of an apply reported).
+
+The trial's settings live in settings.json beside the period (settings.py keeps them but reads them not: it loads
+at every boot, this module only after an OTA):
+
+    ota_trial_s       seconds from the boot to reach the broker, 5 to 3600, default 120 (_TRIAL_S)
+    ota_trial_boots   boots a new app gets (written into app.trial by the OTA job), 1 to 10, default 3 (_TRIAL_BOOTS)
+
+So a new app that never reaches the broker is back to the previous one after about boots x seconds.
 """
 
 import os
 import sys
 import time
 
+from micropython import const
+
+_TRIAL_S = const(120)
+_TRIAL_BOOTS = const(3)
+
+
+def trial(s):
+    """(ota_trial_s, ota_trial_boots) of the settings `s` (settings.load()), each its default when missing or not a
+    whole number in its range."""
+    out = []
+    for key, default, low, high in (("ota_trial_s", _TRIAL_S, 5, 3600), ("ota_trial_boots", _TRIAL_BOOTS, 1, 10)):
+        n = s.get(key)
+        ok = isinstance(n, int) and not isinstance(n, bool) and low <= n <= high
+        out.append(n if ok else default)
+    return out
+
+
+def _exists(name):
+    try:
+        os.stat(name)
+        return True
+    except OSError:
+        return False
+
 
 class Boot:
     pace = 200  # ms: the link's turn in the main loop (app.py), as without it
-    def __init__(self, app, trial_s):
+
+    def __init__(self, app):
         self.app = app
-        self._until = time.ticks_add(time.ticks_ms(), trial_s * 1000) if trial_s else None
-        if trial_s:
-            print("ota: on trial: %d s to reach the broker" % trial_s)
+        self._until = None
+        if _exists("app.trial"):
+            import settings
+
+            t = trial(settings.load())[0]
+            del sys.modules["settings"]
+            self._until = time.ticks_add(time.ticks_ms(), t * 1000)
+            print("ota: on trial: %d s to reach the broker" % t)
+        if _exists("ota.json"):
+            try:
+                import ota_partition
+
+                fw = ota_partition.running(app.b)
+                if fw:
+                    app.fw = fw
+            except Exception as e:  # (ImportError: a tree without the partition method)
+                print("ota: the running slot: %s" % e)
+            if "ota_partition" in sys.modules:
+                del sys.modules["ota_partition"]
 
     def tick(self):
         app = self.app
@@ -36,13 +87,10 @@ class Boot:
                 except OSError:
                     pass
             print("ota: the broker reached on trial: the app is confirmed")
-        try:
-            os.stat("ota.json")
-        except OSError:
-            return
-        try:
-            import ota
+        if _exists("ota.json"):
+            try:
+                import ota
 
-            ota.ota(app, None, None)
-        except Exception as e:  # (MemoryError: ota.json stays for the next boot)
-            print("ota: %s" % e)
+                ota.ota(app, None, None)
+            except Exception as e:  # (MemoryError: ota.json stays for the next boot)
+                print("ota: %s" % e)

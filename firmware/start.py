@@ -9,10 +9,9 @@ so none of this code stays in the heap.
 - the boot-loop counter (file `unreached`): a boot counts until the board reaches the broker (app.py then
   removes the file); after _SAFE_AFTER consecutive boots that never did, the board starts in safe mode;
 - the running app's version and md5 for `status`: fw.json of its directory (chooser.py put it first on sys.path),
-  {"version", "md5"} of what an OTA installed; while an OTA of the ESP32 image is not over (ota.json), what
-  ota_partition.py knows of the running slot;
-- whether the app is on trial after an OTA (file app.trial, chooser.py): ota_boot.py then resets the board if it
-  does not reach the broker within settings ota_trial_s (settings.py), and confirms the app once it does.
+  {"version", "md5"} of what an OTA installed (ota_boot.py puts the running ESP32 slot's in its place while an
+  OTA of the image is not over);
+- whether an OTA left its files (app.trial: on trial; ota.json: a job): ota_boot.py then watches the boot.
 """
 
 import json
@@ -29,9 +28,9 @@ _FORGET_WIFI = "forget_wifi"  # left by the wifi_reset command (admin.py)
 
 
 def run(b, log):
-    """(cfg, settings, boot, safe, fw, trial) of this boot: the checked config, the settings commands change
-    (settings.py), {"reason", "count"}, safe mode, the firmware, and the seconds this app has to reach the broker
-    when it is on trial (else None)."""
+    """(cfg, settings, boot, safe, fw, after_ota) of this boot: the checked config, the settings commands change
+    (settings.py), {"reason", "count"}, safe mode, the firmware, and whether an OTA left its files (app.trial: the
+    app is on trial, chooser.py; ota.json: a job): ota_boot.py then watches the boot."""
     _lib_first()
     reason, count = b.boot()
     log("app: boot %d (%s), firmware %s on %s" % (count, reason, VERSION, b.PLATFORM))
@@ -45,15 +44,13 @@ def run(b, log):
     import settings
 
     s = settings.load()
-    # After an OTA: the seconds an app on trial has to reach the broker (app.trial, chooser.py), or 0 (ota.json)
-    trial = settings.ota_trial(s)[0] if _exists("app.trial") else 0 if _exists("ota.json") else None
     del sys.modules["settings"]
     log("app: telemetry every %d s" % s["period"])
     unreached = _count(log)
     safe = unreached > _SAFE_AFTER
     if safe:
         log("app: SAFE MODE: %d boots in a row never reached the broker" % (unreached - 1))
-    return cfg, s, {"reason": reason, "count": count}, safe, _firmware(b), trial
+    return cfg, s, {"reason": reason, "count": count}, safe, _firmware(), _exists("app.trial") or _exists("ota.json")
 
 
 def _exists(name):
@@ -126,19 +123,7 @@ def _count(log):
     return n
 
 
-def _firmware(b):
-    if _exists("ota.json"):  # after an OTA of the ESP32 image, until it is over: the image in the running slot
-        try:
-            import ota_partition
-
-            fw = ota_partition.running(b)
-            if fw:
-                return fw
-        except Exception as e:  # (ImportError: a tree without it)
-            print("app: cannot read the running slot: %s" % e)
-        finally:
-            if "ota_partition" in sys.modules:
-                del sys.modules["ota_partition"]
+def _firmware():
     d = sys.path[0]  # the app directory (chooser.py), "" for the top of the flash
     try:
         with open(d + "/" + _FW if d else _FW) as f:
