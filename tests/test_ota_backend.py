@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import io
 import os
+import socket
 import sqlite3
 import subprocess
 import time
@@ -584,3 +585,21 @@ async def test_on_mosquitto_without_a_device_certificate_boards_refuse_the_liste
     finally:
         await board.close()
         await backend.stop()
+
+
+def test_a_device_port_that_is_taken_or_a_certificate_that_does_not_load_ends_serve_with_one_line(tmp_path):
+    base = [MPFLEET, "serve", "--data", str(tmp_path / "var"), "--host", "127.0.0.1", "--mqtt-port", "0",
+            "--mqtt-tls-port", "0"]
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        held = holder.getsockname()[1]
+        taken = subprocess.run([*base, "--http-port", str(free_port()), "--device-port", str(held)],
+                               capture_output=True, text=True, timeout=30)
+    assert taken.returncode == 1 and "Traceback" not in taken.stderr
+    assert taken.stderr.splitlines()[-1] == f"mpfleet: cannot listen on 127.0.0.1:{held} (device HTTPS): Address" \
+                                            " already in use"
+    (tmp_path / "not.pem").write_text("not a certificate\n")
+    bad = subprocess.run([*base, "--http-port", str(free_port()), "--device-port", "0",
+                          "--device-cert", str(tmp_path / "not.pem")], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.splitlines()[-1].startswith(f"mpfleet: device HTTPS: cannot load the certificate {tmp_path}")
+    assert "mpfleet backend: http://" not in taken.stdout + bad.stdout
