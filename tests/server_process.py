@@ -65,7 +65,7 @@ class ServerProcess:
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
                 [MPFLEET, "serve", "--data", str(self.data_dir), "--host", "127.0.0.1", "--http-port", str(self.port),
-                 *self.args],
+                 "--device-port", "0", *self.args],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         deadline = time.monotonic() + timeout

@@ -36,9 +36,9 @@ async def test_boards_list_every_required_board_with_its_facts(backend):
     for key, (platform, chip) in REQUIRED_BOARDS.items():
         assert boards[key]["platform"]["key"] == platform and boards[key]["chip"] == chip
     assert boards["esp07s"]["id"] == 6 and boards["esp07s"]["name"] == "ESP-07S"
-    assert boards["esp32dev"]["flash_offset"] == "0x1000" and boards["esp32dev"]["ota"] == "partition"
-    assert boards["d1_mini"]["flash_offset"] == "0x0" and boards["d1_mini"]["ota"] == "bundle"
-    assert boards["unix"]["ota"] == "bundle"
+    assert boards["esp32dev"]["flash_offset"] == "0x1000" and boards["esp32dev"]["ota"] == ["partition", "bundle"]
+    assert boards["d1_mini"]["flash_offset"] == "0x0" and boards["d1_mini"]["ota"] == ["bundle"]
+    assert boards["unix"]["ota"] == ["partition", "bundle"]
 
 
 def test_the_board_definitions_agree_with_each_other():

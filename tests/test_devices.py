@@ -19,7 +19,7 @@ async def test_registration_returns_the_seed_detail_payload_and_credentials_once
     assert status == 201
     data = body["data"]
     assert re.fullmatch(r"espressif8266_[0-9A-Za-z]{12}", data["uid"])
-    assert list(data) == DETAIL_FIELDS + ["mqtt"]
+    assert list(data) == DETAIL_FIELDS + ["mqtt", "ota"]
     assert data["status"] == "pending" and data["is_online"] is False
     assert data["platform"] == {"id": 2, "name": "ESP8266", "key": "espressif8266"}
     assert data["board"] == {"id": 6, "name": "ESP-07S", "key": "esp07s"}
