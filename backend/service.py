@@ -32,7 +32,7 @@ from . import credentials
 from .bridge import BridgeUnavailable
 from .broker.accounts import apply_access_change
 from .storage import NotFound
-from .storage.commands import FINAL_STATES, new_command_id
+from .storage.commands import AT_DEVICE, FINAL_STATES, new_command_id
 
 log = logging.getLogger(__name__)
 
@@ -263,20 +263,42 @@ class Service:
     async def _ota_status(self, uid, report):
         """How the device's status bears on its open job: back on the target's md5 → updated; back on another
         after verifying or applying → rolled_back; on its old md5 while downloading it rebooted mid-download,
-        and the job stays open (the board resumes it, or reports why not). A status the broker replays to a
+        and the job stays open (the board resumes it, or reports why not); back while the job is still `sent`,
+        it never started it, and gets the command again (_send_again). A status the broker replays to a
         new bridge session (after a backend restart) is what the device said last, maybe before the job went
         on: on the target's md5 it is news all the same, on another it is no sign that the device came back."""
-        md5 = (report["meta"].get("fw") or {}).get("md5")
-        if md5 is None:
-            return
         job = await self.storage.ota.open_job(uid)
         if job is None:
+            return
+        if job.state == "sent" and not report["replayed"]:
+            await self._send_again(uid, job)
+            return
+        md5 = (report["meta"].get("fw") or {}).get("md5")
+        if md5 is None:
             return
         past_download = job.state in ("verified", "applying")
         if md5 == job.md5 and (past_download or job.from_md5 != job.md5):
             await self.storage.ota.move(job, "updated", progress=job.progress)
         elif md5 != job.md5 and past_download and not report["replayed"]:
             await self.storage.ota.move(job, "rolled_back", progress=job.progress, error=CAME_BACK_OLD)
+
+    async def _send_again(self, uid, job):
+        """A device back online (a new session: a status comes only when it connects) whose job is still `sent`
+        never started it: the command was lost with the old session (a clean one), or the board lost power
+        before it kept the job in its flash. The same command again (a board that kept it goes on with it)."""
+        device = await self.storage.devices.find(uid)
+        try:
+            command = await self.storage.commands.get(device, job.id)
+        except (NotFound, AttributeError):  # deleted meanwhile
+            return
+        if command.state not in AT_DEVICE:
+            return  # still queued (pacing sends it) or over
+        try:
+            await self.bridge.send_command(uid, command)
+        except BridgeUnavailable as error:  # the command expires, and the job with it
+            log.warning("could not send the OTA command %s to %s again: %s", job.id, uid, error)
+            return
+        log.info("sent the OTA command %s to %s again: it came back without having started the job", job.id, uid)
 
     async def _ota_ack(self, uid, command_id, state, error):
         """A final ack of an `ota` command: `failed` fails an open job (or explains a rollback); `done` with

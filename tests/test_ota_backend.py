@@ -235,6 +235,18 @@ async def test_a_reboot_mid_download_keeps_the_job_open_and_it_can_still_finish(
     assert [entry.get("progress") for entry in job["history"][1:3]] == [30, 0]  # the restart is on record
 
 
+async def test_a_board_back_before_it_started_the_job_gets_the_same_command_again(board):
+    command = await board.trigger()  # received (and acked `accepted`), then the power went before it kept the job
+    await board.come_back(OLD)
+    async def again():
+        return [c for c in board.device.commands if c["id"] == command["id"]]
+
+    assert await eventually(again) == [command]  # the new session's copy: the same id and payload
+    assert (await board.job())["state"] == "sent"
+    await board.device.report_ota(command["id"], "downloading", progress=10)
+    assert (await board.job_in("downloading"))["progress"] == 10
+
+
 async def test_a_failed_report_fails_the_job_with_the_devices_reason_and_frees_the_device(board):
     command = await board.trigger()
     assert await board.api.post(board.path + "/ota") == (409, {"message": "An OTA is already in progress for this"
