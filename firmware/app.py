@@ -199,7 +199,8 @@ class App:
             result = getattr(__import__(name), kind)(self, cmd_id, payload)
         except Exception as e:
             error = e
-        _unload(name)
+        if name != "ota":  # (ota.py stays while its job runs, and unloads itself)
+            _unload(name)
         if error is not None:
             self.ack(cmd_id, "failed", error=error)
         elif result is not self:  # (self: the OTA job acks once it is over)

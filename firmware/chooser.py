@@ -12,7 +12,7 @@ cannot break the choice. Its files (docs/firmware.md):
                 reached the broker. The app removes app.trial once it reached the broker (app.py).
 
 run() puts the directory and its lib/ before the rest of sys.path (the modules of the top of the flash are found
-after them). read() and write() are the OTA job's too (ota.py, ota_bundle.py), which imports this module again.
+after them). read() and write() are the OTA job's too (ota_switch.py), which imports this module again.
 An app that cannot even be imported ends main.py: the unix port exits and the emulator restarts it (a trial boot
 counted); a board stops in the REPL until its next reset (main.py has no try: 192 bytes of heap every boot).
 """

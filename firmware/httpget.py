@@ -1,18 +1,18 @@
 """A small streaming HTTPS client for the OTA download: one GET of a byte range per connection, read in blocks into
 the caller's buffer, never a whole body.
 
-    g = Get(ctx, url, start, end)   # TCP, TLS (the link's SSLContext: the server verified as the broker is), the
-                                    # request with `Range: bytes=start-end` (end None: to the end), the answer's head
-    g.status, g.first, g.total      # 206: the body starts at byte g.first (== start) of g.total; 200: a server that
-                                    # ignored the Range: the whole file from 0 (g.total its length)
+    g = Get(ctx, url, start, end, size)   # TCP, TLS (the link's SSLContext: the server verified as the broker is),
+                                          # `Range: bytes=start-end` (end None: to the end), the answer's head checked
+    g.status                        # 206: the body starts at byte `start`; 200: a server that ignored the Range:
+                                    # the whole file from 0
     n = g.readinto(mv, timeout_ms)  # bytes read into mv (at most len(mv)): 0 when none came within timeout_ms
     g.left                          # body bytes still to come
     g.close()
 
-A 206 whose Content-Range does not begin at `start`, a 416 (past the end: g.status 416 and g.total the size the
-server has, from `Content-Range: bytes */SIZE`; the caller decides) and any other status are the caller's to judge:
-Get raises only OSError (the network: connect, TLS, a timeout, the connection closed before the body's end: worth a
-retry) and ValueError (an answer that is no HTTP, or a status other than 200/206/416: not worth one).
+Only a 206 whose Content-Range begins at `start` of `size` bytes, or a 200 of `size` bytes, is taken. Raises OSError
+(the network: connect, TLS, a timeout, the connection closed before the body's end, HTTP 5xx, a 206 from another
+byte: worth a retry) or ValueError (no HTTP, another status (403, 404, ...), a 416 or a size other than `size`: the
+server's file is not the one the command describes; not worth one).
 
 The socket is non-blocking once connected, each wait bounded (_IO_MS without a byte is ETIMEDOUT), so the main loop
 keeps its pace while a download runs. The head is read one byte at a time into a bounded line (_LINE bytes; longer
@@ -32,7 +32,7 @@ _LINE = const(128)
 
 
 class Get:
-    def __init__(self, ctx, url, start, end=None):
+    def __init__(self, ctx, url, start, end, size):
         if url[:8] != "https://":
             raise ValueError("the url must be https://")
         host, _, path = url[8:].partition("/")
@@ -57,6 +57,10 @@ class Get:
             self._send(("GET /%s HTTP/1.1\r\nHost: %s\r\nRange: bytes=%d-%s\r\nConnection: close\r\n\r\n"
                     % (path, host, start, "" if end is None else str(end))).encode())
             self._head()
+            if self.total != size:
+                raise ValueError("the server has %s bytes, the command says %d" % (self.total, size))
+            if self.status == 206 and self.first != start:
+                raise OSError("the server answered from byte %d, not %d" % (self.first, start))
         except Exception:
             self.close()
             raise

@@ -1,4 +1,4 @@
-"""The OTA job on the emulated board (firmware/ota.py, ota_bundle.py, httpget.py, chooser.py) against the real broker
+"""The OTA job on the emulated board (firmware/ota*.py, httpget.py, chooser.py) against the real broker
 and backend, the bundle served by an HTTPS test server with the boards' CA (tests/firmware/ota_server.py) that can
 truncate, drop mid-body, ignore Range and count the bytes it sent.
 
