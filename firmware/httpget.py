@@ -35,6 +35,8 @@ class Get:
     def __init__(self, ctx, url, start, end, size):
         if url[:8] != "https://":
             raise ValueError("the url must be https://")
+        if ctx is None:  # (no network yet: ota_run.py)
+            raise OSError("no TLS context")
         host, _, path = url[8:].partition("/")
         host, _, port = host.partition(":")
         s = socket.socket()

@@ -1,194 +1,36 @@
-"""The OTA job: the `ota` command's download, verification and switch, ticked from the main loop like telemetry
-(app.py), its state in ota.json so that a boot carries it on. Its code comes in phases, one module each, loaded for
-its phase and unloaded after it, so that the heap holds only this core, the phase's module and the HTTPS client:
+"""The built-in command `ota` (app.py loads this module for it; it stays while the job runs, ota_job.done() unloads
+it): the command checked and its job started, or, in a boot that finds ota.json (ota_boot.py, cmd_id None), that job
+carried on or its outcome reported. Small, so that a board short of heap still gets as far as ota_new.py's choice of
+where the job runs (beside the app, or in a boot of its own: ota_run.py).
 
-    bundle:     ota_head (the bundle's head and manifest, the plan), ota_files (copy or download each file),
-                ota_verify (read back: md5, sha256, size), ota_switch
-    esp32-app:  ota_image (the image into the next OTA partition, read back), ota_switch
-
-    ota(app, cmd_id, payload)   app.py's built-in `ota` (the command, acked `accepted` already): ota_new.py checks it
-                                and starts app.ota, a Job; cmd_id None (ota_boot.py, after a boot): ota.json's job
-                                carried on, or its outcome reported (ota_end.py). Returns app: acks come later.
-    job.tick()                  in the main loop: _TICK_MS of the phase's work (its step(job, deadline) -> True when
-                                the phase is done)
-
-Errors: an OSError (network, TLS, a timeout, a dropped connection) or a MemoryError of a step is retried where the
-download got to, after a backoff of 1 s doubling to 30 s, _TRIES times in a row without a byte of progress; any other
-error (a verification, an answer that does not fit, HTTP 403/404) fails the job at once (ota_end.py: `ota` `failed`
-and the ack with the reason, the staging removed).
-
-ota.json: the command's url, md5, sha256, size, version, kind, and id, state ("downloading", "verified",
-"applying", "failed"), error, from (the running app directory, "" for the top of the flash), dir (the staging
-directory) and, for an image, offset.
+    ota(app, cmd_id, payload) -> app    (app: the job acks by itself once it is over; a ValueError for a command it
+                                        refuses, which app.py acks `failed`)
 """
 
 import gc
-import json
-import os
 import sys
-import time
-
-from micropython import const
-
-_FILE = const("ota.json")
-_TRIES = const(6)
-_BACKOFF_MS = const(1000)
-_BACKOFF_MAX_MS = const(30000)
-_TICK_MS = const(50)
-_BUNDLE = ("ota_head", "ota_files", "ota_verify", "ota_switch")
-_IMAGE = ("ota_image", "ota_switch")
 
 
 def ota(app, cmd_id, payload):
+    st = None
     try:
-        _ota(app, cmd_id, payload)
+        if cmd_id is not None:
+            if app.ota is not None:
+                raise ValueError("an OTA is already in progress")
+            import ota_new  # (resets into a boot of its own when the heap has no room for the job)
+
+            try:
+                st = ota_new.check(app, cmd_id, payload)
+            finally:
+                del sys.modules["ota_new"]
+                gc.collect()
+        import ota_job
+
+        ota_job.begin(app, st)
     except Exception:
         if app.ota is None:
-            done(app)
+            for name in ("ota", "ota_job"):
+                if name in sys.modules:
+                    del sys.modules[name]
         raise
     return app
-
-
-def _ota(app, cmd_id, payload):
-    if cmd_id is None:
-        st = load()
-        if st is None or st["state"] != "downloading":
-            if st is not None:
-                import ota_end
-
-                ota_end.outcome(app, st)
-            done(app)
-            return
-    else:
-        if app.ota is not None:
-            raise ValueError("an OTA is already in progress")
-        import ota_new
-
-        try:
-            st = ota_new.check(app, cmd_id, payload)
-        finally:
-            _unload("ota_new")
-    app.ota = Job(app, st)
-
-
-def done(app):
-    """The job is over (or none runs): its modules leave the heap."""
-    app.ota = None  # (not `del`: MicroPython keeps a deleted attribute's value in its slot)
-    for name in _BUNDLE + _IMAGE + ("ota", "ota_end", "httpget", "ota_partition", "chooser", "settings", "ports"):
-        _unload(name)
-    gc.collect()
-
-
-def _unload(name):
-    if name in sys.modules:
-        del sys.modules[name]
-
-
-def load():
-    """ota.json's state, or None (a torn or foreign file is removed)."""
-    try:
-        with open(_FILE) as f:
-            st = json.load(f)
-        st["state"]
-        return st
-    except OSError:
-        return None
-    except Exception as e:
-        print("ota: %s unreadable (%s): removed" % (_FILE, e))
-        os.remove(_FILE)
-        return None
-
-
-def save(st):
-    with open(_FILE + ".tmp", "w") as f:
-        json.dump(st, f)
-    os.rename(_FILE + ".tmp", _FILE)  # littlefs: atomic (a torn ota.json is removed by load())
-
-
-def report(app, st, state, progress=None, error=None):
-    """Publish `state` of job `st` on the `ota` topic; False when the link could not."""
-    body = {"id": st["id"], "state": state}
-    if progress is not None:
-        body["progress"] = progress
-    if error is not None:
-        body["error"] = error
-    gc.collect()
-    print("ota: %s %s (free heap %d)" % (state, progress if error is None else error, gc.mem_free()))
-    return app.link.publish("ota", json.dumps(body))
-
-
-def entry(line):
-    """(sha256 hex as bytes, size, path) of a line of a bundle's manifest. Raises ValueError for one that is not."""
-    parts = line.split()
-    if len(parts) != 3 or len(parts[0]) != 64 or not parts[1].isdigit() or parts[2][:1] == b"/" or b".." in parts[2]:
-        raise ValueError("bad manifest line %r" % line[:80])
-    return parts[0], int(parts[1]), parts[2].decode()
-
-
-class Job:
-    pace = 10  # ms: the link's turn in the main loop while a job runs (app.py)
-
-    def __init__(self, app, st):
-        self.app = app
-        self.st = st
-        bundle = st["kind"] == "bundle"
-        self.phases = _BUNDLE if bundle else _IMAGE
-        self.phase = 0
-        self.buf = memoryview(bytearray(1024 if bundle else 4096))  # the one block buffer
-        self.get = None  # the open download (httpget.Get)
-        self.mf = None  # bundle.head, open at a manifest line (ota_head, ota_files, ota_verify)
-        self._m = None  # the phase's module
-        self._tries = 0
-        self._next = time.ticks_ms()
-        self._done = -1  # the most bytes staged so far: progress resets the tries
-        self._decile = -1
-
-    def tick(self):
-        if time.ticks_diff(self._next, time.ticks_ms()) > 0:
-            return
-        try:
-            m = self._m
-            if m is None:
-                gc.collect()
-                m = self._m = __import__(self.phases[self.phase])
-            if m.step(self, time.ticks_add(time.ticks_ms(), _TICK_MS)):
-                self._m = None
-                _unload(self.phases[self.phase])
-                self.phase += 1
-        except (OSError, MemoryError) as e:
-            self.pause()
-            self._tries += 1
-            if self._tries >= _TRIES:
-                self.fail("download failed %d times in a row: %s" % (self._tries, e))
-                return
-            delay = min(_BACKOFF_MAX_MS, _BACKOFF_MS << (self._tries - 1))
-            print("ota: attempt %d failed (%r); again in %d ms" % (self._tries, e, delay))
-            self._next = time.ticks_add(time.ticks_ms(), delay)
-        except Exception as e:
-            self.fail(e)
-
-    def pause(self):
-        if self.get is not None:
-            self.get.close()
-            self.get = None
-
-    def moved(self, n):
-        """The phase staged the image's first `n` bytes: progress every 10 %."""
-        if n > self._done:
-            self._done = n
-            self._tries = 0
-        decile = n * 10 // self.st["size"]
-        if decile > self._decile:
-            self._decile = decile
-            report(self.app, self.st, "downloading", progress=min(100, decile * 10))
-
-    def fail(self, e):
-        self.pause()
-        self._m = None
-        for name in self.phases:
-            _unload(name)
-        gc.collect()
-        import ota_end
-
-        ota_end.fail(self, e)
-        done(self.app)

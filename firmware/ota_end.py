@@ -14,8 +14,6 @@ for the next connect.
 import json
 import os
 
-import ota
-
 
 def rmtree(d):
     try:
@@ -45,6 +43,8 @@ def fail(job, e):
 
 
 def finish(app, st, state, error, result=None):
+    import ota_job as ota  # (loaded already but for rmtree's callers)
+
     if ota.report(app, st, state, error=error) and app.ack(st["id"], "failed" if error else "done", result, error):
         os.remove("ota.json")
     elif st["state"] == "downloading":

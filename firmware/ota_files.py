@@ -11,7 +11,7 @@ import os
 import time
 
 from micropython import const
-from ota import entry
+from ota_job import entry
 
 _WAIT_MS = const(20)  # how long a step waits for the server's next bytes before the loop gets its turn
 

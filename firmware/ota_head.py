@@ -13,7 +13,7 @@ import time
 from binascii import hexlify
 
 from micropython import const
-from ota import entry
+from ota_job import entry
 
 _MAGIC = b"MPFLEET-BUNDLE\x00\x01"
 _HEAD = const(20)

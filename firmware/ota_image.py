@@ -54,6 +54,6 @@ def step(job, deadline):
             job.fill = 0
             if job.pos - job.saved >= _SAVE_EVERY:
                 st["offset"] = job.saved = job.pos
-                __import__("ota").save(st)
+                __import__("ota_job").save(st)
         job.moved(job.pos + job.fill)
     return False

@@ -8,7 +8,7 @@ harmless trial of itself. The new app reports (ota_end.outcome, after its boot).
 import json
 
 import chooser
-import ota
+import ota_job as ota
 
 
 def step(job, deadline):

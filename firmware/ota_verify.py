@@ -7,7 +7,7 @@ file's sha256 against the manifest, and the size. Raises ValueError saying what 
 import time
 from binascii import hexlify
 
-from ota import entry
+from ota_job import entry
 
 try:
     from hashlib import sha256

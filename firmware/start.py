@@ -41,6 +41,12 @@ def run(b, log):
 
         setup.run(b, log)
     b.set_pins(cfg.get("pins"))
+    after_ota = _exists("app.trial") or _exists("ota.json")
+    if after_ota:  # an OTA job left for this boot to download, before the app (ota_run.py)?
+        import ota_run
+
+        ota_run.run(b, cfg)
+        del sys.modules["ota_run"]
     import settings
 
     s = settings.load()
@@ -50,7 +56,7 @@ def run(b, log):
     safe = unreached > _SAFE_AFTER
     if safe:
         log("app: SAFE MODE: %d boots in a row never reached the broker" % (unreached - 1))
-    return cfg, s, {"reason": reason, "count": count}, safe, _firmware(), _exists("app.trial") or _exists("ota.json")
+    return cfg, s, {"reason": reason, "count": count}, safe, _firmware(), after_ota
 
 
 def _exists(name):

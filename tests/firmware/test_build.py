@@ -27,7 +27,7 @@ FIRMWARE_MODULES = [
     "settings.mpy", "ports/_esp.mpy", "ports/esp32.mpy", "ports/esp8266.mpy", "ports/unix.mpy", "setup.mpy",
     "start.mpy", "telemetry.mpy", "tlsctx.mpy", "user.mpy", "connect.mpy", "ussl.mpy", "wifi.mpy",
     "chooser.mpy", "httpget.mpy", "ota.mpy", "ota_boot.mpy", "ota_end.mpy", "ota_files.mpy", "ota_head.mpy",
-    "ota_image.mpy", "ota_new.mpy", "ota_switch.mpy", "ota_verify.mpy",
+    "ota_image.mpy", "ota_job.mpy", "ota_new.mpy", "ota_run.mpy", "ota_switch.mpy", "ota_verify.mpy",
     "ota_partition.mpy", "ports/unix_partition.mpy",  # the partition method's (firmware/ota_partition.py)
 ]
 UMQTT = "lib/umqtt/simple.mpy"
