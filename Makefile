@@ -20,6 +20,7 @@ bench: $(STAMP) bench-tools mosquitto
 	$(BIN)/python bench/http_bench.py
 	$(BIN)/python bench/mqtt_bench.py
 	$(BIN)/python bench/firmware_memory.py
+	$(BIN)/python bench/ota_bench.py
 
 venv: $(STAMP)
 

@@ -74,14 +74,16 @@ class Backend:
     "mosquitto". `tls_port` is where devices connect; `pid` the backend's (the embedded broker is
     inside it); `broker_pid` Mosquitto's, or None."""
 
-    def __init__(self, path, work_dir, data_dir, accounts=()):
+    def __init__(self, path, work_dir, data_dir, accounts=(), extra_args=()):
         """`accounts` ({"uid", "password"} of devices already in `data_dir`'s database) are written
-        into Mosquitto's dynamic security file before it starts (see load_dynsec_accounts)."""
+        into Mosquitto's dynamic security file before it starts (see load_dynsec_accounts);
+        `extra_args` are added to the `mpfleet serve` command line."""
         assert path in ("embedded", "mosquitto")
         self.path = path
         self.work_dir = Path(work_dir) / path
         self.data_dir = Path(data_dir)
         self.accounts = accounts
+        self.extra_args = list(extra_args)
         self.http_port = free_port()
         self.base = f"http://127.0.0.1:{self.http_port}"
         self.mosquitto = None
@@ -129,7 +131,7 @@ class Backend:
         else:
             self.tls_port = free_port()
             command += ["--mqtt-port", str(free_port()), "--mqtt-tls-port", str(self.tls_port)]
-        self._command = command
+        self._command = command + self.extra_args
         self._spawn("w")
         return self
 
