@@ -235,3 +235,20 @@ async def test_a_new_app_that_crashes_at_boot_is_rolled_back_and_the_board_comes
         assert await asyncio.wait_for(board.wait_for("chooser: .*back to", timeout=1), 2)
     finally:
         await board.stop()
+
+
+async def test_an_image_larger_than_the_boards_ota_slot_fails_and_the_board_stays_on_its_firmware(maker, built_flash,
+                                                                                                   tmp_path):
+    uid, board = await board_online(maker, built_flash, tmp_path)
+    (board.flash / ".board").mkdir(exist_ok=True)
+    (board.flash / ".board" / "ota_size").write_text(str(64 * 1024))  # the unix board's slots: 64 KB
+    image = app_image(os.urandom(100 * 1024), version=b"1.6.0")
+    try:
+        md5, _ = await start_ota(maker, uid, image, "1.6.0")
+        done = await final_job(maker, uid)
+        assert done["state"] == "failed" and "larger than the OTA slot" in done["error"], done
+        assert done["bytes_served"] == 0  # refused before a byte was downloaded
+        after = await eventually(lambda: online_detail(maker, uid), timeout=20)
+        assert (after["meta"].get("fw") or {}).get("md5") != md5
+    finally:
+        await board.stop()
