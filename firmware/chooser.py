@@ -12,7 +12,8 @@ cannot break the choice. Its files (docs/firmware.md):
                 reached the broker. The app removes app.trial once it reached the broker (app.py).
 
 run() puts the directory and its lib/ before the rest of sys.path (the modules of the top of the flash are found
-after them). read() and write() are the OTA job's too (ota_switch.py), which imports this module again.
+after them), then, when ota.json is there, lets ota_run.py download an OTA that asked for a boot of its own, before
+anything else is loaded. read() and write() are the OTA job's too (ota_switch.py), which imports this module again.
 An app that cannot even be imported ends main.py: the unix port exits and the emulator restarts it (a trial boot
 counted); a board stops in the REPL until its next reset (main.py has no try: 192 bytes of heap every boot).
 """
@@ -49,6 +50,14 @@ def run():
         p.insert(0, d + "/lib")
         p.insert(0, d)
     del sys.modules["chooser"]
+    try:
+        os.stat("ota.json")
+    except OSError:
+        return
+    import ota_run  # an OTA download left for a boot of its own? Before anything else takes the heap
+
+    ota_run.boot()
+    del sys.modules["ota_run"]
 
 
 def read(name):

@@ -6,7 +6,7 @@ and this module with it.
   trial boots down (chooser.py puts the previous app back after the last); once it reached it, app.trial is
   removed: the app is confirmed;
 - while an OTA of the ESP32 image is not over, `status` says what the running slot holds (ota_partition.running());
-- then ota.json's job is handed to ota.py (a download carried on, the outcome of an apply reported).
+- then ota.json's job: a download carried on (ota_job.py), or the outcome of an apply reported (ota_end.py).
 
 The trial's settings live in settings.json beside the period (settings.py keeps them but reads them not: it loads
 at every boot, this module only after an OTA):
@@ -17,6 +17,7 @@ at every boot, this module only after an OTA):
 So a new app that never reaches the broker is back to the previous one after about boots x seconds.
 """
 
+import json
 import os
 import sys
 import time
@@ -87,10 +88,33 @@ class Boot:
                 except OSError:
                     pass
             print("ota: the broker reached on trial: the app is confirmed")
-        if _exists("ota.json"):
-            try:
-                import ota
+        st = load()
+        if st is None:
+            return
+        try:
+            if st["state"] == "downloading":  # carried on (a reboot mid-download)
+                import ota_job
 
-                ota.ota(app, None, None)
-            except Exception as e:  # (MemoryError: ota.json stays for the next boot)
-                print("ota: %s" % e)
+                ota_job.begin(app, st)
+            else:  # an apply, or a failure kept while the link was down: reported
+                import ota_end
+
+                ota_end.outcome(app, st)
+                del sys.modules["ota_end"]
+        except Exception as e:  # (MemoryError: ota.json stays for the next boot)
+            print("ota: %s" % e)
+
+
+def load():
+    """ota.json's job (a dict with a "state"), or None; a torn or foreign file is removed."""
+    try:
+        with open("ota.json") as f:
+            st = json.load(f)
+        st["state"]
+        return st
+    except OSError:
+        return None
+    except Exception as e:
+        print("ota: ota.json unreadable (%s): removed" % e)
+        os.remove("ota.json")
+        return None

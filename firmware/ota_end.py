@@ -1,5 +1,5 @@
-"""How an OTA job ends (ota.py loads this module then): a failure reported and its staging removed, or, in the boot
-after a switch, the outcome judged by the md5 the app runs:
+"""How an OTA job ends (ota_job.py, ota_boot.py load this module then): a failure reported and its staging
+removed, or, in the boot after a switch, the outcome judged by the md5 the app runs:
 
     fail(job, e)        `ota` `failed` and the ack `failed` with the reason; the staging directory removed
     outcome(app, st)    ota.json `applying` and this app's md5 the job's: confirmed (ESP32: mark_app_valid), `updated`
@@ -43,14 +43,19 @@ def fail(job, e):
 
 
 def finish(app, st, state, error, result=None):
-    import ota_job as ota  # (loaded already but for rmtree's callers)
-
-    if ota.report(app, st, state, error=error) and app.ack(st["id"], "failed" if error else "done", result, error):
+    """`state` on the `ota` topic and the final ack; ota.json goes once both are out."""
+    body = {"id": st["id"], "state": state}
+    if error is not None:
+        body["error"] = error
+    print("ota: %s %s" % (state, error))
+    if app.link.publish("ota", json.dumps(body)) and app.ack(st["id"], "failed" if error else "done", result, error):
         os.remove("ota.json")
     elif st["state"] == "downloading":
+        import chooser
+
         st["state"] = "failed"
         st["error"] = error
-        ota.save(st)
+        chooser.write("ota.json", json.dumps(st))
 
 
 def outcome(app, st):

@@ -66,6 +66,12 @@ def step(job, deadline):
 def _head(job):
     st = job.st
     name = st["dir"] + "/bundle.head"
+    if st.get("fresh"):  # a new job: what an earlier one left there goes
+        import ota_end
+
+        ota_end.rmtree(st["dir"])
+        st["fresh"] = False
+        job.save()
     try:
         os.mkdir(st["dir"])
     except OSError:

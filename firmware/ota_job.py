@@ -7,8 +7,7 @@ phase's module and the HTTPS client:
                 ota_verify (read back: md5, sha256, size), ota_switch
     esp32-app:  ota_image (the image into the next OTA partition, read back), ota_switch
 
-    begin(app, st)              app.ota = Job(app, st); st None (after a boot): ota.json's job carried on, or its
-                                outcome reported (ota_end.py)
+    begin(app, st)              app.ota = Job(app, st): ota.py for a command, ota_boot.py / ota_run.py after a boot
     job.tick()                  in the main loop: _TICK_MS of the phase's work (its step(job, deadline) -> True when
                                 the phase is done)
 
@@ -42,17 +41,7 @@ _IMAGE = ("ota_image", "ota_switch")
 
 
 def begin(app, st):
-    """The job of state `st` started (app.ota), or with st None the job ota.json holds after a boot: carried on when it
-    was downloading, else its outcome reported (ota_end.py)."""
-    if st is None:
-        st = load()
-        if st is None or st["state"] != "downloading":
-            if st is not None:
-                import ota_end
-
-                ota_end.outcome(app, st)
-            done(app)
-            return
+    """The job of state `st` (a new one from ota_new.py, or ota.json's after a boot) started: app.ota."""
     app.ota = Job(app, st)
 
 
@@ -68,21 +57,6 @@ def done(app):
 def _unload(name):
     if name in sys.modules:
         del sys.modules[name]
-
-
-def load():
-    """ota.json's state, or None (a torn or foreign file is removed)."""
-    try:
-        with open(_FILE) as f:
-            st = json.load(f)
-        st["state"]
-        return st
-    except OSError:
-        return None
-    except Exception as e:
-        print("ota: %s unreadable (%s): removed" % (_FILE, e))
-        os.remove(_FILE)
-        return None
 
 
 def save(st):
@@ -153,6 +127,9 @@ class Job:
             self._next = time.ticks_add(time.ticks_ms(), delay)
         except Exception as e:
             self.fail(e)
+
+    def save(self):
+        save(self.st)
 
     def pause(self):
         if self.get is not None:

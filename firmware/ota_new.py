@@ -1,24 +1,15 @@
-"""The `ota` command checked and its job's state made (ota.py loads this module for it): the staging directory
-emptied, ota.json written. check() returns the state, or raises ValueError saying what is wrong (app.py acks it
+"""The `ota` command checked and its job's state made (ota.py loads this module for it): ota.json written. check() returns the state, or raises ValueError saying what is wrong (app.py acks it
 `failed`).
-
-Where the job runs: beside the app and its MQTT session when the heap has _ROOM bytes free (measured on the unix
-port, 64-bit: the job's peak is ~18 KB above steady state); else in a boot of its own (ota_run.py): ota.json marked
-`boot`, `downloading` 0 reported, reset.
 """
 
-import gc
 import json
 import sys
-
-from micropython import const
-
-_ROOM = const(20480)
 
 _KINDS = ("bundle", "esp32-app")
 
 
-def check(app, cmd_id, p):
+def check(app, cmd_id, p, boot=False):
+    """ota.json's state for command `cmd_id` of payload `p` (boot: for ota_run.py, the job runs in this boot)."""
     url, md5, sha, size, kind = p.get("url"), p.get("md5"), p.get("sha256"), p.get("size"), p.get("kind")
     if not (isinstance(url, str) and url[:8] == "https://" and len(url) <= 400):
         raise ValueError("url must be an https:// address")
@@ -35,20 +26,9 @@ def check(app, cmd_id, p):
     here = sys.path[0] if sys.path[0] in ("a", "b") else ""
     st = {"id": cmd_id, "url": url, "md5": md5.lower(), "sha256": sha and sha.lower(), "size": size,
           "version": p.get("version"), "kind": kind, "state": "downloading", "from": here,
-          "dir": "b" if here == "a" else "a"}
-    if kind == "bundle":
-        import ota_end
-
-        ota_end.rmtree(st["dir"])
-        del sys.modules["ota_end"]
+          "dir": "b" if here == "a" else "a", "boot": boot}
+    st["fresh"] = True  # the staging directory is emptied by the first phase (ota_head.py)
     import chooser  # its write(): the one atomic write (FAT included)
 
-    gc.collect()
-    room = gc.mem_free()
-    st["boot"] = room < _ROOM
     chooser.write("ota.json", json.dumps(st))
-    if st["boot"]:
-        print("ota: %d bytes of heap free: the download runs in a boot of its own" % room)
-        app.link.publish("ota", json.dumps({"id": cmd_id, "state": "downloading", "progress": 0}))
-        app.b.reset()
     return st

@@ -1,8 +1,9 @@
 """An OTA download in a boot of its own, before the app: for a board whose heap cannot hold the job beside the app
 and its MQTT session (ota_new.py decides by the free heap when the command comes, marks ota.json `boot` and resets).
 
-    run(b, cfg)   start.py, at a boot that finds ota.json: when it asks for this, Wi-Fi joined (wifi.py), a TLS
-                  context made with the broker's CA (tlsctx.py: the download server is verified as the broker is),
+    boot()        chooser.py, at a boot that finds ota.json, before the app: when the job asks for this, the board and
+                  config.json loaded, Wi-Fi joined (wifi.py), a TLS context made with the broker's CA (tlsctx.py:
+                  the download server is verified as the broker is),
                   and the job ticked (ota.Job, the same phases) until it ends: verified, it switches and resets into
                   the new app (ota_switch.py); failed, ota.json keeps the failure and the boot goes on into the app,
                   which reports it once it reached the broker (ota_end.outcome). Reboots in between resume it.
@@ -11,6 +12,7 @@ The session is dropped on purpose for it: no `ota` progress goes out while it ru
 `verified`/`applying` reports are not sent either), the new app reports `updated` after the switch as always.
 """
 
+import json
 import sys
 import time
 
@@ -45,17 +47,49 @@ class _App:
         return False
 
 
-def run(b, cfg):
-    import ota_job as ota
+def boot():
+    """The job when ota.json asks for a boot of its own (chooser.py, before the app); else nothing."""
+    import ota_boot
 
-    st = ota.load()
-    if st is None or not st.get("boot") or st["state"] != "downloading":
-        ota.done(_App(b, None))
+    st = ota_boot.load()
+    del sys.modules["ota_boot"]
+    if st is None or not st.get("boot") or st["state"] not in ("new", "downloading"):
         return
+    import config
+    import ports
+
+    try:
+        cfg = config.load()
+    except config.ConfigError as e:
+        print("ota: %s" % e)
+        return
+    finally:
+        del sys.modules["config"]
+    b = ports.board()
+    del sys.modules["ports"]
+    run(b, cfg, st)
+
+
+def run(b, cfg, st):
     print("ota: the download runs in this boot, before the app")
     link = _Link(b, cfg)
+    _connect(link)  # first, while the heap is young: the TLS context is one block of ~3 KB
     app = _App(b, link)
-    app.ota = ota.Job(app, st)
+    if st["state"] == "new":  # the command as it came (ota.py): checked now
+        import ota_new
+
+        try:
+            st = ota_new.check(app, st["id"], st["cmd"], True)
+        except ValueError as e:  # refused: reported by the app once it reached the broker (ota_end.outcome)
+            import chooser
+
+            chooser.write("ota.json", json.dumps({"id": st["id"], "state": "failed", "error": str(e)}))
+            return
+        finally:
+            del sys.modules["ota_new"]
+    import ota_job as ota
+
+    ota.begin(app, st)
     while app.ota is not None:
         b.feed()
         if link._ctx is None:

