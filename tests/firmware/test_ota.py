@@ -317,3 +317,24 @@ async def test_a_reboot_mid_download_resumes_and_never_reports_success_early(
     assert ranges[:2] == ["bytes=0-19", f"bytes=20-{read_manifest(data[:20 + 16384]).files[0].offset - 1}"]
     assert ranges.count("bytes=0-19") == 1  # the head kept across the boot: the download resumed
     assert ota_server.sent < len(data) + 4096
+
+
+async def test_a_board_without_room_for_the_job_downloads_in_a_boot_of_its_own(
+        api, backend, registered, built_flash, new_bundle, ota_server, tmp_path):
+    # 48 KB: ~19 KB free after connect, less than the job needs beside the app (firmware/ota.py _ROOM).
+    data, md5 = new_bundle
+    ota_server.data = data
+    uid = registered["uid"]
+    async with Board(board_flash(built_flash, tmp_path, registered), heapsize="48k") as board, \
+            Watch(backend, uid) as watch:
+        await eventually(lambda: online_detail(api, uid), timeout=10)
+        await watch.command("ota-own", ota_payload(ota_server, data))
+        ack = await watch.final("ota-own")
+        assert ack["state"] == "done" and ack["result"] == {"version": "0.2.0", "md5": md5}, board.log()
+        await eventually(lambda: fw_of(api, uid, md5))
+    log = board.log()
+    assert "the download runs in a boot of its own" in log and "ota: the download runs in this boot" in log
+    assert watch.states("ota-own") == ["downloading", "updated"]  # no session while it ran: 0 %, then the new app
+    assert "MemoryError" not in log
+    head = read_manifest(data[:HEAD.size + 16384]).files[0].offset
+    assert ota_server.sent == head + [e for e in read_manifest(data[:head]).files if e.path == "start.mpy"][0].size
