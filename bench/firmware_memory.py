@@ -19,6 +19,15 @@ Sizes fall from 64 KB in steps of 8 KB until one fails, then the gap is bisected
 Printed: one row per size tried, the smallest passing heap, and the free heap after connect at 64 KB
 (the board logs `app: free heap N after connect`).
 
+Then the OTA check (`--no-ota` skips it), at 64 KB and at falling sizes down to the smallest passing heap: a bundle
+of the firmware with one module changed (`mpfleet bundle`'s code, tools/bundle.py), uploaded over REST, set as the
+device's target and sent with `POST .../ota` (the backend's own device listener, verified TLS); it passes when the
+job reaches `updated` within OTA_TIMEOUT. Printed per size: where the job ran (beside the app with its MQTT session
+kept, or in a boot of its own: firmware/ota.py), the free heap after connect (steady state), the lowest free heap
+the job logged (after gc.collect(), at each report), their difference (the job's heap above steady state, target
+<= 8 KB while the session is kept), and the bytes the backend served (an incremental OTA: the manifest and the one
+changed module).
+
 Caveats printed with the figures:
 - the unix port's mbedTLS allocates with the C library, not from the MicroPython heap: the TLS
   session's buffers (~40 KB with 16 KB records) are *not* part of the figure;
@@ -39,7 +48,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend import Backend
+from backend import Backend, free_port
 from mpfleet.tools.firmware_build import build
 from mpfleet.tools.launcher import RESET_EXIT, find_micropython, launch_board
 
@@ -48,6 +57,8 @@ START_KB = 64
 STEP_KB = 8
 FLOOR_KB = 8
 TIMEOUT = 20.0  # seconds for one board run to pass all five checks
+OTA_TIMEOUT = 60.0
+OTA_TARGET_KB = 8
 POLL = 0.1
 
 
@@ -193,6 +204,114 @@ def run_board(server, built, work, kb, timeout):
     return result
 
 
+def make_bundle(work):
+    """(bytes, md5) of a bundle of the firmware whose start.py says VERSION 0.2.0 (one module differs)."""
+    import hashlib
+
+    from mpfleet.tools import bundle
+    from mpfleet.tools.firmware_build import firmware_dir
+
+    source = work / "fw-0.2.0"
+    shutil.copytree(firmware_dir(), source, ignore=shutil.ignore_patterns("__pycache__"))
+    start = source / "start.py"
+    start.write_text(start.read_text().replace('VERSION = "0.1.0"', 'VERSION = "0.2.0"'))
+    data, _ = bundle.make(version="0.2.0", source=source)
+    return data, hashlib.md5(data).hexdigest()
+
+
+def upload(server, uid, data):
+    """The firmware `data` uploaded for device `uid` (multipart, as curl -F sends it); returns its md5."""
+    import urllib.error
+    import urllib.request
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nbench\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"version\"\r\n\r\n0.2.0\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"fw.bundle\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{server.base}/v1/user/devices/{uid}/firmwares", data=body, method="POST",
+                                     headers={"Authorization": f"Bearer {server.token}",
+                                              "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)["data"]["md5"]
+    except urllib.error.HTTPError as error:
+        raise RuntimeError(f"upload: HTTP {error.code} {json.load(error).get('message')}") from None
+
+
+def ota_check(server, built, work, kb, bundle_data, timeout):
+    """One OTA at heap `kb`: a dict of what it reached (state, where, free heap figures, bytes served, problem)."""
+    out = {"kb": kb, "state": None, "where": "-", "steady": None, "lowest": None, "served": None, "problem": ""}
+    status, answer = server.call("POST", "/v1/user/devices", {"name": f"ota-{kb}k", "platform": "unix",
+                                                               "board": "unix"})
+    registration = answer["data"]
+    uid = registration["uid"]
+    flash = work / f"ota-{kb}k"
+    shutil.rmtree(flash, ignore_errors=True)
+    shutil.copytree(built, flash)
+    (flash / "config.json").write_text(json.dumps(board_config(registration), indent=2) + "\n")
+    (flash / "settings.json").write_text(json.dumps({"period": 60}) + "\n")
+    log_path = flash / "board.log"
+    log_path.touch()
+    process = _start_board(flash, kb, log_path)
+    started = time.monotonic()
+    sent = False
+    try:
+        while time.monotonic() - started < timeout:
+            if process.poll() is not None:
+                process = _start_board(flash, kb, log_path)  # a reset (the switch) or a crash: the board restarts
+            if not sent:
+                _, body = server.call("GET", f"/v1/user/devices/{uid}")
+                if body["data"]["status"] == "online" and "after connect" in log_path.read_text(errors="replace"):
+                    md5 = upload(server, uid, bundle_data)
+                    server.call("POST", f"/v1/user/devices/{uid}/firmwares/set-target", {"md5": md5})
+                    status, body = server.call("POST", f"/v1/user/devices/{uid}/ota")
+                    if status != 200:
+                        out["problem"] = f"POST ota: HTTP {status} {body.get('message')}"
+                        break
+                    sent = True
+            else:
+                _, body = server.call("GET", f"/v1/user/devices/{uid}/ota")
+                job = body["data"]
+                if job and job["state"] in ("updated", "failed", "rolled_back", "expired"):
+                    out["state"] = job["state"]
+                    out["served"] = job.get("bytes_served")
+                    out["problem"] = job.get("error") or ""
+                    break
+            time.sleep(POLL)
+        else:
+            out["problem"] = f"timeout ({timeout:.0f} s)"
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        server.call("DELETE", f"/v1/user/devices/{uid}")
+    text = log_path.read_text(errors="replace")
+    first_run = text.split("cmd: ", 1)[0]
+    match = re.search(r"app: free heap (\d+) after connect", first_run)
+    out["steady"] = int(match.group(1)) if match else None
+    lows = [int(m) for m in re.findall(r"^ota: downloading \d+ \(free heap (\d+)\)", text, re.M)]
+    out["lowest"] = min(lows) if lows else None
+    out["where"] = "own boot" if "runs in a boot of its own" in text else "beside the app"
+    if not out["problem"] and "MemoryError" in text:
+        out["problem"] = re.search(r".*MemoryError.*", text).group(0).strip()
+    return out
+
+
+def ota_row(r):
+    above = (r["steady"] - r["lowest"]) if r["steady"] is not None and r["lowest"] is not None else None
+    cells = [f"{r['kb']:>4} KB", f"{r['state'] or '-':<11}", f"{r['where']:<14}",
+             f"{'-' if r['steady'] is None else r['steady']:>7}", f"{'-' if r['lowest'] is None else r['lowest']:>7}",
+             f"{above / 1024:6.1f} KB" if above is not None else "     -   ",
+             f"{r['served'] if r['served'] is not None else '-':>7}", r["problem"][:50]]
+    return "  ".join(cells)
+
+
 def sizes_to_try(run):
     """Falling sizes: START_KB down by STEP_KB until one fails, then bisection to 1 KB; returns all runs."""
     runs = {}
@@ -220,10 +339,13 @@ def main(argv=None):
     parser.add_argument("--sizes", help="comma-separated heap sizes in KB instead of the search, e.g. 64,48,32")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per board run")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs of every run)")
+    parser.add_argument("--no-ota", action="store_true", help="skip the OTA check")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="mpfleet-fwmem-"))
-    server = Backend("embedded", work, work / "data")
+    # Boards reach the device listener (OTA downloads) at the host they reach the broker at: 127.0.0.1.
+    server = Backend("embedded", work, work / "data",
+                     extra_args=["--public-host", "127.0.0.1", "--device-port", str(free_port())])
     try:
         built = work / "built"
         build(built)
@@ -259,6 +381,14 @@ def main(argv=None):
               "      the MicroPython heap measured here; an ESP board pays them from its own RAM.")
         print("note: the unix port is 64-bit (8-byte words): objects take ~1.5-2x their size on a 32-bit\n"
               "      ESP8266/ESP32, so the same code needs less heap there.")
+        if not args.no_ota and passing:
+            bundle_data, _ = make_bundle(work)
+            print(f"\nOTA check: a bundle of {len(bundle_data)} bytes, one module changed; {OTA_TIMEOUT:.0f} s per run")
+            print("  heap    state        where            steady   lowest   above      served  problem")
+            sizes = sorted({START_KB, 56, 48, 44, 40, passing[0]}, reverse=True)
+            for kb in [k for k in sizes if k >= passing[0]]:
+                print("  " + ota_row(ota_check(server, built, work, kb, bundle_data, OTA_TIMEOUT)), flush=True)
+            print(f"(above: steady minus lowest free heap while the job ran; target <= {OTA_TARGET_KB} KB)")
         if args.keep:
             print(f"work dir kept: {work}")
     finally:
