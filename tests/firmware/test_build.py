@@ -277,3 +277,35 @@ def test_a_module_that_does_not_compile_is_a_build_error(tmp_path):
     (source / "broken.py").write_text("def f(:\n")
     with pytest.raises(BuildError, match="(?s)mpy-cross broken.py: .*SyntaxError"):
         install_firmware(tmp_path / "flash", source=source)
+
+
+@pytest.mark.network
+def test_mpfleet_bundle_packs_a_tree_as_a_build_installs_it(umqtt_cache, tmp_path):
+    from mpfleet.backend.bundle_format import check_file
+
+    from ..server_process import MPFLEET
+
+    source = tmp_path / "fork"
+    shutil.copytree(firmware_build.firmware_dir(), source, ignore=shutil.ignore_patterns("__pycache__"))
+    start = source / "start.py"
+    start.write_text(start.read_text().replace('VERSION = "0.1.0"', 'VERSION = "7.1-fork"'))
+    (tmp_path / "notes.txt").write_text("extra\n")
+    (tmp_path / "user.py").write_text("def register(app, board):\n    pass\n")
+    out = tmp_path / "out.bundle"
+    done = subprocess.run([str(MPFLEET), "bundle", "--source", str(source), "--cache", str(umqtt_cache),
+                           "--add", str(tmp_path / "notes.txt"), "--add", str(tmp_path / "user.py"), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = out.read_bytes()
+    assert done.stdout == f"{out}: bundle 7.1-fork, {len(data)} bytes, md5 {hashlib.md5(data).hexdigest()}\n"
+    manifest = check_file(out)  # the format's own check: sizes, every sha256
+    paths = [e.path for e in manifest.files]
+    assert manifest.version == "7.1-fork"
+    assert "main.py" not in paths and "chooser.mpy" not in paths  # they stay on the board
+    assert "lib/umqtt/simple.mpy" in paths and "notes.txt" in paths
+    assert "user.py" in paths and "user.mpy" not in paths  # the added source replaces the compiled one
+    built = tmp_path / "built"
+    build(built, cache_dir=umqtt_cache, source=source)
+    for e in manifest.files:  # the same bytes a build installs: what lets a board copy what did not change
+        if e.path not in ("notes.txt", "user.py"):
+            assert hashlib.sha256((built / e.path).read_bytes()).hexdigest() == e.sha256, e.path
