@@ -101,6 +101,9 @@ class App:
         gc.collect()
 
     def status(self):
+        """The retained `status` (connect.py publishes it once the broker answered CONNECT)."""
+        if self.ota is not None:  # the boot after an OTA: the new app is confirmed before its md5 goes out
+            self.ota.reached()
         gc.collect()
         b = self.b
         return {

@@ -72,6 +72,26 @@ class Boot:
             if "ota_partition" in sys.modules:
                 del sys.modules["ota_partition"]
 
+    def reached(self):
+        """The broker answered CONNECT (app.py's status(), before the `status` that says which md5 runs goes out):
+        the new app is confirmed now, so that no power cut can come between a status on the new md5, which the
+        backend takes as `updated`, and the confirmation (without it the trial, or an ESP32's bootloader, would still
+        go back to the old app)."""
+        if self._until is not None:
+            self._until = None
+            for name in ("app.trial", "app.trial.tmp"):
+                try:
+                    os.remove(name)
+                except OSError:
+                    pass
+            print("ota: the broker reached on trial: the app is confirmed")
+        st = load()
+        if st and st["state"] == "applying" and st.get("kind") == "esp32-app" and st["md5"] == self.app.fw.get("md5"):
+            import ota_partition
+
+            ota_partition.confirm(self.app.b)  # mark_app_valid_cancel_rollback: harmless when done already
+            del sys.modules["ota_partition"]
+
     def tick(self):
         app = self.app
         if not app.link.up:
@@ -81,13 +101,6 @@ class Boot:
             return
         app.ota = None
         del sys.modules["ota_boot"]
-        if self._until is not None:
-            for name in ("app.trial", "app.trial.tmp"):
-                try:
-                    os.remove(name)
-                except OSError:
-                    pass
-            print("ota: the broker reached on trial: the app is confirmed")
         st = load()
         if st is None:
             return

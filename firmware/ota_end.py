@@ -2,7 +2,7 @@
 removed, or, in the boot after a switch, the outcome judged by the md5 the app runs:
 
     fail(job, e)        `ota` `failed` and the ack `failed` with the reason; the staging directory removed
-    outcome(app, st)    ota.json `applying` and this app's md5 the job's: confirmed (ESP32: mark_app_valid), `updated`
+    outcome(app, st)    ota.json `applying` and this app's md5 the job's (confirmed by ota_boot.py already): `updated`
                         and the ack `done` {"version", "md5"}; another md5: rolled back (`rolled_back`, ack `failed`);
                         `verified` (a reset before the switch) or `failed` (kept while the link was down): `failed`
     rmtree(d)           directory d and all in it
@@ -62,10 +62,7 @@ def outcome(app, st):
     fw = app.fw
     state = st["state"]
     if state == "applying" and fw.get("md5") == st["md5"]:
-        if st["kind"] == "esp32-app":  # the image confirmed; fw.json says what runs from now on (start.py)
-            import ota_partition
-
-            ota_partition.confirm(app.b)
+        if st["kind"] == "esp32-app":  # (confirmed by ota_boot.py) fw.json says what runs from now on (start.py)
             d = st["from"]
             with open(d + "/fw.json" if d else "fw.json", "w") as f:
                 json.dump(fw, f)

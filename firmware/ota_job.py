@@ -131,6 +131,9 @@ class Job:
     def save(self):
         save(self.st)
 
+    def reached(self):
+        """(app.py's status(): a reconnect while the job runs; nothing to confirm)"""
+
     def pause(self):
         if self.get is not None:
             self.get.close()
