@@ -49,7 +49,10 @@ def main():
         cfg, settings, boot, safe, fw, after_ota = start.run(b, log)
         del start
         _unload("start")
-        App(b, cfg, settings, boot, safe, fw, after_ota).run()
+        app = App(b, cfg, settings, boot, safe, fw)
+        if after_ota:  # a boot after an OTA (start.py): ota_boot.py watches it until the broker is reached
+            app.ota = __import__("ota_boot").run(app)
+        app.run()
     except Exception as e:
         sys.print_exception(e)
         log("app: crashed; reset in 5 s")
@@ -64,11 +67,7 @@ def _unload(name):
 
 
 class App:
-    # The OTA job (ota.py) while one runs, or ota_boot.py's watch: an instance attribute only then (one more in every
-    # App's table cost heap on every board).
-    ota = None
-
-    def __init__(self, b, cfg, settings, boot, safe, fw, after_ota=False):
+    def __init__(self, b, cfg, settings, boot, safe, fw):
         from link import Link  # the largest first, and its TLS set up, while the heap is young
 
         self.link = Link(cfg, b, self.status, log)
@@ -82,8 +81,9 @@ class App:
         self._uptime_ms = 0
         self._last = time.ticks_ms()
         self._reached = False
-        if after_ota:  # a boot after an OTA (start.py): ota_boot.py watches it until the broker is reached
-            self.ota = __import__("ota_boot").Boot(self)
+        # The OTA job (ota.py) while one runs, or ota_boot.py's watch of the boot after an OTA (main()). An instance
+        # attribute: the 14th of an App fits its table (17 slots), a 13th class attribute grew the class's (96 bytes).
+        self.ota = None
         self.link.on_up = self._on_up
         self._queue = []  # commands (bytes) waiting for the loop, and the starts (bytearray) of refused ones
         self._custom = {}  # custom command name -> the maker's handler(payload)
@@ -138,8 +138,8 @@ class App:
             try:  # the boot-loop counter (start.py) starts again; a torn write counts as 0 there too
                 with open("unreached", "w") as f:
                     f.write("0")
-            except OSError as e:
-                log("app: cannot write unreached: %s" % e)
+            except OSError:  # not logged here (a text costs 64 bytes of heap): start.py's write fails and says so
+                pass
         self.tele.flush()
         gc.collect()
         log("app: free heap %d after connect" % gc.mem_free())
@@ -181,6 +181,7 @@ class App:
         commands.py unloaded."""
         while self._queue:
             try:
+                gc.collect()  # its pieces (up to 344 bytes) into a clean heap: a message that came left garbage behind
                 import commands  # first: a MemoryError here leaves the command queued for the next round
 
                 todo = commands.run(self, self._queue.pop(0))
@@ -202,8 +203,7 @@ class App:
             result = getattr(__import__(name), kind)(self, cmd_id, payload)
         except Exception as e:
             error = e
-        if name != "ota":  # (ota.py stays while its job runs, and unloads itself)
-            _unload(name)
+        _unload(name)  # (ota.py too: the job it started keeps what it needs, ota_job.py)
         if error is not None:
             self.ack(cmd_id, "failed", error=error)
         elif result is not self:  # (self: the OTA job acks once it is over)
@@ -233,7 +233,7 @@ class App:
                 if q and type(q[-1]) is bytearray:  # no room to answer a refused command: let it go (it expires)
                     q.pop()
                 gc.collect()
-                log("app: loop: %r" % e)
+                log("app: loop: %s: %s" % (type(e).__name__, e))  # (one text for both: each costs 64 bytes)
             except Exception as e:  # the loop never dies
                 log("app: loop: %s: %s" % (type(e).__name__, e))
                 time.sleep_ms(_LOOP_MS)

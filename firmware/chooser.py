@@ -21,12 +21,10 @@ counted); a board stops in the REPL until its next reset (main.py has no try: 19
 import os
 import sys
 
-_DIRS = ("a", "b")
-
 
 def run():
     d = read("app.ptr")
-    if d not in _DIRS:
+    if d not in ("a", "b"):  # the two app directories (no global for them: its name would stay interned)
         d = ""
     trial = read("app.trial")
     if trial is not None:
@@ -35,7 +33,7 @@ def run():
             left = int(left)
         except ValueError:  # torn while first written (app.ptr not switched yet): no trial
             left = None
-        if left is None or prev not in _DIRS + ("",):
+        if left is None or prev not in ("a", "b", ""):
             _remove("app.trial")
         elif left <= 0:
             print("chooser: the app in %r had its trial boots; back to %r" % (d, prev))
@@ -43,7 +41,7 @@ def run():
             _remove("app.trial")
             d = prev
         else:
-            write("app.trial", "%s %d" % (prev, left - 1))
+            write("app.trial", prev + " " + str(left - 1))
             print("chooser: app %r on trial, %d boot(s) left after this one" % (d, left - 1))
     if d:
         p = sys.path

@@ -1,5 +1,6 @@
-"""The built-in command `ota` (app.py loads this module for it; it stays while the job runs, ota_job.done() unloads
-it): where the job runs is chosen first, by the free heap, before anything large is loaded:
+"""The built-in command `ota` (app.py loads this module for it and unloads it after the call: the job it starts
+keeps what it needs, ota_job.py): where the job runs is chosen first, by the free heap, before anything large is
+loaded:
 
 - _ROOM bytes free or more (measured on the unix port, 64-bit: the job's peak is ~18 KB above steady state): beside
   the app and its MQTT session; ota_new.py checks the command and writes ota.json, ota_job.py runs the job;

@@ -39,6 +39,11 @@ def trial(s):
     return out
 
 
+def run(app):
+    """The watch of this boot (app.py's main(), for app.ota)."""
+    return Boot(app)
+
+
 def _exists(name):
     try:
         os.stat(name)

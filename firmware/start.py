@@ -41,7 +41,13 @@ def run(b, log):
 
         setup.run(b, log)
     b.set_pins(cfg.get("pins"))
-    after_ota = _exists("app.trial") or _exists("ota.json")
+    after_ota = False
+    for name in ("app.trial", "ota.json"):  # (no function for it: its name would stay interned)
+        try:
+            os.stat(name)
+            after_ota = True
+        except OSError:
+            pass
     import settings
 
     s = settings.load()
@@ -52,14 +58,6 @@ def run(b, log):
     if safe:
         log("app: SAFE MODE: %d boots in a row never reached the broker" % (unreached - 1))
     return cfg, s, {"reason": reason, "count": count}, safe, _firmware(), after_ota
-
-
-def _exists(name):
-    try:
-        os.stat(name)
-        return True
-    except OSError:
-        return False
 
 
 def _lib_first():

@@ -17,7 +17,7 @@ PLATFORM = "unix"
 TLS_VERIFIES = True  # mbedTLS: CERT_REQUIRED and the server name are checked
 
 _wifi = None  # the ssid "joined", or None
-_slot = None  # the OTA slot this boot runs, as the bootloader chose it (boot()); None: the one deployed
+_slot = None  # the OTA slot this boot runs, as the bootloader chose it (boot(), ports/unix_partition.py); None: ota_0
 
 
 def _file(name, text=None):
@@ -53,31 +53,21 @@ def boot():
     reason = _file("reason") or "power_on"
     _file("boots", str(count))
     _file("reason", "")
-    try:
-        os.stat(".board/otadata")
-    except OSError:  # never switched by a partition OTA: the deployed app runs (one stat a boot)
-        return reason, count
-    global _slot
-    _slot = ota_partition().bootloader()  # what an ESP32's bootloader does at a reset (it updates otadata)
+    if _file("otadata"):
+        ota_partition(True)  # what an ESP32's bootloader does at a reset: otadata updated, _slot chosen
     return reason, count
 
 
-def ota_partition():
-    """The class of the board's app partitions, esp32.Partition's interface (firmware/ota_partition.py).
+def ota_partition(boot=False):
+    """The class of the board's app partitions, esp32.Partition's interface (firmware/ota_partition.py); with `boot`
+    (boot() alone), after the bootloader's step of a reset.
 
-    Its module (ports/unix_partition.py) is loaded for the caller alone: neither sys.modules nor the package keeps
-    it, so its heap (5.4 KB measured) goes back once the caller drops the class, e.g. after ota_partition.running().
+    Its module, ports/unix_partition.py, is loaded for the caller alone (its load()): none of it stays in the heap
+    of a boot that never calls this, and its 5.4 KB go back once the caller drops the class.
     """
-    had = "ports" in sys.modules
-    from ports import unix_partition as m
+    from ports import unix_partition
 
-    del sys.modules["ports.unix_partition"]
-    if had:
-        del sys.modules["ports"].unix_partition
-    else:
-        del sys.modules["ports"]
-    m.running = _slot
-    return m.Partition
+    return unix_partition.load(boot)
 
 
 def reset():

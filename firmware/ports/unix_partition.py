@@ -1,6 +1,7 @@
 """The emulated board's esp32.Partition: an ESP32's two OTA app slots and its bootloader's otadata, in `.board/`.
 
-Imported only when needed (ports/unix.py: ota_partition(), which boot() calls once .board/otadata exists). It does what
+Imported only when needed (ports/unix.py: ota_partition(), which boot() calls once .board/otadata exists), and for
+that caller alone (load()). It does what
 MicroPython's esp32.Partition does on an ESP32 with the OTA partition table (partitions-4MiB-ota.csv: ota_0 and
 ota_1, 1.5 MiB each, no factory app) and an ESP-IDF bootloader built with app rollback, so that
 firmware/ota_partition.py runs the same code here as there:
@@ -28,7 +29,9 @@ raises them, OSError(-code, "ESP_ERR_..."); a partition that does not exist is O
 
 import hashlib
 import os
+import sys
 
+from ports import unix as _board
 from ports.unix import _file  # the board layer's one helper for the small files of .board/
 
 BLOCK = 4096
@@ -42,7 +45,20 @@ _CHUNK = 256  # bytes read at a time while an image is verified (its integers st
 _ENOENT = 2
 _SKIPPED = ("invalid", "aborted")  # entries the bootloader no longer counts
 
-running = None  # label of the slot this boot runs, from Partition.bootloader() (set by ports/unix.py); None: the first
+
+
+def load(boot):
+    """The Partition class, for the caller of ports/unix.py's ota_partition() alone: this module leaves sys.modules
+    and the package (which goes too: app.py unloads it once the board module is known), so its heap goes back once the
+    caller drops the class. With `boot` (unix.py's boot()): the bootloader's step first; the slot it chose stays in
+    the board module (_slot) for the rest of the boot."""
+    del sys.modules["ports.unix_partition"]
+    pkg = sys.modules.pop("ports", None)
+    if pkg is not None:  # (a caller may still hold the package: it keeps no reference to this module)
+        pkg.__dict__.pop("unix_partition", None)
+    if boot:
+        _board._slot = Partition.bootloader()
+    return Partition
 
 
 def _error(code, name):
@@ -66,7 +82,7 @@ class Partition:
         ota = _ota_size()
         labels = _SLOTS if ota else ("factory",)
         if id == Partition.RUNNING:
-            id = running or labels[0]
+            id = _board._slot or labels[0]
         elif id == Partition.BOOT:
             id = labels[_boot_slot(_read())] if ota else labels[0]
         if id not in labels:
@@ -166,7 +182,7 @@ class Partition:
 
     @staticmethod
     def bootloader():
-        """The stand-in's own (ports/unix.py boot() calls it): what an ESP32's bootloader does at a reset. The
+        """The stand-in's own (load() at boot()): what an ESP32's bootloader does at a reset. The
         label of the slot this boot runs, chosen by the rules above, with otadata updated."""
         if not _ota_size():
             return "factory"
