@@ -93,6 +93,22 @@ class Run:
         return "  ".join(cells)
 
 
+def new_board(server, built, flash, name, *, period):
+    """A unix device registered as `name` and its flash: a fresh copy of `built` with config.json and settings.json
+    as `mpfleet provision` writes them (config.json indented, the CA's PEM inside). Returns (uid, flash, log path)."""
+    status, answer = server.call("POST", "/v1/user/devices", {"name": name, "platform": "unix", "board": "unix"})
+    if status != 201:
+        raise RuntimeError(f"registration: HTTP {status} {answer}")
+    registration = answer["data"]
+    shutil.rmtree(flash, ignore_errors=True)
+    shutil.copytree(built, flash)
+    (flash / "config.json").write_text(json.dumps(board_config(registration), indent=2) + "\n")
+    (flash / "settings.json").write_text(json.dumps({"period": period}) + "\n")
+    log_path = flash / "board.log"
+    log_path.touch()
+    return registration["uid"], flash, log_path
+
+
 def _start_board(flash, kb, log_path):
     with open(log_path, "a") as log:
         spec = launch_board(flash, heapsize=f"{kb}k")  # machine.reset() exits with RESET_EXIT: started again
@@ -101,20 +117,7 @@ def _start_board(flash, kb, log_path):
 
 def run_board(server, built, work, kb, timeout):
     result = Run(kb)
-    status, answer = server.call("POST", "/v1/user/devices",
-                                 {"name": f"bench-{kb}k", "platform": "unix", "board": "unix"})
-    if status != 201:
-        raise RuntimeError(f"registration: HTTP {status} {answer}")
-    registration = answer["data"]
-    uid = registration["uid"]
-    flash = work / f"flash-{kb}k"
-    shutil.rmtree(flash, ignore_errors=True)
-    shutil.copytree(built, flash)
-    # As `mpfleet provision` writes them: config.json indented (the CA's PEM inside), the period in settings.json.
-    (flash / "config.json").write_text(json.dumps(board_config(registration), indent=2) + "\n")
-    (flash / "settings.json").write_text(json.dumps({"period": 5}) + "\n")
-    log_path = flash / "board.log"
-    log_path.touch()
+    uid, flash, log_path = new_board(server, built, work / f"flash-{kb}k", f"bench-{kb}k", period=5)
     process = _start_board(flash, kb, log_path)
     started = time.monotonic()
     command_id = period_id = reboot_id = None
@@ -243,17 +246,7 @@ def upload(server, uid, data):
 def ota_check(server, built, work, kb, bundle_data, timeout):
     """One OTA at heap `kb`: a dict of what it reached (state, where, free heap figures, bytes served, problem)."""
     out = {"kb": kb, "state": None, "where": "-", "steady": None, "lowest": None, "served": None, "problem": ""}
-    status, answer = server.call("POST", "/v1/user/devices", {"name": f"ota-{kb}k", "platform": "unix",
-                                                               "board": "unix"})
-    registration = answer["data"]
-    uid = registration["uid"]
-    flash = work / f"ota-{kb}k"
-    shutil.rmtree(flash, ignore_errors=True)
-    shutil.copytree(built, flash)
-    (flash / "config.json").write_text(json.dumps(board_config(registration), indent=2) + "\n")
-    (flash / "settings.json").write_text(json.dumps({"period": 60}) + "\n")
-    log_path = flash / "board.log"
-    log_path.touch()
+    uid, flash, log_path = new_board(server, built, work / f"ota-{kb}k", f"ota-{kb}k", period=60)
     process = _start_board(flash, kb, log_path)
     started = time.monotonic()
     sent = False
