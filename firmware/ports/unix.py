@@ -139,17 +139,8 @@ def sensors():
 
 
 def setup_listen(ap_name):
-    """A listening TCP socket for the setup page and its URL: 127.0.0.1 on a free port."""
-    import socket
+    """A listening TCP socket for the setup page and its URL: 127.0.0.1 on a free port (ports/unix_setup.py, loaded
+    in setup mode only: its code held 256 bytes of heap at every boot here)."""
+    from ports import unix_setup
 
-    for _ in range(50):
-        port = 20000 + int.from_bytes(os.urandom(2), "little") % 40000
-        s = socket.socket()
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-            s.listen(2)
-            return s, "http://127.0.0.1:%d/" % port
-        except OSError:
-            s.close()
-    raise OSError("setup: no free port")
+    return unix_setup.listen(ap_name)
