@@ -29,6 +29,7 @@ FIRMWARE_MODULES = [
     "chooser.mpy", "httpget.mpy", "ota.mpy", "ota_boot.mpy", "ota_end.mpy", "ota_files.mpy", "ota_head.mpy",
     "ota_image.mpy", "ota_job.mpy", "ota_new.mpy", "ota_run.mpy", "ota_switch.mpy", "ota_verify.mpy",
     "ota_partition.mpy", "ports/unix_partition.mpy",  # the partition method's (firmware/ota_partition.py)
+    "ports/unix_setup.mpy",  # the unix board's setup listener, loaded in setup mode only
 ]
 UMQTT = "lib/umqtt/simple.mpy"
 
