@@ -50,7 +50,11 @@ class TelemetryBatches:
 
     def take(self, uid, payload):
         """Queue the rows of one `telemetry` message of device `uid`. Returns the future of their
-        commit, or None when there is nothing to store (a malformed message is counted and dropped)."""
+        commit, or None when there is nothing to store (a malformed message is counted and dropped).
+
+        The future is the whole batch's: await it through asyncio.shield(), since a task cancelled
+        while it awaits a future cancels that future, for every message of the batch.
+        """
         self.stats["telemetry_received"] += 1
         try:
             samples = schemas.telemetry(payload, time.time())
@@ -58,6 +62,8 @@ class TelemetryBatches:
             self.stats["telemetry_malformed"] += 1
             log.debug("dropped telemetry from %s: %s", uid, error)
             return None
+        if self._committed.cancelled():  # by a waiter, unshielded: the rows from now on get a future of their own
+            self._committed = asyncio.get_running_loop().create_future()
         self._rows.extend((uid, key, ts, value) for key, ts, value in samples)
         self._waiting.set()
         if len(self._rows) >= BATCH_ROWS:
@@ -101,10 +107,12 @@ class TelemetryBatches:
         except Exception as error:
             # Nothing of the batch is acknowledged: the brokers keep its messages, or the devices send them again.
             log.exception("could not store %d telemetry rows", len(rows))
-            committed.set_exception(error)
-            committed.exception()  # retrieved here: a batch of QoS 0 messages has nobody waiting
+            if not committed.done():
+                committed.set_exception(error)
+                committed.exception()  # retrieved here: a batch of QoS 0 messages has nobody waiting
         else:
-            committed.set_result(None)
+            if not committed.done():  # (cancelled by a waiter: setting it would end this writer for good)
+                committed.set_result(None)
         finally:
             self._writing = 0
             if len(self._rows) < MAX_BACKLOG_ROWS:

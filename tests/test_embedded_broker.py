@@ -16,12 +16,16 @@ import time
 
 import aiomqtt
 import pytest
+from mpfleet.backend import telemetry_batches
 from mpfleet.backend.broker.embedded import TLS_READ_BUFFER, EmbeddedBroker
 from mpfleet.backend.broker.limits import MAX_PACKET_BYTES
 from mpfleet.backend.broker.tls import ensure_certificates
 from mpfleet.backend.listeners import ListenerError
+from mpfleet.backend.storage import Storage
+from mpfleet.backend.telemetry_batches import TelemetryBatches
 
 from .mqtt_packets import mqtt_string, open_session, publish_packet, remaining_length, subscribe_packet
+from .polling import eventually
 
 A = "espressif32_AAAAAAAAAAAA"
 B = "espressif8266_BBBBBBBBBBBB"
@@ -458,6 +462,78 @@ async def test_a_packet_of_exactly_the_limit_is_routed(broker, tls_files):
             writer.close()
 
     assert received.payload == payload
+
+
+# --- telemetry: acknowledged once committed --------------------------------------------------
+
+
+@pytest.fixture
+async def storing_broker(tls_files, devices, tmp_path):
+    """(broker, batches, storage, boards): a broker whose boards' telemetry goes to `batches` on a real
+    database, where two boards are registered (their password: PASSWORDS[A])."""
+    storage = Storage(tmp_path / "data")
+    await storage.open()
+    user, _ = await storage.users.create("alice")
+    boards = [await storage.devices.create(user.id, name=name, description=None, platform_key="unix",
+                                           board_key="unix", password=PASSWORDS[A]) for name in ("d1", "d2")]
+    devices.passwords.update({board.uid: PASSWORDS[A] for board in boards})
+    batches = TelemetryBatches(storage)
+    writing = asyncio.create_task(batches.run())
+    broker = EmbeddedBroker(tls=tls_files, verify_device=devices.verify, plain_port=0,
+                            tls_host="127.0.0.1", tls_port=0, telemetry=batches)
+    await broker.start()
+    try:
+        yield broker, batches, storage, boards
+    finally:
+        await broker.stop()
+        writing.cancel()
+        await asyncio.gather(writing, return_exceptions=True)
+        await storage.close()
+
+
+async def test_a_board_lost_before_its_puback_leaves_its_batch_and_its_next_session_acknowledged(
+        storing_broker, tls_files, monkeypatch):
+    # Seen with the emulated board SIGKILLed while it waited for the PUBACK of its telemetry: the
+    # broker's task for that PUBLISH, cancelled with the connection while it awaited the batch's
+    # commit, cancelled the batch's future, which every message of the batch shares: the other
+    # boards' messages of the batch were never acknowledged, the writer died on setting the result,
+    # and no telemetry was acknowledged again (every later session of the board timed out).
+    broker, batches, storage, (lost, other) = storing_broker
+    monkeypatch.setattr(telemetry_batches, "WRITE_GAP_SECONDS", 0.5)  # the batch is still open when the board goes
+
+    async def both_taken():
+        return batches.backlog == 2
+
+    lost_reader, lost_writer = await board_session(broker, tls_files, lost)
+    other_reader, other_writer = await board_session(broker, tls_files, other)
+    try:
+        lost_writer.write(publish_packet(topic(lost.uid, "telemetry"), b'{"values":{"n":1}}', 1))
+        assert await asyncio.wait_for(lost_reader.readexactly(4), 2.0) == PUBACK_1  # written at once
+        other_writer.write(publish_packet(topic(other.uid, "telemetry"), b'{"values":{"n":10}}', 1))
+        lost_writer.write(publish_packet(topic(lost.uid, "telemetry"), b'{"values":{"n":2}}', 2))
+        await eventually(both_taken)  # in the batch that waits for the gap after the first write
+        lost_writer.transport.abort()  # the power cut: no DISCONNECT, no TLS close
+        other_puback = await asyncio.wait_for(other_reader.readexactly(4), 3.0)
+
+        reader, writer = await board_session(broker, tls_files, lost)
+        try:
+            writer.write(publish_packet(topic(lost.uid, "telemetry"), b'{"values":{"n":3}}', 1))  # numbered anew
+            again = await asyncio.wait_for(reader.readexactly(4), 3.0)
+        finally:
+            writer.close()
+    finally:
+        other_writer.close()
+
+    assert (other_puback, again) == (PUBACK_1, PUBACK_1)
+    assert sorted(s.value for s in await storage.telemetry.history(lost, key="n", limit=10)) == [1, 2, 3]
+    assert [s.value for s in await storage.telemetry.history(other, key="n", limit=10)] == [10]
+
+
+PUBACK_1 = b"\x40\x02\x00\x01"
+
+
+async def board_session(broker, tls_files, board):
+    return await raw_connect(broker.tls_port, board.uid, PASSWORDS[A], keepalive=60, ca_file=tls_files.ca_cert)
 
 
 # --- lifetime -------------------------------------------------------------------------------

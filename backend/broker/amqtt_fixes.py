@@ -199,10 +199,15 @@ class _Handler(BrokerProtocolHandler):
         mine = self._last_puback
         try:
             await self.session.delivered_message_queue.put(app_message)
+            # Both shielded: amqtt cancels this task when the connection is lost, and a task cancelled
+            # while it awaits a future cancels that future. `stored` is shared by every message of a
+            # telemetry batch (other boards', this board's next session's): cancelled, none of them was
+            # acknowledged again (a board killed while it waited for its PUBACK). `previous` is set by
+            # the task before this one, which would fail on setting it.
             if stored is not None:
-                await stored
+                await asyncio.shield(stored)
             if previous is not None:
-                await previous
+                await asyncio.shield(previous)
             puback = PubackPacket.build(app_message.packet_id)
             await self._send_packet(puback)
             app_message.puback_packet = puback
