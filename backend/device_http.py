@@ -3,11 +3,11 @@
     GET /v1/device/ota/<token>    the image of an open OTA job (ota_tokens.py: the token says whose, which)
 
 A bad, forged or expired token, one whose job is over or whose device is disabled, is 403; a valid token
-whose device, firmware or job is gone is 404; neither sends a byte of any image. Otherwise the blob is streamed from disk by aiohttp's
-FileResponse: Content-Length, `ETag: "<md5>"`, `Range: bytes=N-` answered 206 with Content-Range, a range
-past the end 416 with `Content-Range: bytes */SIZE`. What each response sent is added to its job's
-bytes_served when the response ends (a board that resumes or fetches single files of a bundle by Range is
-counted by what it really got).
+whose device, firmware or job is gone is 404; neither sends a byte of any image. Otherwise the blob is
+streamed from disk by aiohttp's FileResponse: Content-Length, `ETag: "<md5>"`, `Range: bytes=N-` answered 206
+with Content-Range, a range past the end 416 with `Content-Range: bytes */SIZE`. What each response sent is
+added to its job's bytes_served when the response ends (a board that resumes or fetches single files of a
+bundle by Range is counted by what it really got).
 
 The server certificate is signed by the CA boards get as mqtt.ca (lifecycle.device_http_ctx says which),
 so a board verifies this listener as it verifies the broker.

@@ -3,8 +3,8 @@ is answered by app.py, `set_telemetry_period` by settings.py, `ota` by ota.py).
 
 They are rare, so app.py imports this module for one command and unloads it afterwards: its code holds
 no heap while the board only publishes. A handler that acks by itself (reboot, wifi_reset: `done`, then
-reset; commands.py acked `accepted`) never returns. wifi_reset leaves the change of config.json to the next boot (start.py),
-where the heap has room to parse the file, the CA's PEM text included.
+reset; commands.py acked `accepted`) never returns. wifi_reset leaves the change of config.json to the next boot
+(start.py), where the heap has room to parse the file, the CA's PEM text included.
 """
 
 _FORGET_WIFI = "forget_wifi"  # for the next boot: take the Wi-Fi section out of config.json (start.py)

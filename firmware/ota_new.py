@@ -1,5 +1,5 @@
-"""The `ota` command checked and its job's state made (ota.py loads this module for it): ota.json written. check() returns the state, or raises ValueError saying what is wrong (app.py acks it
-`failed`).
+"""The `ota` command checked and its job's state made (ota.py loads this module for it): ota.json written.
+check() returns the state, or raises ValueError saying what is wrong (app.py acks it `failed`).
 """
 
 import json

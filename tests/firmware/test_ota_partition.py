@@ -164,7 +164,8 @@ def test_a_rollback_from_the_first_ota_returns_to_the_deployed_app(flash):
 
 
 def test_confirm_on_a_board_that_never_had_an_ota_writes_nothing(flash):
-    out = check("from ports import unix as b\nb.boot()\nimport ota_partition as op\nprint(op.confirm(b), op.running(b))",
+    out = check("from ports import unix as b\nb.boot()\nimport ota_partition as op\n"
+                "print(op.confirm(b), op.running(b))",
                 flash)
     assert out == "True None\n"
     assert not (flash / ".board" / "otadata").exists()  # every boot stays one stat
