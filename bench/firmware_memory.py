@@ -109,6 +109,16 @@ def new_board(server, built, flash, name, *, period):
     return registration["uid"], flash, log_path
 
 
+def stop_board(process):
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _start_board(flash, kb, log_path):
     with open(log_path, "a") as log:
         spec = launch_board(flash, heapsize=f"{kb}k")  # machine.reset() exits with RESET_EXIT: started again
@@ -183,13 +193,7 @@ def run_board(server, built, work, kb, timeout):
                     result.reached["reboot"] = now
             time.sleep(POLL)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_board(process)
         server.call("DELETE", f"/v1/user/devices/{uid}")
     text = log_path.read_text(errors="replace")
     match = re.search(r"app: free heap (\d+) after connect", text)
@@ -276,13 +280,7 @@ def ota_check(server, built, work, kb, bundle_data, timeout):
         else:
             out["problem"] = f"timeout ({timeout:.0f} s)"
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_board(process)
         server.call("DELETE", f"/v1/user/devices/{uid}")
     text = log_path.read_text(errors="replace")
     first_run = text.split("cmd: ", 1)[0]
