@@ -8,9 +8,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from mpfleet.backend import keys
 from mpfleet.backend.app import init_app
+from mpfleet.backend.broker.tls import ensure_certificates
 from mpfleet.backend.config import Settings
 
 from .json_errors_server import TestServer  # the runner of `mpfleet serve` (backend/http_server.py)
+from .mosquitto_broker import MosquittoBroker
 from .openapi_check import check_response
 
 
@@ -106,6 +108,16 @@ async def api(backend):
 @pytest.fixture
 async def other_api(backend):
     return await backend.api_for("bob")
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """Mosquitto 2 with dynamic security, started from a generated config (tests/mosquitto_broker.py), its TLS
+    certificates in its own folder."""
+    broker = MosquittoBroker(tmp_path / "mosquitto", ensure_certificates(tmp_path / "mosquitto" / "tls", []))
+    broker.start()
+    yield broker
+    broker.stop()
 
 
 @pytest.fixture

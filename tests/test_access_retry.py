@@ -2,21 +2,11 @@
 
 import aiomqtt
 import pytest
-from mpfleet.backend.broker.tls import ensure_certificates
 from mpfleet.backend.storage import Storage
 
 from .conftest import Backend
 from .fake_device import FakeDevice
-from .mosquitto_broker import MosquittoBroker
 from .polling import eventually
-
-
-@pytest.fixture
-def mosquitto(tmp_path):
-    broker = MosquittoBroker(tmp_path / "mosquitto", ensure_certificates(tmp_path / "mosquitto" / "tls", []))
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 @pytest.fixture

@@ -18,13 +18,11 @@ import urllib.request
 import aiohttp
 import pytest
 from mpfleet.backend import bundle_format, keys
-from mpfleet.backend.broker.tls import ensure_certificates
 from mpfleet.backend.ota_tokens import TokenSigner
 from mpfleet.backend.service import CAME_BACK_OLD
 
 from .conftest import Backend
 from .fake_device import FakeDevice
-from .mosquitto_broker import MosquittoBroker
 from .polling import eventually, final_command, online_detail
 from .server_process import MPFLEET, ServerProcess, free_port
 
@@ -514,14 +512,6 @@ def test_serve_refuses_a_command_timeout_that_is_not_one(value, tmp_path):
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "--command-timeout" in done.stderr and "TYPE=SECONDS" in done.stderr
     assert not (tmp_path / "var").exists()  # refused before anything was made
-
-
-@pytest.fixture
-def mosquitto(tmp_path):
-    broker = MosquittoBroker(tmp_path / "mosquitto", ensure_certificates(tmp_path / "mosquitto" / "tls", []))
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 async def start_on(mosquitto, tmp_path):

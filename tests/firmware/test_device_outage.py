@@ -4,7 +4,6 @@ publishes the kept samples with their original `ts`. Deselect with -k 'not slow'
 """
 
 import asyncio
-import socket
 import time
 from datetime import datetime
 
@@ -12,17 +11,12 @@ import pytest
 
 from ..conftest import Backend
 from ..polling import eventually, online_detail
+from ..server_process import free_port
 from .device_harness import Board, make_flash
 
 pytestmark = pytest.mark.network
 
 OUTAGE = 20.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def unix(ts):

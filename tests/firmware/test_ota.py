@@ -128,18 +128,27 @@ async def fw_of(api, uid, md5):
     return data if data and data["meta"]["fw"].get("md5") == md5 else None
 
 
+async def updated_job(api, backend, registered, flash, cmd_id, payload, md5, *, heapsize=None, online_s=5.0):
+    """Run the job of `payload` on a board; returns (its final ack, the watch, the board's log, its device detail)
+    once the ack is `done` and the board is online again reporting `md5`."""
+    uid = registered["uid"]
+    async with Board(flash, heapsize=heapsize) as board, Watch(backend, uid) as watch:
+        await eventually(lambda: online_detail(api, uid), timeout=online_s)
+        await watch.command(cmd_id, payload)
+        ack = await watch.final(cmd_id)
+        assert ack["state"] == "done", board.log()
+        detail = await eventually(lambda: fw_of(api, uid, md5))
+    return ack, watch, board.log(), detail
+
+
 async def test_a_bundle_is_downloaded_verified_and_booted(api, backend, registered, source_flash, new_bundle,
                                                           ota_server, tmp_path):
     data, md5 = new_bundle
     ota_server.data = data
-    uid = registered["uid"]
     flash = board_flash(source_flash, tmp_path, registered)
-    async with Board(flash) as board, Watch(backend, uid) as watch:
-        await eventually(lambda: online_detail(api, uid))
-        await watch.command("ota-happy", ota_payload(ota_server, data))
-        ack = await watch.final("ota-happy")
-        assert ack == {"id": "ota-happy", "state": "done", "result": {"version": "0.2.0", "md5": md5}}, board.log()
-        detail = await eventually(lambda: fw_of(api, uid, md5))
+    ack, watch, log, detail = await updated_job(api, backend, registered, flash, "ota-happy",
+                                                ota_payload(ota_server, data), md5)
+    assert ack == {"id": "ota-happy", "state": "done", "result": {"version": "0.2.0", "md5": md5}}, log
     assert detail["meta"]["fw"] == {"version": "0.2.0", "md5": md5}
     states = watch.states("ota-happy")
     assert states[-3:] == ["verified", "applying", "updated"], states
@@ -149,7 +158,7 @@ async def test_a_bundle_is_downloaded_verified_and_booted(api, backend, register
     assert (flash / "app.ptr").read_text() == "a" and (flash / "a" / "fw.json").exists()
     assert not (flash / "app.trial").exists() and not (flash / "ota.json").exists()
     assert ota_server.sent == len(data)  # nothing in common with the running app: all of it, once
-    assert "app: boot 2 (soft), firmware 0.2.0" in board.log()
+    assert "app: boot 2 (soft), firmware 0.2.0" in log
 
 
 async def test_an_incremental_ota_fetches_the_manifest_and_the_changed_file_only(
@@ -160,13 +169,9 @@ async def test_an_incremental_ota_fetches_the_manifest_and_the_changed_file_only
     running = {p.relative_to(built_flash).as_posix(): p.read_bytes() for p in built_flash.rglob("*") if p.is_file()}
     changed = [e for e in manifest.files if hashlib.sha256(running.get(e.path, b"")).hexdigest() != e.sha256]
     assert [e.path for e in changed] == ["start.mpy"]  # the bundle differs from the board's app by one file
-    uid = registered["uid"]
-    async with Board(board_flash(built_flash, tmp_path, registered)) as board, Watch(backend, uid) as watch:
-        await eventually(lambda: online_detail(api, uid))
-        await watch.command("ota-incr", ota_payload(ota_server, data))
-        ack = await watch.final("ota-incr")
-        assert ack["state"] == "done" and ack["result"] == {"version": "0.2.0", "md5": md5}, board.log()
-        await eventually(lambda: fw_of(api, uid, md5))
+    ack, _, log, _ = await updated_job(api, backend, registered, board_flash(built_flash, tmp_path, registered),
+                                       "ota-incr", ota_payload(ota_server, data), md5)
+    assert ack["result"] == {"version": "0.2.0", "md5": md5}, log
     head = HEAD.size + (manifest.files[0].offset - HEAD.size)  # the magic, the length and the manifest
     assert ota_server.sent == head + changed[0].size, ota_server.requests
     start = changed[0].offset
@@ -228,14 +233,9 @@ async def test_a_dropped_connection_is_resumed_by_range_and_completes(
     data, md5 = new_bundle
     ota_server.data = data
     ota_server.drop_after = len(data) // 2
-    uid = registered["uid"]
-    async with Board(board_flash(source_flash, tmp_path, registered)) as board, Watch(backend, uid) as watch:
-        await eventually(lambda: online_detail(api, uid))
-        await watch.command("ota-drop", ota_payload(ota_server, data))
-        ack = await watch.final("ota-drop")
-        assert ack["state"] == "done", board.log()
-        await eventually(lambda: fw_of(api, uid, md5))
-    assert "ota: attempt 1 failed" in board.log()
+    _, _, log, _ = await updated_job(api, backend, registered, board_flash(source_flash, tmp_path, registered),
+                                     "ota-drop", ota_payload(ota_server, data), md5)
+    assert "ota: attempt 1 failed" in log
     resumed = [r for r, status in ota_server.requests if status == 206][3]  # head, manifest, files, then the resume
     # Every byte sent before the drop was staged: the resume asks for the next one, and nothing is sent twice.
     assert resumed == f"bytes={len(data) // 2}-{len(data) - 1}", ota_server.requests
@@ -247,15 +247,10 @@ async def test_a_server_that_ignores_range_is_read_from_the_start_and_completes(
     data, md5 = new_bundle
     ota_server.data = data
     ota_server.ignore_range = True
-    uid = registered["uid"]
-    async with Board(board_flash(source_flash, tmp_path, registered)) as board, Watch(backend, uid) as watch:
-        await eventually(lambda: online_detail(api, uid))
-        await watch.command("ota-200", ota_payload(ota_server, data))
-        ack = await watch.final("ota-200")
-        assert ack["state"] == "done", board.log()
-        await eventually(lambda: fw_of(api, uid, md5))
+    _, _, log, _ = await updated_job(api, backend, registered, board_flash(source_flash, tmp_path, registered),
+                                     "ota-200", ota_payload(ota_server, data), md5)
     assert {status for _, status in ota_server.requests} == {200}
-    assert "the server ignored the Range" in board.log()
+    assert "the server ignored the Range" in log
 
 
 def broken(what):
@@ -324,15 +319,10 @@ async def test_a_board_without_room_for_the_job_downloads_in_a_boot_of_its_own(
     # 48 KB: ~19 KB free after connect, less than the job needs beside the app (firmware/ota.py _ROOM).
     data, md5 = new_bundle
     ota_server.data = data
-    uid = registered["uid"]
-    async with Board(board_flash(built_flash, tmp_path, registered), heapsize="48k") as board, \
-            Watch(backend, uid) as watch:
-        await eventually(lambda: online_detail(api, uid), timeout=10)
-        await watch.command("ota-own", ota_payload(ota_server, data))
-        ack = await watch.final("ota-own")
-        assert ack["state"] == "done" and ack["result"] == {"version": "0.2.0", "md5": md5}, board.log()
-        await eventually(lambda: fw_of(api, uid, md5))
-    log = board.log()
+    ack, watch, log, _ = await updated_job(api, backend, registered, board_flash(built_flash, tmp_path, registered),
+                                           "ota-own", ota_payload(ota_server, data), md5, heapsize="48k",
+                                           online_s=10)
+    assert ack["result"] == {"version": "0.2.0", "md5": md5}, log
     assert "the download runs in a boot of its own" in log and "ota: the download runs in this boot" in log
     assert watch.states("ota-own") == ["downloading", "updated"]  # no session while it ran: 0 %, then the new app
     assert "MemoryError" not in log

@@ -14,6 +14,7 @@ from mpfleet.tools import bundle
 
 from ..conftest import Backend
 from ..polling import detail, eventually, final_command, online_detail
+from ..server_process import free_port
 from .device_harness import Board, make_flash
 from .test_ota import tree, versioned
 from .test_ota_partition import app_image
@@ -22,14 +23,6 @@ pytestmark = pytest.mark.network
 
 FINAL = ("updated", "failed", "rolled_back", "expired")
 JOB_TIMEOUT = 60.0
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from mpfleet.tools import bundle
 from ..polling import eventually, online_detail
 from .device_harness import Board
 from .test_ota import tree, versioned
-from .test_ota_end_to_end import FINAL, board_online, free_port, job, maker, ota_backend  # noqa: F401 (fixtures)
+from .test_ota_end_to_end import FINAL, board_online, job, maker, ota_backend  # noqa: F401 (fixtures)
 from .test_ota_partition import app_image
 
 pytestmark = pytest.mark.network
