@@ -16,6 +16,8 @@ import re
 import time
 from dataclasses import dataclass
 
+from .private_files import write_private
+
 KEY_FILE = "ota.key"
 _KEY_BYTES = 32
 _MAC_BYTES = 16  # 128 bits: far beyond guessing within a token's lifetime, and keeps the URL short
@@ -48,13 +50,7 @@ class TokenSigner:
             key = path.read_bytes()
         except FileNotFoundError:
             key = os.urandom(_KEY_BYTES)
-            part = path.with_name(path.name + ".part")
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(key)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(part, path)  # whole or not at all
+            write_private(path, key)
         if len(key) != _KEY_BYTES:
             raise RuntimeError(f"{path} must hold {_KEY_BYTES} bytes; remove it to make a new one "
                                "(download links handed out so far then stop working)")

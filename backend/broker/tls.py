@@ -19,10 +19,8 @@ exchange last, for axTLS only.
 
 import datetime
 import ipaddress
-import os
 import socket
 import ssl
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +29,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ..private_files import write_private
 
 CA_LIFETIME = datetime.timedelta(days=3650)
 SERVER_LIFETIME = datetime.timedelta(days=730)
@@ -137,8 +137,8 @@ def _ensure_ca(tls_dir):
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(key_path, _key_pem(key))
-    _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(key_path, _key_pem(key))
+    write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert, key
 
 
@@ -184,8 +184,8 @@ def _issue_server_cert(files, ca_cert, ca_key, names):
     )
     # Key first: a crash between the two writes leaves a pair that does not match,
     # which the next start detects and reissues.
-    _write_private(files.server_key, _key_pem(key))
-    _write_private(files.server_cert, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(files.server_key, _key_pem(key))
+    write_private(files.server_cert, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _new_key():
@@ -209,18 +209,6 @@ def _public_bytes(public_key):
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _write_private(path, data):
-    """Write `data` to `path` atomically, readable by the owner only from the first byte."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")  # mkstemp creates 0600
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _now():
