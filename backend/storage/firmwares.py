@@ -13,8 +13,7 @@ IN_USE = "Cannot delete firmware while it is assigned to any device."
 MD5_NOT_FOUND = "Firmware with the provided md5 was not found for this device."
 NOT_FOUND = "Firmware not found."
 
-_COLUMNS = "id, device_id, name, version, notes, md5, size, kind, created_at, sha256"
-COLUMNS = _COLUMNS  # for the stores that join firmwares (devices, OTA jobs)
+COLUMNS = "id, device_id, name, version, notes, md5, size, kind, created_at, sha256"  # devices.py joins them too
 
 
 @dataclass(frozen=True)
@@ -48,13 +47,13 @@ class FirmwareStore:
 
     async def list(self, device):
         rows = await self.db.fetch_all(
-            f"SELECT {_COLUMNS} FROM firmwares WHERE device_id = ? ORDER BY id DESC", (device.id,)
+            f"SELECT {COLUMNS} FROM firmwares WHERE device_id = ? ORDER BY id DESC", (device.id,)
         )
         return [firmware_from_row(row, device) for row in rows]
 
     async def get(self, device, firmware_id):
         row = await self.db.fetch_one(
-            f"SELECT {_COLUMNS} FROM firmwares WHERE id = ? AND device_id = ?", (firmware_id, device.id)
+            f"SELECT {COLUMNS} FROM firmwares WHERE id = ? AND device_id = ?", (firmware_id, device.id)
         )
         if row is None:
             raise NotFound(NOT_FOUND)
