@@ -12,7 +12,7 @@ STAMP   = $(VENV)/.installed
 run: $(STAMP)
 	$(BIN)/mpfleet serve
 
-test: $(STAMP) mosquitto
+test: $(STAMP) mosquitto socat
 	$(BIN)/python -m pytest
 
 # Figures, not assertions: each script prints its table with the targets.
@@ -39,6 +39,11 @@ bench-tools:
 # The tests start their own Mosquitto from a generated config; the system service is never used.
 mosquitto:
 	@test -x /usr/sbin/mosquitto || { $(APT_INSTALL) mosquitto; }
+
+# The deploy tests attach an emulated board's REPL to a pseudo-terminal, as a USB board's serial port.
+.PHONY: socat
+socat:
+	@command -v socat >/dev/null || { $(APT_INSTALL) socat; }
 
 APT_INSTALL = apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
