@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import accounts, bundle, emulate, provision, serve
+from . import accounts, bundle, client, deploy, emulate, flash, provision, serve
 from .errors import CommandError
 
 
@@ -19,6 +19,9 @@ def build_parser():
     provision.add_parser(commands)
     emulate.add_parser(commands)
     bundle.add_parser(commands)
+    flash.add_parsers(commands)
+    deploy.add_parsers(commands)
+    client.add_parsers(commands)
     return parser
 
 

@@ -1,0 +1,5 @@
+"""The REST client commands of `mpfleet`: being built (issue 10)."""
+
+
+def add_parsers(commands):
+    """Its subcommands on `commands` (argparse subparsers): none yet."""
