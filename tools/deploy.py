@@ -1,5 +1,166 @@
-"""`mpfleet deploy`: being built (issue 10)."""
+"""`mpfleet deploy --port PORT --config DIR`: put the firmware and a provisioned configuration on a board over its
+serial REPL, copying only what differs, then reset it.
+
+    1. connect with mpremote's transport (tools/board_files.py) and ask the board its .mpy version
+       (sys.implementation._mpy); refuse one the project's mpy-cross cannot write for;
+    2. build the firmware (firmware_build.flash_files(): the same files and bytes as every build, umqtt.simple
+       included) and add DIR's config.json, and its settings.json when the board has none;
+    3. hash every file on the board (sha256, one exec for all) and copy those that differ, each under a temporary
+       name, checked, renamed and checked again;
+    4. make the top of the flash the app the board runs: an OTA may have left it running a/ or b/ (app.ptr,
+       app.trial; firmware/chooser.py), which are removed; remove the stale counterpart of a deployed module (an
+       x.py would be imported before the deployed x.mpy);
+    5. reset the board.
+
+What the board keeps: settings.json once it has one (commands change it: the telemetry period, the OTA trial
+settings), the app directories a/ and b/ (a later OTA reuses them), ota.json (an unfinished OTA job carries on),
+fw.json, the boot-loop counter and every file deploy does not install. DIR's ca.pem is not copied: config.json holds
+the CA. docs/deploy.md is the maker's page.
+"""
+
+import hashlib
+import json
+import time
+from pathlib import Path, PurePosixPath
+
+from . import board_files, firmware_build
+from .errors import CommandError
+
+CONFIG = "config.json"
+# The chooser's files (firmware/chooser.py): which app directory a boot runs, and its trial; .tmp: their FAT fallback.
+APP_POINTERS = ("app.ptr", "app.ptr.tmp", "app.trial", "app.trial.tmp")
+OTA_JOB = "ota.json"  # an OTA job's state (firmware/ota_job.py)
 
 
 def add_parsers(commands):
-    """Its subcommands on `commands` (argparse subparsers): none yet."""
+    parser = commands.add_parser(
+        "deploy",
+        help="copy the firmware and a provisioned config to a board over USB serial",
+        description="Compile the firmware with mpy-cross for the board's .mpy version and copy it, umqtt.simple and "
+        "DIR/config.json (made by `mpfleet provision --out DIR`; DIR/settings.json too when the board has none) to "
+        "the board on PORT with mpremote's transport: only the files whose sha256 on the board differs, each "
+        "written under a temporary name, checked and renamed. The board then runs the app at the top of its flash "
+        "(an earlier OTA's app.ptr and app.trial are removed) and is reset. A deploy with nothing changed copies "
+        "nothing.",
+    )
+    parser.add_argument("--port", required=True, metavar="PORT",
+                        help="the board's serial port, e.g. /dev/ttyUSB0, /dev/ttyACM0 or COM3")
+    parser.add_argument("--config", required=True, type=Path, metavar="DIR",
+                        help="the directory `mpfleet provision --out DIR` wrote (config.json, settings.json)")
+    parser.add_argument("--baud", type=int, default=115200, metavar="N", help="serial speed (default: 115200)")
+    parser.add_argument("--source", type=Path, metavar="DIR",
+                        help="the firmware tree to build (default: the installed firmware; e.g. a maker's fork)")
+    parser.add_argument("--cache", type=Path, metavar="DIR", help="download cache of the firmware build")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    own = config_files(args.config)
+    cross_mpy, cross_release = firmware_build.mpy_cross_version()
+    with board_files.connect(args.port, args.baud) as board:
+        check_mpy(board.mpy, cross_mpy, cross_release)
+        say(f"Board on {args.port}: MicroPython {board.version}, .mpy v{board.mpy & 0xFF}")
+        say(f"Compiling the firmware with mpy-cross (MicroPython {cross_release}) ...")
+        firmware = firmware_build.flash_files(cache_dir=args.cache, source=args.source)
+        deploy(board, firmware, own)
+        say("Resetting the board: it starts the deployed firmware")
+        board.reset()
+
+
+def deploy(board, firmware, own):
+    """Copy what differs of `firmware` and `own` ([(path, bytes)]: the build, the config directory's files) to
+    `board` (board_files.Board) and make the top of its flash the app it runs. Raises CommandError."""
+    settings = firmware_build.firmware_constant("settings", "_FILE")
+    wanted = dict(firmware + own)
+    counterparts = sorted({c for c in map(counterpart, wanted) if c and c not in wanted})
+    say(f"Comparing {len(wanted)} files with the board (sha256) ...")
+    on_board = board.hashes([*wanted, *counterparts, *APP_POINTERS, OTA_JOB])
+
+    keep = [settings] if settings in wanted and on_board[settings] is not None else []
+    copies = [(path, data, sha256(data)) for path, data in wanted.items()
+              if path not in keep and on_board[path] != sha256(data)]
+    copy(board, copies)
+    if keep:
+        say(f"Kept the board's {settings} (commands change it; remove it on the board to have DIR's copied)")
+    removed = board.remove([p for p in counterparts if on_board[p] is not None])
+    for path in removed:
+        say(f"Removed {path}: it would be imported instead of the deployed {counterpart(path)}")
+    removed = board.remove([p for p in APP_POINTERS if on_board[p] is not None])
+    if removed:
+        say(f"Removed {', '.join(removed)}: the board ran an OTA's app; it runs the deployed app from now on")
+    if on_board[OTA_JOB] is not None:
+        say(f"Note: the board has an unfinished OTA job ({OTA_JOB}); it carries on after the reset")
+
+
+def copy(board, copies):
+    """Write each (path, bytes, sha256) of `copies` to `board`, a line of progress per file."""
+    if not copies:
+        say("Nothing to copy: every file on the board is up to date")
+        return
+    board.make_dirs(sorted({str(p) for path, _, _ in copies for p in reversed(PurePosixPath(path).parents)
+                            if str(p) != "."}))
+    started = time.monotonic()
+    width = len(str(len(copies)))
+    for number, (path, data, digest) in enumerate(copies, 1):
+        say(f"  [{number:{width}}/{len(copies)}] {path} ({len(data):,} bytes)", end=" ... ")
+        try:
+            board.write(path, data, digest)
+        except board_files.BoardError as error:
+            say("")
+            raise CommandError(f"{error}: the files copied before it are in place and the others as they were "
+                               "(run the deploy again)") from None
+        say("ok")
+    total = sum(len(data) for _, data, _ in copies)
+    say(f"Copied {len(copies)} files ({total:,} bytes) in {time.monotonic() - started:.1f} s")
+
+
+def config_files(config_dir):
+    """[(path, bytes)] of what `mpfleet provision` wrote into `config_dir` for the board: config.json (required, a
+    JSON object) and settings.json when there. Raises CommandError."""
+    config_dir = Path(config_dir)
+    path = config_dir / CONFIG
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise CommandError(f"{path}: not found; make it with `mpfleet provision --board KEY --out {config_dir}`") \
+            from None
+    try:
+        config = json.loads(data)
+    except ValueError as error:
+        raise CommandError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("mqtt"), dict):
+        raise CommandError(f"{path}: not a board configuration (no mqtt section); made by `mpfleet provision`?")
+    found = [(CONFIG, data)]
+    settings = firmware_build.firmware_constant("settings", "_FILE")
+    if (config_dir / settings).is_file():
+        found.append((settings, (config_dir / settings).read_bytes()))
+    return found
+
+
+def check_mpy(board_mpy, cross_mpy, cross_release):
+    """Refuse (CommandError) a board that cannot load what mpy-cross writes: its sys.implementation._mpy (None when it
+    has none) names the .mpy version in its low byte. Bytecode (no native code, as here) loads wherever that version
+    is the same; the sub-version and architecture above it matter to native code only."""
+    if board_mpy is None:
+        raise CommandError("the board's MicroPython is too old to say its .mpy version (sys.implementation._mpy): "
+                           f"flash MicroPython {cross_release} or another release that loads .mpy v{cross_mpy}")
+    if board_mpy & 0xFF != cross_mpy:
+        raise CommandError(f"the board loads .mpy v{board_mpy & 0xFF}, and this mpy-cross (MicroPython "
+                           f"{cross_release}) writes v{cross_mpy}: flash a MicroPython release that loads "
+                           f"v{cross_mpy} (e.g. {cross_release}) first")
+
+
+def counterpart(path):
+    """The file that would shadow or be shadowed by module `path` (x.py for x.mpy and the reverse), or None."""
+    for suffix, other in ((".mpy", ".py"), (".py", ".mpy")):
+        if path.endswith(suffix):
+            return path[: -len(suffix)] + other
+    return None
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def say(line, end="\n"):
+    print(line, end=end, flush=True)

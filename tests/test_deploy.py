@@ -1,0 +1,249 @@
+"""`mpfleet deploy` as a maker runs it (the installed entry point, in a subprocess) against an emulated board whose
+REPL is on a pseudo-terminal (tests/pty_board.py): the real MicroPython unix port, talked to by mpremote's serial
+transport as a USB board is. The backend is `mpfleet serve` with its embedded broker, the device registered with
+`mpfleet provision`; a deployed board must come online there.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mpfleet.tools import deploy as deploy_command
+from mpfleet.tools import firmware_build
+from mpfleet.tools.errors import CommandError
+
+from .polling import wait_until
+from .pty_board import PtyBoard
+from .server_process import MPFLEET, ServerProcess
+
+pytestmark = pytest.mark.network  # the firmware build fetches umqtt.simple from the package index once
+
+COPIED = re.compile(r"^\s+\[\s*\d+/\d+\] (\S+) \([\d,]+ bytes\) \.\.\. ok$", re.M)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = ServerProcess(tmp_path_factory.mktemp("deploy-server") / "var").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A download cache holding umqtt.simple, fetched from the package index once."""
+    cache = tmp_path_factory.mktemp("deploy-cache")
+    firmware_build.fetch_umqtt(cache)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """The firmware's sources as installed, copied once: every deploy of the module builds the same tree."""
+    return shutil.copytree(firmware_build.firmware_dir(), tmp_path_factory.mktemp("deploy-source") / "fw",
+                           ignore=shutil.ignore_patterns("__pycache__"))
+
+
+@pytest.fixture(scope="module")
+def built(cache, source):
+    """{path: bytes} of what a build of `source` puts on a flash."""
+    return dict(firmware_build.flash_files(cache_dir=cache, source=source))
+
+
+@pytest.fixture
+def provisioned(server, tmp_path):
+    """(config dir, uid) of a unix device registered with `mpfleet provision`, its broker at 127.0.0.1."""
+    out = tmp_path / "config"
+    done = subprocess.run([MPFLEET, "provision", "--server", server.url, "--token", server.token, "--board", "unix",
+                           "--mqtt-host", "127.0.0.1", "--out", str(out)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return out, json.loads((out / "config.json").read_text())["mqtt"]["uid"]
+
+
+@pytest.fixture
+def board(tmp_path):
+    board = PtyBoard(tmp_path / "flash", tmp_path / "ttyBOARD")
+    yield board
+    board.stop()
+
+
+def deploy_args(board, config, cache, source):
+    return [MPFLEET, "deploy", "--port", board.port, "--config", str(config), "--cache", str(cache),
+            "--source", str(source)]
+
+
+def run_deploy(board, config, cache, source):
+    """`mpfleet deploy` of the firmware tree `source` on the board's port (its REPL started for it); a deploy that
+    succeeded ends the REPL's process with its reset, which is waited for."""
+    board.start()
+    done = subprocess.run(deploy_args(board, config, cache, source), capture_output=True, text=True, timeout=120)
+    if done.returncode == 0:
+        board.wait_gone()
+    return done
+
+
+def copied(done):
+    return COPIED.findall(done.stdout)
+
+
+def flash_state(flash):
+    """{path: (sha256, mtime_ns)} of every file in `flash`."""
+    return {p.relative_to(flash).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(flash.rglob("*")) if p.is_file()}
+
+
+def online(server, uid):
+    status, body = server.call("GET", f"/v1/user/devices/{uid}")
+    assert status == 200, body
+    return body["data"] if body["data"]["status"] == "online" else None
+
+
+def firmware_tree(source, tmp_path, **changes):
+    """A copy of the firmware tree `source` with `changes` ({module: (old text, new text)}) made."""
+    tree = shutil.copytree(source, tmp_path / "fw")
+    for module, (old, new) in changes.items():
+        path = tree / f"{module}.py"
+        text = path.read_text()
+        assert old in text, (module, old)
+        path.write_text(text.replace(old, new, 1))
+    return tree
+
+
+def test_a_first_deploy_copies_everything_and_the_board_comes_online(board, provisioned, cache, source, built,
+                                                                   server):
+    config, uid = provisioned
+    started = time.monotonic()
+    done = run_deploy(board, config, cache, source)
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    wanted = {**built, "config.json": (config / "config.json").read_bytes(),
+              "settings.json": (config / "settings.json").read_bytes()}
+    assert sorted(copied(done)) == sorted(wanted)
+    assert f"Copied {len(wanted)} files" in done.stdout and "Resetting the board" in done.stdout
+    on_flash = {p.relative_to(board.flash).as_posix(): p.read_bytes() for p in board.flash.rglob("*") if p.is_file()}
+    assert on_flash == wanted  # nothing else: no temporary file left, no ca.pem (config.json holds the CA)
+    print(f"full deploy on the pty board: {took:.2f} s ({len(wanted)} files, {sum(map(len, wanted.values()))} bytes)")
+
+    board.boot()
+    device = wait_until(lambda: online(server, uid), timeout=20, what="the deployed board online")
+    assert device["meta"]["boot"]["count"] == 1 and device["meta"]["tls_verified"] is True
+
+
+def test_a_second_deploy_with_nothing_changed_copies_nothing_and_says_so(board, provisioned, cache, source):
+    config, _ = provisioned
+    assert run_deploy(board, config, cache, source).returncode == 0
+    before = flash_state(board.flash)
+    started = time.monotonic()
+    done = run_deploy(board, config, cache, source)
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert copied(done) == [] and "Nothing to copy: every file on the board is up to date" in done.stdout
+    assert flash_state(board.flash) == before  # not one file written again
+    print(f"no-change deploy on the pty board: {took:.2f} s")
+
+
+def test_a_changed_module_alone_is_copied(board, provisioned, cache, source, tmp_path):
+    config, _ = provisioned
+    assert run_deploy(board, config, cache, source).returncode == 0
+    tree = firmware_tree(source, tmp_path, user=('custom("relay_toggle"', 'custom("relay_flip"'))
+    done = run_deploy(board, config, cache, tree)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert copied(done) == ["user.mpy"]
+    assert b"relay_flip" in (board.flash / "user.mpy").read_bytes()
+
+
+def test_a_file_damaged_on_the_board_is_copied_again(board, provisioned, cache, source, built):
+    config, _ = provisioned
+    assert run_deploy(board, config, cache, source).returncode == 0
+    damaged = board.flash / "link.mpy"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the same size, one byte off
+    damaged.write_bytes(data)
+    done = run_deploy(board, config, cache, source)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert copied(done) == ["link.mpy"]
+    assert damaged.read_bytes() == built["link.mpy"]
+
+
+def test_a_board_that_ran_an_ota_runs_the_deployed_app_and_keeps_its_state(board, provisioned, cache, source,
+                                                                           server):
+    config, uid = provisioned
+    assert run_deploy(board, config, cache, source).returncode == 0
+    # What an OTA leaves: the app in a/ chosen by app.ptr, on trial; here an app that never goes online.
+    (board.flash / "a").mkdir()
+    (board.flash / "a" / "app.py").write_text("def main():\n    print('the OTA app runs')\n"
+                                               "    import time\n    time.sleep(60)\n")
+    (board.flash / "app.ptr").write_text("a")
+    (board.flash / "app.trial").write_text(" 3")
+    settings = board.flash / "settings.json"
+    settings.write_text(json.dumps({"period": 30, "ota_trial_s": 60}))  # what commands changed on the board
+    done = run_deploy(board, config, cache, source)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Removed app.ptr, app.trial: the board ran an OTA's app" in done.stdout
+    assert not (board.flash / "app.ptr").exists() and not (board.flash / "app.trial").exists()
+    assert (board.flash / "a" / "app.py").exists()  # kept for the next OTA
+    assert json.loads(settings.read_text()) == {"period": 30, "ota_trial_s": 60}
+    assert "Kept the board's settings.json" in done.stdout
+
+    board.boot()
+    wait_until(lambda: online(server, uid), timeout=20, what="the deployed app online")
+    assert "the OTA app runs" not in board.log()
+
+
+def test_a_board_that_drops_off_mid_deploy_keeps_its_old_files_whole(board, provisioned, cache, source, tmp_path):
+    config, _ = provisioned
+    assert run_deploy(board, config, cache, source).returncode == 0
+    old = (board.flash / "user.mpy").read_bytes()
+    # A user module of ~60 KB: its copy takes long enough to be cut in the middle.
+    tree = firmware_tree(source, tmp_path, user=('custom("relay_toggle"', 'custom("relay_flip"'))
+    with open(tree / "user.py", "a") as f:
+        f.write("\nBLOB = %r\n" % os.urandom(60 * 1024))
+    temp = board.flash / "user.mpy.deploy"
+
+    def drop_when_half_written():
+        wait_until(lambda: temp.exists() and temp.stat().st_size > 8 * 1024, timeout=60, interval=0.002,
+                   what="the copy of user.mpy under way")
+        board.drop()
+
+    dropper = threading.Thread(target=drop_when_half_written)
+    board.start()
+    dropper.start()
+    done = subprocess.run(deploy_args(board, config, cache, tree), capture_output=True, text=True, timeout=120)
+    dropper.join()
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mpfleet: the board on {board.port} stopped answering while "
+                                                   "writing user.mpy"), done.stderr
+    assert (board.flash / "user.mpy").read_bytes() == old  # whole, the old one
+
+    # Plugged in again: the deploy finishes, and the stray temporary file goes.
+    done = run_deploy(board, config, cache, tree)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert copied(done) == ["user.mpy"] and not temp.exists()
+    assert b"relay_flip" in (board.flash / "user.mpy").read_bytes()
+
+
+def test_a_missing_config_or_port_is_one_line_and_exit_1(tmp_path, provisioned, cache):
+    config, _ = provisioned
+    for args, message in (
+        (["--port", "/dev/null", "--config", str(tmp_path / "none")], "config.json: not found; make it with"),
+        (["--port", str(tmp_path / "no-such-tty"), "--config", str(config)], "cannot open"),
+    ):
+        done = subprocess.run([MPFLEET, "deploy", *args, "--cache", str(cache)], capture_output=True, text=True,
+                              timeout=30)
+        assert done.returncode == 1 and done.stdout == ""
+        assert len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
+
+
+def test_a_board_whose_mpy_version_mpy_cross_cannot_write_for_is_refused():
+    deploy_command.check_mpy(2822, 6, "1.28.0")  # the unix port of 1.29: v6.3, x64
+    for board_mpy, says in ((5, "loads .mpy v5, and this mpy-cross (MicroPython 1.28.0) writes v6"),
+                            (None, "too old to say its .mpy version")):
+        with pytest.raises(CommandError, match=re.escape(says)):
+            deploy_command.check_mpy(board_mpy, 6, "1.28.0")
