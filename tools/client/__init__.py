@@ -1,5 +1,17 @@
-"""The REST client commands of `mpfleet`: being built (issue 10)."""
+"""The REST client commands of `mpfleet`: the whole API (docs/api.md) from the command line (docs/cli.md).
+
+    config.py     where the server URL and token come from (flags, environment, the login file)
+    api.py        JSON over HTTP; every failure one CommandError with the API's message
+    multipart.py  the streamed multipart body of a firmware upload
+    output.py     tables, --json, progress bars (rich)
+    options.py    what every client command has (--url, --token, --json, --wait)
+    the rest      one group of commands each
+"""
+
+from . import buttons, commands, devices, firmware, ota, session, telemetry, watch
 
 
-def add_parsers(commands):
-    """Its subcommands on `commands` (argparse subparsers): none yet."""
+def add_parsers(subparsers):
+    """Every client command on `subparsers` (argparse subparsers)."""
+    for group in (session, devices, commands, buttons, firmware, ota, telemetry, watch):
+        group.add_parsers(subparsers)

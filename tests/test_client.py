@@ -1,0 +1,361 @@
+"""The REST client as a user runs it: the installed `mpfleet` in a subprocess, with a HOME and XDG_CONFIG_HOME of its
+own, against a real `mpfleet serve` (embedded broker) and a board emulated by `mpfleet emulate` (the MicroPython
+unix port running the firmware). One server and one board for the module; the tests run in file order and leave
+the board online.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+
+import pytest
+from mpfleet.backend.bundle_format import read_manifest
+from mpfleet.tools import firmware_build
+
+from .polling import wait_until
+from .server_process import MPFLEET, ServerProcess
+
+pytestmark = pytest.mark.network  # the firmware build fetches umqtt.simple from the package index once
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("client") / "var"
+    server = ServerProcess(data, args=["--mqtt-port", "0", "--mqtt-tls-port", "0", "--public-host", "127.0.0.1"])
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def board(server, tmp_path_factory):
+    """The uid of a board provisioned and emulated through the command line, online."""
+    flash = tmp_path_factory.mktemp("board") / "flash"
+    provisioned = subprocess.run(
+        [MPFLEET, "provision", "--server", server.url, "--token", server.token, "--board", "unix", "--out",
+         str(flash), "--mqtt-host", "127.0.0.1", "--period", "5"],
+        capture_output=True, text=True, timeout=60)
+    assert provisioned.returncode == 0, provisioned.stderr
+    uid = json.loads((flash / "config.json").read_text())["mqtt"]["uid"]
+    emulator = subprocess.Popen([MPFLEET, "emulate", str(flash)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True, env={**os.environ, **_cache_env()})
+    try:
+        wait_until(lambda: server.call("GET", f"/v1/user/devices/{uid}")[1]["data"]["status"] == "online",
+                   timeout=60, what="the emulated board online")
+        yield uid
+    finally:
+        emulator.send_signal(signal.SIGINT)
+        emulator.communicate(timeout=20)
+
+
+def _cache_env():
+    """The firmware build's download cache of this user (the client's own HOME below must not move it)."""
+    return {firmware_build.CACHE_ENV: str(firmware_build.default_cache_dir())}
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A HOME and XDG_CONFIG_HOME of the client's own, without a login file."""
+    (tmp_path / "home").mkdir()
+    return tmp_path / "home"
+
+
+def run(home, *args, env=None, timeout=90):
+    """`mpfleet ARGS` as a user in `home` types it (no MPFLEET_* variables unless `env` gives them)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MPFLEET_")}
+    full = {**clean, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "COLUMNS": "200",
+            **_cache_env(), **(env or {})}
+    return subprocess.run([MPFLEET, *args], capture_output=True, text=True, timeout=timeout, env=full)
+
+
+def as_user(server, home, *args, env=None, **kw):
+    """`mpfleet ARGS` with the server and admin token in MPFLEET_URL / MPFLEET_TOKEN."""
+    return run(home, *args, env={"MPFLEET_URL": server.url, "MPFLEET_TOKEN": server.token, **(env or {})}, **kw)
+
+
+def ok(result):
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    return result
+
+
+def refused(result, message):
+    """The run failed with exit 1 and `message` (the API's) as the one line on stderr."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    return lines[0]
+
+
+def as_json(result):
+    return json.loads(ok(result).stdout)
+
+
+# -- login and where the URL and token come from
+
+
+def test_login_refuses_a_wrong_token_and_writes_nothing(server, home):
+    line = refused(run(home, "login", "--url", server.url, "--token", "mpf_wrong"), "Unauthenticated.")
+    assert "--token" in line
+    assert not (home / ".config" / "mpfleet").exists()
+
+
+def test_login_saves_url_and_token_owner_only_and_later_commands_use_them(server, home):
+    result = ok(run(home, "login", "--url", server.url, "--token", server.token))
+    login_file = home / ".config" / "mpfleet" / "login.json"
+    assert str(login_file) in result.stdout
+    assert stat.S_IMODE(login_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(login_file.parent.stat().st_mode) == 0o700
+    assert json.loads(login_file.read_text()) == {"url": server.url, "token": server.token}
+    assert as_json(run(home, "devices", "--json")) == server.call("GET", "/v1/user/devices")[1]["data"]
+    # The environment comes before the file, a flag before the environment.
+    refused(run(home, "devices", env={"MPFLEET_TOKEN": "mpf_wrong"}), "Unauthenticated.")
+    ok(run(home, "devices", "--token", server.token, env={"MPFLEET_TOKEN": "mpf_wrong"}))
+    ok(run(home, "logout"))
+    assert not login_file.exists()
+    refused(run(home, "devices"), "no server URL")
+
+
+def test_login_without_a_home_config_dir_uses_dot_config(server, home):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPFLEET_") and k != "XDG_CONFIG_HOME"}
+    result = subprocess.run([MPFLEET, "login", "--url", server.url, "--token", server.token], capture_output=True,
+                            text=True, timeout=30, env={**env, "HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    assert (home / ".config" / "mpfleet" / "login.json").is_file()
+
+
+def test_a_server_that_cannot_be_reached_is_named(server, home):
+    line = refused(run(home, "devices", "--url", "http://127.0.0.1:9", "--token", "t"), "cannot reach the server")
+    assert "http://127.0.0.1:9" in line
+
+
+# -- devices
+
+
+def test_devices_as_a_table_and_as_json(server, board, home):
+    table = ok(as_user(server, home, "devices")).stdout
+    row = [line for line in table.splitlines() if board in line]
+    assert len(row) == 1 and "online" in row[0] and "unix" in row[0]
+    assert as_json(as_user(server, home, "devices", "--json")) == server.call("GET", "/v1/user/devices")[1]["data"]
+
+
+def test_device_show(server, board, home):
+    table = ok(as_user(server, home, "device", "show", board)).stdout
+    assert board in table and "online" in table and "Emulated board" in table
+    shown = as_json(as_user(server, home, "device", "show", board, "--json"))
+    assert shown["uid"] == board and shown["is_online"] is True and shown["meta"]["tls_verified"] is True
+
+
+def test_an_unknown_device_is_the_apis_message_and_exit_1(server, home):
+    line = refused(as_user(server, home, "device", "show", "unix_nosuchdevice"), "Device not found.")
+    assert "404" in line
+    refused(as_user(server, home, "cmd", "unix_nosuchdevice", '{"cmd": "ping"}'), "Device not found.")
+
+
+def test_a_device_that_is_not_online_refuses_a_reboot(server, home):
+    pending = server.register("never-online")["uid"]
+    refused(as_user(server, home, "reboot", pending), "Device is offline.")
+
+
+# -- commands
+
+
+def test_a_command_with_wait_prints_its_final_result(server, board, home):
+    result = ok(as_user(server, home, "cmd", board, '{"cmd": "ping"}', "--wait"))
+    assert " done: " in result.stdout and "uptime" in result.stdout
+    command = as_json(as_user(server, home, "cmd", board, '{"cmd": "ping"}', "--wait", "--json"))
+    assert command["state"] == "done" and "uptime" in command["result"]
+    assert server.call("GET", f"/v1/user/devices/{board}/commands/{command['id']}")[1]["data"]["state"] == "done"
+
+
+def test_a_command_that_fails_on_the_board_exits_1_with_its_error(server, board, home):
+    line = refused(as_user(server, home, "cmd", board, '{"cmd": "no_such_command"}', "--wait"), "failed")
+    assert "no_such_command" in line
+
+
+def test_a_command_without_wait_is_sent_and_listed(server, board, home):
+    answer = as_json(as_user(server, home, "cmd", board, '{"cmd": "ping"}', "--json"))
+    assert answer["message"] == "Command sent." and answer["device_uid"] == board
+    wait_until(lambda: server.call("GET", f"/v1/user/devices/{board}/commands/{answer['id']}")[1]["data"]["state"]
+               == "done", what="the ping done")
+    history = as_json(as_user(server, home, "commands", board, "--json", "--limit", "3"))
+    assert answer["id"] in [c["id"] for c in history] and len(history) <= 3
+    assert answer["id"] in ok(as_user(server, home, "commands", board)).stdout
+
+
+def test_a_payload_that_is_not_a_json_object_is_refused_before_sending(server, board, home):
+    refused(as_user(server, home, "cmd", board, "ping"), "is not valid JSON")
+    refused(as_user(server, home, "cmd", board, "[1]"), "must be a JSON object")
+
+
+# -- command buttons
+
+
+def test_buttons_add_list_send_and_remove(server, board, home):
+    added = as_json(as_user(server, home, "button", "add", board, "say-hi", "--label", "Say hi", "--payload",
+                            '{"cmd": "ping"}', "--json"))
+    assert added["message"] == "Command button created."
+    assert added["data"] == {"id": "say-hi", "label": "Say hi", "payload": {"cmd": "ping"}, "confirm": False}
+    refused(as_user(server, home, "button", "add", board, "say-hi", "--label", "Again", "--payload", "{}"),
+            "A command button with this id already exists.")
+    assert "Say hi" in ok(as_user(server, home, "buttons", board)).stdout
+    sent = as_json(as_user(server, home, "button", "send", board, "say-hi", "--wait", "--json"))
+    assert sent["state"] == "done" and sent["payload"] == {"cmd": "ping"}
+    assert "Command button deleted." in ok(as_user(server, home, "button", "rm", board, "say-hi")).stdout
+    assert as_json(as_user(server, home, "buttons", board, "--json")) == []
+    refused(as_user(server, home, "button", "send", board, "say-hi"), "Command button not found.")
+
+
+# -- firmware files
+
+
+def test_firmware_upload_target_list_and_remove(server, board, home, tmp_path):
+    image = tmp_path / "build.bin"
+    image.write_bytes(os.urandom(300 * 1024))  # several chunks of the streamed body
+    md5 = hashlib.md5(image.read_bytes()).hexdigest()
+    uploaded = as_json(as_user(server, home, "firmware", "upload", board, str(image), "--name", "Release build",
+                               "--version", "1.0.3", "--notes", "from the test", "--json"))
+    assert (uploaded["md5"], uploaded["size"], uploaded["name"], uploaded["version"], uploaded["notes"]) == (
+        md5, image.stat().st_size, "Release build", "1.0.3", "from the test")
+    assert uploaded["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    refused(as_user(server, home, "firmware", "upload", board, str(image), "--name", "again"),
+            "This firmware file is already uploaded.")
+
+    assert ok(as_user(server, home, "firmware", "target", board, md5)).stdout.startswith(
+        "Firmware assigned to device.")
+    listed = as_json(as_user(server, home, "firmware", "list", board, "--json"))
+    assert [(f["id"], f["is_target"]) for f in listed if f["md5"] == md5] == [(uploaded["id"], True)]
+    assert md5 in ok(as_user(server, home, "firmware", "list", board)).stdout
+    refused(as_user(server, home, "firmware", "rm", board, str(uploaded["id"])),
+            "Cannot delete firmware while it is assigned to any device.")
+    refused(as_user(server, home, "ota", board), "cannot be applied over the air")  # a raw image: no board takes it
+
+    assert "Target firmware cleared." in ok(as_user(server, home, "firmware", "target", board, "--clear")).stdout
+    assert "Firmware deleted." in ok(as_user(server, home, "firmware", "rm", board, str(uploaded["id"]))).stdout
+    assert md5 not in [f["md5"] for f in as_json(as_user(server, home, "firmware", "list", board, "--json"))]
+
+
+def test_firmware_upload_of_a_missing_file_names_it(server, board, home, tmp_path):
+    refused(as_user(server, home, "firmware", "upload", board, str(tmp_path / "none.bin"), "--name", "x"),
+            "none.bin")
+
+
+# -- OTA
+
+
+@pytest.fixture(scope="module")
+def bundle_v2(tmp_path_factory):
+    """A bundle made with `mpfleet bundle` from the firmware with start.py's VERSION 0.2.0."""
+    tmp = tmp_path_factory.mktemp("bundle")
+    source = shutil.copytree(firmware_build.firmware_dir(), tmp / "fw", ignore=shutil.ignore_patterns("__pycache__"))
+    start = source / "start.py"
+    start.write_text(start.read_text().replace('VERSION = "0.1.0"', 'VERSION = "0.2.0"'))
+    out = tmp / "v2.bundle"
+    made = run(tmp, "bundle", "--version", "0.2.0", "--source", str(source), "-o", str(out), timeout=120)
+    assert made.returncode == 0, made.stderr
+    return out
+
+
+def test_ota_follows_a_bundle_to_updated(server, board, home, bundle_v2):
+    md5 = hashlib.md5(bundle_v2.read_bytes()).hexdigest()
+    terminal = {"TTY_COMPATIBLE": "1"}  # rich draws its bars as on a terminal
+    uploaded = ok(as_user(server, home, "firmware", "upload", board, str(bundle_v2), "--name", "build", "--version",
+                          "0.2.0", "--json", env=terminal))
+    assert "Uploading v2.bundle" in uploaded.stderr and json.loads(uploaded.stdout)["md5"] == md5
+    ok(as_user(server, home, "firmware", "target", board, md5))
+    result = ok(as_user(server, home, "ota", board, "--json", env=terminal, timeout=120))
+    job = json.loads(result.stdout)
+    assert job["state"] == "updated" and job["firmware"]["md5"] == md5
+    assert job == server.call("GET", f"/v1/user/devices/{board}/ota")[1]["data"]
+    assert "OTA check triggered." in result.stderr and "updated" in result.stderr and "100%" in result.stderr
+    detail = server.call("GET", f"/v1/user/devices/{board}")[1]["data"]
+    assert detail["current_firmware"]["md5"] == md5
+
+
+def test_ota_of_a_job_that_fails_exits_1_with_its_error(server, board, home, tmp_path):
+    """A bundle corrupted on the server's disk after its upload: the board refuses it (its sha256), the job fails."""
+    filler = tmp_path / "filler.bin"
+    filler.write_bytes(os.urandom(64 * 1024))
+    out = tmp_path / "v3.bundle"
+    ok(run(home, "bundle", "--version", "0.3.0", "--add", str(filler), "-o", str(out), timeout=120))
+    uploaded = as_json(as_user(server, home, "firmware", "upload", board, str(out), "--name", "bad", "--json"))
+    blob = server.data_dir / "firmware" / f"{uploaded['md5']}.bin"
+    data = bytearray(blob.read_bytes())
+    entry = [e for e in read_manifest(bytes(data)).files if e.path == "filler.bin"][0]
+    data[entry.offset + 1000] ^= 0xFF  # in a file the board must download (it has none like it); size unchanged
+    blob.write_bytes(bytes(data))
+    ok(as_user(server, home, "firmware", "target", board, uploaded["md5"]))
+    line = refused(as_user(server, home, "ota", board, timeout=120), "failed")
+    assert "sha256" in line or "md5" in line
+    wait_until(lambda: server.call("GET", f"/v1/user/devices/{board}")[1]["data"]["status"] == "online",
+               timeout=30, what="the board back online")
+
+
+# -- telemetry
+
+
+def test_telemetry_history_filtered_by_key_and_time(server, board, home):
+    wait_until(lambda: server.call("GET", f"/v1/user/devices/{board}/telemetry?key=uptime")[1]["data"], timeout=20,
+               what="an uptime sample")
+    every = as_json(as_user(server, home, "telemetry", board, "--json"))
+    assert every == server.call("GET", f"/v1/user/devices/{board}/telemetry")[1]["data"]
+    uptime = as_json(as_user(server, home, "telemetry", board, "--key", "uptime", "--json"))
+    assert uptime and {s["key"] for s in uptime} == {"uptime"}
+    assert as_json(as_user(server, home, "telemetry", board, "--since", "2099-01-01T00:00:00Z", "--json")) == []
+    assert as_json(as_user(server, home, "telemetry", board, "--since", "1d", "--key", "uptime", "--json"))
+    assert "uptime" in ok(as_user(server, home, "telemetry", board, "--limit", "5")).stdout
+    latest = as_json(as_user(server, home, "telemetry", board, "--latest", "--json"))
+    assert "uptime" in latest and "value" in latest["uptime"]
+    refused(as_user(server, home, "telemetry", board, "--since", "yesterday"),
+            "The from parameter must be an RFC 3339 date-time or unix seconds.")
+
+
+# -- watch, and a device disabled and enabled again
+
+
+def test_watch_prints_status_changes(server, board, home):
+    env = {**os.environ, "HOME": str(home), "MPFLEET_URL": server.url, "MPFLEET_TOKEN": server.token}
+    watcher = subprocess.Popen([MPFLEET, "watch", board, "--json", "--interval", "0.2"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = json.loads(watcher.stdout.readline())
+        assert (first["uid"], first["status"], first["previous"]) == (board, "online", None)
+        ok(as_user(server, home, "device", "edit", board, "--disable"))
+        change = json.loads(watcher.stdout.readline())
+        assert (change["status"], change["previous"]) == ("disabled", "online")
+        ok(as_user(server, home, "device", "edit", board, "--enable"))
+        back = json.loads(watcher.stdout.readline())
+        assert back["previous"] == "disabled" and back["status"] in ("offline", "online")
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        _, err = watcher.communicate(timeout=10)
+    assert watcher.returncode == 130, err
+    wait_until(lambda: server.call("GET", f"/v1/user/devices/{board}")[1]["data"]["status"] == "online",
+               timeout=30, what="the board back online")
+
+
+# -- reboot last: the board goes away for a moment
+
+
+def test_reboot_with_wait_is_done_and_the_board_comes_back(server, board, home):
+    boots = _boots(server, board)
+    result = ok(as_user(server, home, "reboot", board, "--wait"))
+    assert " done" in result.stdout
+    wait_until(lambda: _boots(server, board) == boots + 1, timeout=30, what="the board rebooted")
+
+
+def _boots(server, uid):
+    return server.call("GET", f"/v1/user/devices/{uid}")[1]["data"]["meta"]["boot"]["count"]
+
+
+def test_every_client_command_explains_itself():
+    for command in (["login"], ["logout"], ["devices"], ["device", "show"], ["device", "edit"], ["device", "rm"],
+                    ["reboot"], ["wifi-reset"], ["cmd"], ["commands"], ["buttons"], ["button", "add"],
+                    ["button", "rm"], ["button", "send"], ["firmware", "upload"], ["firmware", "list"],
+                    ["firmware", "edit"], ["firmware", "target"], ["firmware", "rm"], ["ota"], ["telemetry"],
+                    ["watch"]):
+        result = subprocess.run([MPFLEET, *command, "--help"], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0 and "--url" in result.stdout and "MPFLEET_TOKEN" in result.stdout, command

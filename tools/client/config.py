@@ -1,0 +1,95 @@
+"""Where the client finds its server and token: flags, else the environment, else the login file.
+
+The login file is written by `mpfleet login` (JSON `{"url", "token"}`, mode 0600, its folder 0700) at
+$XDG_CONFIG_HOME/mpfleet/login.json, else ~/.config/mpfleet/login.json.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import files
+from ..errors import CommandError
+
+URL_ENV = "MPFLEET_URL"
+TOKEN_ENV = "MPFLEET_TOKEN"
+LOGIN_NAME = "login.json"
+
+
+@dataclass(frozen=True)
+class Login:
+    """A server and a token, and where each came from (named in errors: the user knows what to fix)."""
+
+    url: str
+    token: str
+    url_source: str
+    token_source: str
+
+
+def config_dir():
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "mpfleet"
+
+
+def login_file():
+    return config_dir() / LOGIN_NAME
+
+
+def resolve(url=None, token=None):
+    """The Login of a command: each of URL and token from its flag, else its variable, else the login file.
+
+    Raises CommandError naming the three places when one of them is nowhere.
+    """
+    saved = read_login()
+    path = login_file()
+    url, url_source = _first((url, "--url"), (os.environ.get(URL_ENV), f"${URL_ENV}"),
+                             (saved.get("url"), str(path)))
+    token, token_source = _first((token, "--token"), (os.environ.get(TOKEN_ENV), f"${TOKEN_ENV}"),
+                                 (saved.get("token"), str(path)))
+    if not url:
+        raise CommandError(f"no server URL: give --url, set ${URL_ENV}, or run `mpfleet login` (it writes {path})")
+    if not token:
+        raise CommandError(f"no API token: give --token, set ${TOKEN_ENV}, or run `mpfleet login` (it writes {path})")
+    return Login(url, token, url_source, token_source)
+
+
+def _first(*candidates):
+    """(value, source) of the first candidate with a value, else (None, None)."""
+    for value, source in candidates:
+        if value:
+            return value, source
+    return None, None
+
+
+def read_login():
+    """The saved {"url", "token"}, or {} when there is no login file. Raises CommandError for one that is not
+    a login file (rather than silently ignoring what the user wrote)."""
+    path = login_file()
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise CommandError(f"{path} is not a login file ({error}): run `mpfleet login` again") from None
+    if not isinstance(saved, dict):
+        raise CommandError(f"{path} is not a login file: run `mpfleet login` again")
+    return {key: saved[key] for key in ("url", "token") if isinstance(saved.get(key), str)}
+
+
+def save_login(url, token):
+    """Write the login file, owner-only (it holds the token); returns its path."""
+    path = login_file()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    files.write_atomic(path, json.dumps({"url": url, "token": token}, indent=2) + "\n", mode=0o600)
+    return path
+
+
+def forget_login():
+    """Remove the login file; returns its path if there was one, else None."""
+    path = login_file()
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return None
+    return path

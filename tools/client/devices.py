@@ -1,0 +1,100 @@
+"""`mpfleet devices` and `mpfleet device show/edit/rm`: the user's devices (GET/PATCH/DELETE /v1/user/devices)."""
+
+from ..errors import CommandError
+from . import output
+from .options import add_command, connect, device_path
+
+
+def add_parsers(commands):
+    add_command(
+        commands, "devices", run=list_devices,
+        help="list your devices",
+        description="List your devices (GET /v1/user/devices): uid, name, status (pending, online, offline, "
+        "disabled), board and when each was last seen. The API lists every device and has no filters.",
+    )
+    device = commands.add_parser(
+        "device", help="show, edit or delete one device",
+        description="One device: `show` its detail, `edit` its name, description or whether it is enabled, `rm` it.",
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    show = add_command(device, "show", run=show_device, help="show a device's detail",
+                       description="Everything the API knows of one device (GET /v1/user/devices/UID): status, "
+                       "network, timestamps, board, current and target firmware, and the meta of its last status "
+                       "report (fw, boot, free_mem, ...).")
+    show.add_argument("uid", metavar="UID", help="the device's uid (see `mpfleet devices`)")
+
+    edit = add_command(device, "edit", run=edit_device, help="rename, describe, enable or disable a device",
+                       description="Change a device (PATCH /v1/user/devices/UID) and show its detail. A disabled "
+                       "device is cut from the broker within 1 s and refused until enabled again.")
+    edit.add_argument("uid", metavar="UID", help="the device's uid")
+    edit.add_argument("--name", help="its new name (1 to 100 characters)")
+    edit.add_argument("--description", help="its new description ('' clears it)")
+    enabled = edit.add_mutually_exclusive_group()
+    enabled.add_argument("--enable", dest="enabled", action="store_const", const=True, help="enable it")
+    enabled.add_argument("--disable", dest="enabled", action="store_const", const=False, help="disable it")
+
+    remove = add_command(device, "rm", run=remove_device, help="delete a device",
+                         description="Delete a device (DELETE /v1/user/devices/UID) with its buttons, firmwares, "
+                         "commands and telemetry; its broker session is cut within 1 s. This cannot be undone.")
+    remove.add_argument("uid", metavar="UID", help="the device's uid")
+    remove.add_argument("--yes", action="store_true", required=True, help="yes, delete it (required)")
+
+
+def list_devices(args):
+    devices = connect(args).get("/v1/user/devices")["data"]
+    if args.json:
+        return output.emit_json(devices)
+    output.table(["UID", "Name", "Status", "Board", "Last seen"], [
+        (d["uid"], d["name"], d["status"], d["board"]["key"], d["last_seen_at"]) for d in devices
+    ], title="Devices")
+
+
+def show_device(args):
+    detail = connect(args).get(device_path(args.uid))["data"]
+    _show(detail, args.json)
+
+
+def edit_device(args):
+    changes = {name: value for name, value in
+               (("name", args.name), ("description", args.description), ("enabled", args.enabled))
+               if value is not None}
+    if not changes:
+        raise CommandError("nothing to change: give --name, --description, --enable or --disable")
+    if changes.get("description") == "":
+        changes["description"] = None
+    detail = connect(args).patch(device_path(args.uid), changes)["data"]
+    _show(detail, args.json)
+
+
+def remove_device(args):
+    answer = connect(args).delete(device_path(args.uid))
+    if args.json:
+        return output.emit_json(answer)
+    output.line(f"{answer['message']} ({answer['device_uid']})")
+
+
+def _show(detail, as_json):
+    if as_json:
+        return output.emit_json(detail)
+    pairs = [
+        ("uid", detail["uid"]), ("name", detail["name"]), ("description", detail["description"]),
+        ("status", detail["status"]), ("online", detail["is_online"]),
+        ("platform", f"{detail['platform']['name']} ({detail['platform']['key']})"),
+        ("board", f"{detail['board']['name']} ({detail['board']['key']})"),
+        ("public ip", detail["public_ip"]), ("local ip", detail["local_ip"]), ("rssi", detail["last_rssi"]),
+        ("broker port", detail["port"]),
+        ("first seen", detail["first_seen_at"]), ("last seen", detail["last_seen_at"]),
+        ("last OTA", detail["last_ota_at"]),
+        ("firmware", firmware_label(detail["current_firmware"])),
+        ("target firmware", firmware_label(detail["target_firmware"])),
+    ]
+    pairs += [(f"meta.{key}", value) for key, value in detail["meta"].items()]
+    output.fields(pairs, title=f"Device {detail['uid']}")
+
+
+def firmware_label(firmware):
+    """'name version (md5)' of a firmware object, or None."""
+    if not firmware:
+        return None
+    version = f" {firmware['version']}" if firmware.get("version") else ""
+    return f"{firmware['name']}{version} ({firmware['md5']})"
