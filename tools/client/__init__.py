@@ -4,6 +4,7 @@
     api.py        JSON over HTTP; every failure one CommandError with the API's message
     multipart.py  the streamed multipart body of a firmware upload
     output.py     tables, --json, progress bars (rich)
+    waiting.py    reading something again until it is over (a command, an OTA job)
     options.py    what every client command has (--url, --token, --json, --wait)
     the rest      one group of commands each
 """

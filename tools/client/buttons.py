@@ -2,14 +2,14 @@
 
 from . import output
 from .commands import deliver
-from .options import add_command, add_wait, connect, device_path, json_object
+from .options import add_command, add_device, add_wait, connect, device_path, json_object
 
 
 def add_parsers(commands):
     listing = add_command(commands, "buttons", run=list_buttons, help="list a device's command buttons",
                           description="A device's saved commands (GET /v1/user/devices/UID/command-buttons): id, "
                           "label, payload, and whether a user interface should ask before sending it.")
-    listing.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(listing)
 
     button = commands.add_parser(
         "button", help="add, remove or send a command button",
@@ -18,7 +18,7 @@ def add_parsers(commands):
 
     add = add_command(button, "add", run=add_button, help="save a command button",
                       description="Save a command button (POST /v1/user/devices/UID/command-buttons).")
-    add.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(add)
     add.add_argument("id", metavar="ID", help="its id: lower-case letters, digits, - and _ (e.g. relay_on)")
     add.add_argument("--label", required=True, help="what a user interface shows on it")
     add.add_argument("--payload", required=True, metavar="JSON",
@@ -27,12 +27,12 @@ def add_parsers(commands):
 
     remove = add_command(button, "rm", run=remove_button, help="delete a command button",
                          description="Delete a command button (DELETE .../command-buttons/ID).")
-    remove.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(remove)
     remove.add_argument("id", metavar="ID", help="the button's id")
 
     send = add_command(button, "send", run=send_button, help="send a command button's payload to its device",
                        description="Send the payload a button holds (POST .../command-buttons/ID/send).")
-    send.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(send)
     send.add_argument("id", metavar="ID", help="the button's id")
     add_wait(send)
 
@@ -49,16 +49,12 @@ def add_button(args):
     body = {"id": args.id, "label": args.label, "payload": json_object(args.payload, "--payload"),
             "confirm": args.confirm}
     answer = connect(args).post(device_path(args.uid, "command-buttons"), body)
-    if args.json:
-        return output.emit_json(answer)
-    output.line(f"{answer['message']} ({answer['data']['id']} on {answer['device_uid']})")
+    output.message(answer, args.json, f"{answer['data']['id']} on {answer['device_uid']}")
 
 
 def remove_button(args):
     answer = connect(args).delete(device_path(args.uid, "command-buttons", args.id))
-    if args.json:
-        return output.emit_json(answer)
-    output.line(f"{answer['message']} ({args.id} on {answer['device_uid']})")
+    output.message(answer, args.json, f"{args.id} on {answer['device_uid']}")
 
 
 def send_button(args):

@@ -1,11 +1,9 @@
 """`mpfleet reboot`, `wifi-reset`, `cmd` and `commands`: commands to a device, waited for with --wait, and its
 command history (POST .../reboot, .../wifi-reset, .../commands; GET .../commands)."""
 
-import time
-
 from ..errors import CommandError
-from . import output
-from .options import add_command, add_wait, connect, device_path, json_object
+from . import output, waiting
+from .options import add_command, add_device, add_wait, connect, device_path, json_object
 
 FINAL = ("done", "failed", "expired")
 POLL_INTERVAL = 0.25  # seconds between two reads of a command's state
@@ -19,7 +17,7 @@ def add_parsers(commands):
             description=f"Send {what} command to a device (POST /v1/user/devices/UID/{path}). The device must "
             "be online (else the API refuses it: 409).",
         )
-        parser.add_argument("uid", metavar="UID", help="the device's uid")
+        add_device(parser)
         add_wait(parser)
 
     cmd = add_command(
@@ -29,7 +27,7 @@ def add_parsers(commands):
         "board's firmware runs it and answers with a result. The built-in ones of the firmware include "
         "{\"cmd\": \"ping\"}; see docs/protocol.md. With --wait it prints the command's final state and result.",
     )
-    cmd.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(cmd)
     cmd.add_argument("payload", metavar="PAYLOAD", help="the command, a JSON object: '{\"cmd\": \"ping\"}'")
     add_wait(cmd)
 
@@ -39,7 +37,7 @@ def add_parsers(commands):
         description="A device's commands, newest first (GET /v1/user/devices/UID/commands): type, state, result "
         "and error of each.",
     )
-    history.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(history)
     history.add_argument("--limit", type=int, metavar="N", help="how many (default: the API's, 50; at most 500)")
 
 
@@ -77,15 +75,12 @@ def deliver(args, api, path, body=None):
 
 def wait_final(api, uid, command_id, timeout):
     """The command once final, read from the device's command history; raises CommandError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        command = api.get(device_path(uid, "commands", command_id))["data"]
-        if command["state"] in FINAL:
-            return command
-        if time.monotonic() > deadline:
-            raise CommandError(f"command {command_id} is still {command['state']} after {timeout:g} s "
-                               f"(see: mpfleet commands {uid})")
-        time.sleep(POLL_INTERVAL)
+    try:
+        return waiting.until_over(lambda: api.get(device_path(uid, "commands", command_id))["data"],
+                                  lambda command: command["state"] in FINAL, interval=POLL_INTERVAL, timeout=timeout)
+    except waiting.StillOpen as still:
+        raise CommandError(f"command {command_id} is still {still.last['state']} after {timeout:g} s "
+                           f"(see: mpfleet commands {uid})") from None
 
 
 def list_commands(args):

@@ -2,7 +2,7 @@
 
 from ..errors import CommandError
 from . import output
-from .options import add_command, connect, device_path
+from .options import add_command, add_device, connect, device_path
 
 
 def add_parsers(commands):
@@ -21,12 +21,12 @@ def add_parsers(commands):
                        description="Everything the API knows of one device (GET /v1/user/devices/UID): status, "
                        "network, timestamps, board, current and target firmware, and the meta of its last status "
                        "report (fw, boot, free_mem, ...).")
-    show.add_argument("uid", metavar="UID", help="the device's uid (see `mpfleet devices`)")
+    add_device(show)
 
     edit = add_command(device, "edit", run=edit_device, help="rename, describe, enable or disable a device",
                        description="Change a device (PATCH /v1/user/devices/UID) and show its detail. A disabled "
                        "device is cut from the broker within 1 s and refused until enabled again.")
-    edit.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(edit)
     edit.add_argument("--name", help="its new name (1 to 100 characters)")
     edit.add_argument("--description", help="its new description ('' clears it)")
     enabled = edit.add_mutually_exclusive_group()
@@ -36,7 +36,7 @@ def add_parsers(commands):
     remove = add_command(device, "rm", run=remove_device, help="delete a device",
                          description="Delete a device (DELETE /v1/user/devices/UID) with its buttons, firmwares, "
                          "commands and telemetry; its broker session is cut within 1 s. This cannot be undone.")
-    remove.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(remove)
     remove.add_argument("--yes", action="store_true", required=True, help="yes, delete it (required)")
 
 
@@ -68,9 +68,7 @@ def edit_device(args):
 
 def remove_device(args):
     answer = connect(args).delete(device_path(args.uid))
-    if args.json:
-        return output.emit_json(answer)
-    output.line(f"{answer['message']} ({answer['device_uid']})")
+    output.message(answer, args.json, answer["device_uid"])
 
 
 def _show(detail, as_json):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ..errors import CommandError
 from . import multipart, output
-from .options import add_command, connect, device_path
+from .options import add_command, add_device, connect, device_path
 
 
 def add_parsers(commands):
@@ -19,7 +19,7 @@ def add_parsers(commands):
                          "most 4 MB), streamed with a progress bar on stderr; prints the firmware with its md5. The "
                          "server tells its kind from its bytes: an ESP32 app image (esp32-app), an app bundle "
                          "(`mpfleet bundle`), or raw.")
-    upload.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(upload)
     upload.add_argument("file", type=Path, metavar="FILE", help="the image or bundle")
     upload.add_argument("--name", required=True, help="its name (1 to 100 characters)")
     upload.add_argument("--version", help="its version (at most 64 characters)")
@@ -28,11 +28,11 @@ def add_parsers(commands):
     listing = add_command(firmware, "list", run=list_firmwares, help="list a device's firmware files",
                           description="A device's firmware files, newest first (GET .../firmwares), with which one "
                           "is the device's current one and which its OTA target.")
-    listing.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(listing)
 
     edit = add_command(firmware, "edit", run=edit_firmware, help="rename a firmware, change its version or notes",
                        description="Change a firmware's name, version or notes (PATCH .../firmwares/ID).")
-    edit.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(edit)
     edit.add_argument("id", type=int, metavar="ID", help="the firmware's id (see `firmware list`)")
     edit.add_argument("--name", help="its new name")
     edit.add_argument("--version", help="its new version")
@@ -42,14 +42,14 @@ def add_parsers(commands):
                          description="Make the firmware with this md5 the device's OTA target (POST "
                          ".../firmwares/set-target), or with --clear leave it without one (DELETE "
                          ".../firmwares/target). `mpfleet ota UID` then delivers the target.")
-    target.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(target)
     target.add_argument("md5", nargs="?", metavar="MD5", help="the firmware's md5 (see `firmware list`)")
     target.add_argument("--clear", action="store_true", help="clear the target instead")
 
     remove = add_command(firmware, "rm", run=remove_firmware, help="delete a firmware file",
                          description="Delete a firmware (DELETE .../firmwares/ID). The device's current firmware "
                          "and its target cannot be deleted (clear the target first: `firmware target UID --clear`).")
-    remove.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(remove)
     remove.add_argument("id", type=int, metavar="ID", help="the firmware's id (see `firmware list`)")
 
 
@@ -101,16 +101,12 @@ def set_target(args):
         answer = api.delete(device_path(args.uid, "firmwares", "target"))
     else:
         answer = api.post(device_path(args.uid, "firmwares", "set-target"), {"md5": args.md5})
-    if args.json:
-        return output.emit_json(answer)
-    output.line(f"{answer['message']} ({answer['device_uid']}" + (f", {answer['md5']})" if "md5" in answer else ")"))
+    output.message(answer, args.json, ", ".join(answer[k] for k in ("device_uid", "md5") if k in answer))
 
 
 def remove_firmware(args):
     answer = connect(args).delete(device_path(args.uid, "firmwares", args.id))
-    if args.json:
-        return output.emit_json(answer)
-    output.line(f"{answer['message']} (firmware {args.id} of {args.uid})")
+    output.message(answer, args.json, f"firmware {args.id} of {args.uid}")
 
 
 def _show_one(firmware, as_json):

@@ -29,6 +29,11 @@ def add_command(commands, name, *, help, description, run, json_output=True):
     return parser
 
 
+def add_device(parser):
+    """The UID argument of a command about one device."""
+    parser.add_argument("uid", metavar="UID", help="the device's uid (see `mpfleet devices`)")
+
+
 def connect(args):
     """The Api of a command's --url and --token (else the environment, else the login file)."""
     return Api(config.resolve(args.url, args.token))

@@ -1,11 +1,9 @@
 """`mpfleet ota UID`: start an OTA of the device's target firmware (or take up the one running), and follow its
 job with a progress bar until it is over (POST and GET /v1/user/devices/UID/ota)."""
 
-import time
-
 from ..errors import CommandError
-from . import output
-from .options import add_command, connect, device_path, positive_seconds
+from . import output, waiting
+from .options import add_command, add_device, connect, device_path, positive_seconds
 
 OVER = ("updated", "failed", "rolled_back", "expired")  # a job's final states (docs/api.md, OTA)
 POLL_INTERVAL = 0.5  # seconds between two reads of the job
@@ -23,7 +21,7 @@ def add_parsers(commands):
         "(it came back on the target's md5); otherwise 1, with the job's error. With --json the final job is "
         "printed on stdout.",
     )
-    parser.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(parser)
     parser.add_argument("--timeout", type=positive_seconds, default=1000.0, metavar="SECONDS",
                         help="stop following after this long (default: 1000; the server expires an OTA after 900 s "
                         "without its final answer); the job itself goes on")
@@ -53,18 +51,23 @@ def run(args):
 def follow(api, uid, job_id, timeout):
     """The job `job_id` once over, its state and download progress shown meanwhile. Raises CommandError after
     `timeout` seconds, or when another job takes its place."""
-    deadline = time.monotonic() + timeout
+
+    def read():
+        job = api.get(device_path(uid, "ota"))["data"]
+        if not job or job["id"] != job_id:
+            raise CommandError(f"OTA job {job_id} is no longer the device's newest job")
+        return job
+
     with output.percent_bar() as bar:
         task = bar.add_task("sent", total=100)
-        while True:
-            job = api.get(device_path(uid, "ota"))["data"]
-            if not job or job["id"] != job_id:
-                raise CommandError(f"OTA job {job_id} is no longer the device's newest job")
+
+        def seen(job):
             done = 100 if job["state"] in _FULL else job["progress"] or 0
             bar.update(task, description=job["state"], completed=done)
-            if job["state"] in OVER:
-                return job
-            if time.monotonic() > deadline:
-                raise CommandError(f"OTA job {job_id} is still {job['state']} after {timeout:g} s "
-                                   f"(it goes on; follow it again with: mpfleet ota {uid})")
-            time.sleep(POLL_INTERVAL)
+
+        try:
+            return waiting.until_over(read, lambda job: job["state"] in OVER, interval=POLL_INTERVAL,
+                                      timeout=timeout, seen=seen)
+        except waiting.StillOpen as still:
+            raise CommandError(f"OTA job {job_id} is still {still.last['state']} after {timeout:g} s "
+                               f"(it goes on; follow it again with: mpfleet ota {uid})") from None

@@ -41,6 +41,13 @@ def emit_json_line(data):
     sys.stdout.flush()
 
 
+def message(answer, as_json, about):
+    """An answer that is a message ({"message", "device_uid"?, ...}): as JSON, or as `message (about)`."""
+    if as_json:
+        return emit_json(answer)
+    line(f"{answer['message']} ({about})")
+
+
 def table(columns, rows, *, title=None):
     """A table of `rows` (sequences of values, one per column) on stdout; an empty list says so instead."""
     if not rows:

@@ -5,7 +5,7 @@ import re
 import time
 
 from . import output
-from .options import add_command, connect, device_path
+from .options import add_command, add_device, connect, device_path
 
 _AGO = re.compile(r"([0-9]+)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -19,7 +19,7 @@ def add_parsers(commands):
         "value. TIME is what the API takes, an RFC 3339 date-time with its offset (2026-04-16T10:25:00Z) or "
         "unix seconds, or a time ago: 30s, 10m, 2h, 7d.",
     )
-    parser.add_argument("uid", metavar="UID", help="the device's uid")
+    add_device(parser)
     parser.add_argument("--key", metavar="K", help="this key only, e.g. temperature")
     parser.add_argument("--since", type=moment, metavar="TIME", help="samples from this time on (inclusive)")
     parser.add_argument("--until", type=moment, metavar="TIME", help="samples up to this time (inclusive)")
