@@ -196,6 +196,31 @@ def test_a_board_that_ran_an_ota_runs_the_deployed_app_and_keeps_its_state(board
     assert "the OTA app runs" not in board.log()
 
 
+def test_the_wifi_a_board_was_given_in_setup_mode_stays(board, provisioned, cache, source):
+    config, _ = provisioned
+    # Provisioned without --wifi-ssid (as for an ESP board that asks for its network in setup mode).
+    mine = json.loads((config / "config.json").read_text())
+    del mine["wifi"]
+    (config / "config.json").write_text(json.dumps(mine, indent=2) + "\n")
+    assert run_deploy(board, config, cache, source).returncode == 0
+    # Setup mode saved the network into the board's config.json (config.py's save: compact JSON).
+    on_board = board.flash / "config.json"
+    on_board.write_text(json.dumps({**mine, "wifi": {"ssid": "home", "password": "secret"}}))
+
+    done = run_deploy(board, config, cache, source)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Kept the Wi-Fi network 'home' of the board's config.json" in done.stdout
+    assert json.loads(on_board.read_text()) == {**mine, "wifi": {"ssid": "home", "password": "secret"}}
+    done = run_deploy(board, config, cache, source)
+    assert done.returncode == 0 and copied(done) == [], done.stdout + done.stderr
+
+    # Another device's config.json: its Wi-Fi is not carried over.
+    on_board.write_text(json.dumps({**mine, "mqtt": {**mine["mqtt"], "uid": "unix_other"}, "wifi": {"ssid": "x"}}))
+    done = run_deploy(board, config, cache, source)
+    assert done.returncode == 0 and copied(done) == ["config.json"], done.stdout + done.stderr
+    assert on_board.read_bytes() == (config / "config.json").read_bytes()
+
+
 def test_a_board_that_drops_off_mid_deploy_keeps_its_old_files_whole(board, provisioned, cache, source, tmp_path):
     config, _ = provisioned
     assert run_deploy(board, config, cache, source).returncode == 0
@@ -206,9 +231,11 @@ def test_a_board_that_drops_off_mid_deploy_keeps_its_old_files_whole(board, prov
         f.write("\nBLOB = %r\n" % os.urandom(60 * 1024))
     temp = board.flash / "user.mpy.deploy"
 
+    def writing():  # 8 KB of the new user.mpy on the flash, whatever its name there
+        return any(p.stat().st_size > 8 * 1024 for p in board.flash.glob("user.mpy*"))
+
     def drop_when_half_written():
-        wait_until(lambda: temp.exists() and temp.stat().st_size > 8 * 1024, timeout=60, interval=0.002,
-                   what="the copy of user.mpy under way")
+        wait_until(writing, timeout=60, interval=0.002, what="the copy of user.mpy under way")
         board.drop()
 
     dropper = threading.Thread(target=drop_when_half_written)

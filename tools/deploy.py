@@ -12,7 +12,8 @@ serial REPL, copying only what differs, then reset it.
        x.py would be imported before the deployed x.mpy);
     5. reset the board.
 
-What the board keeps: settings.json once it has one (commands change it: the telemetry period, the OTA trial
+What the board keeps: the Wi-Fi network it was given in setup mode (when DIR's config.json has none), settings.json
+once it has one (commands change it: the telemetry period, the OTA trial
 settings), the app directories a/ and b/ (a later OTA reuses them), ota.json (an unfinished OTA job carries on),
 fw.json, the boot-loop counter and every file deploy does not install. DIR's ca.pem is not copied: config.json holds
 the CA. docs/deploy.md is the maker's page.
@@ -76,12 +77,14 @@ def deploy(board, firmware, own):
     say(f"Comparing {len(wanted)} files with the board (sha256) ...")
     on_board = board.hashes([*wanted, *counterparts, *APP_POINTERS, OTA_JOB])
 
+    if on_board[CONFIG] not in (None, sha256(wanted[CONFIG])):
+        wanted[CONFIG] = with_boards_wifi(board, wanted[CONFIG])
     keep = [settings] if settings in wanted and on_board[settings] is not None else []
     copies = [(path, data, sha256(data)) for path, data in wanted.items()
               if path not in keep and on_board[path] != sha256(data)]
     copy(board, copies)
     if keep:
-        say(f"Kept the board's {settings} (commands change it; remove it on the board to have DIR's copied)")
+        say(f"Kept the board's {settings} (commands change it): the config directory's is copied only to a board that has none")
     removed = board.remove([p for p in counterparts if on_board[p] is not None])
     for path in removed:
         say(f"Removed {path}: it would be imported instead of the deployed {counterpart(path)}")
@@ -112,6 +115,25 @@ def copy(board, copies):
         say("ok")
     total = sum(len(data) for _, data, _ in copies)
     say(f"Copied {len(copies)} files ({total:,} bytes) in {time.monotonic() - started:.1f} s")
+
+
+def with_boards_wifi(board, config):
+    """`config` (config.json's bytes), with the Wi-Fi section of the board's own config.json when `config` has none
+    and the board's is of the same device: a board provisioned without --wifi-ssid was given its network in setup
+    mode, which saved it there, and a deploy must not send it back to setup mode. Else `config` as it is."""
+    mine = json.loads(config)
+    if "wifi" in mine:
+        return config
+    try:
+        theirs = json.loads(board.read(CONFIG))
+    except ValueError:  # damaged: replaced whole
+        return config
+    if not isinstance(theirs, dict) or not isinstance(theirs.get("wifi"), dict) or \
+            not isinstance(theirs.get("mqtt"), dict) or theirs["mqtt"].get("uid") != mine["mqtt"].get("uid"):
+        return config
+    say(f"Kept the Wi-Fi network {theirs['wifi'].get('ssid')!r} of the board's {CONFIG} (given in setup mode; "
+        "the config directory's config.json names none)")
+    return (json.dumps({**mine, "wifi": theirs["wifi"]}, indent=2) + "\n").encode()
 
 
 def config_files(config_dir):
