@@ -9,7 +9,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ from .server_process import MPFLEET, ServerProcess
 
 pytestmark = pytest.mark.network  # the firmware build fetches umqtt.simple from the package index once
 
+DOC = Path(__file__).resolve().parent.parent / "docs" / "deploy.md"
 COPIED = re.compile(r"^\s+\[\s*\d+/\d+\] (\S+) \([\d,]+ bytes\) \.\.\. ok$", re.M)
 
 
@@ -274,3 +277,38 @@ def test_a_board_whose_mpy_version_mpy_cross_cannot_write_for_is_refused():
                             (None, "too old to say its .mpy version")):
         with pytest.raises(CommandError, match=re.escape(says)):
             deploy_command.check_mpy(board_mpy, 6, "1.28.0")
+
+
+def test_the_commands_of_docs_deploy_md_run_as_written(server, tmp_path, built):
+    blocks = re.findall(r"^```sh\n(.*?)^```", DOC.read_text(), re.S | re.M)
+    usb, first, emulate, again = blocks
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MPFLEET_SERVER": server.url, "MPFLEET_TOKEN": server.token}  # `make run`'s server, as provision finds it
+
+    def shell(block, cwd):
+        return subprocess.run(["bash", "-ec", block], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+    walk = tmp_path / "walk"
+    walk.mkdir()
+    done = shell(first, walk)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Copied {len(built) + 2} files" in done.stdout  # the firmware, config.json and settings.json
+    uid = json.loads((walk / "bench" / "config.json").read_text())["mqtt"]["uid"]
+    emulator = subprocess.Popen(["bash", "-ec", emulate], cwd=walk, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until(lambda: online(server, uid), timeout=20, what="the board of docs/deploy.md online")
+    finally:
+        os.killpg(emulator.pid, signal.SIGINT)
+        emulator.wait(timeout=20)
+    done = shell(again, walk)
+    assert done.returncode == 0 and "Nothing to copy" in done.stdout, done.stdout + done.stderr
+
+    # The USB board's commands, on a pseudo-terminal board in place of /dev/ttyUSB0.
+    board = PtyBoard(tmp_path / "usb" / "flash", tmp_path / "usb" / "ttyUSB0").start()
+    try:
+        done = shell(usb.replace("/dev/ttyUSB0", board.port), tmp_path / "usb")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Resetting the board" in done.stdout and (board.flash / "config.json").exists()
+    finally:
+        board.stop()

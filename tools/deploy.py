@@ -84,7 +84,8 @@ def deploy(board, firmware, own):
               if path not in keep and on_board[path] != sha256(data)]
     copy(board, copies)
     if keep:
-        say(f"Kept the board's {settings} (commands change it): the config directory's is copied only to a board that has none")
+        say(f"Kept the board's {settings} (commands change it): the config directory's is copied only to a board "
+            "that has none")
     removed = board.remove([p for p in counterparts if on_board[p] is not None])
     for path in removed:
         say(f"Removed {path}: it would be imported instead of the deployed {counterpart(path)}")
