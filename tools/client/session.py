@@ -38,7 +38,8 @@ def login(args):
     api = Api(config.Login(url, token, "--url" if args.url else f"${config.URL_ENV}", source))
     devices = api.get("/v1/user/devices")["data"]  # refused (401) or unreachable: raises, nothing saved
     path = config.save_login(api.base_url, token)
-    output.line(f"Logged in to {api.base_url} ({len(devices)} devices); saved to {path} (mode 0600)")
+    count = f"{len(devices)} device" + ("" if len(devices) == 1 else "s")
+    output.line(f"Logged in to {api.base_url} ({count}); saved to {path} (mode 0600)")
 
 
 def logout(args):

@@ -16,10 +16,10 @@ def add_parsers(commands):
         commands, "watch", run=run,
         help="print devices' status changes as they happen (until Ctrl-C)",
         description="Print each device's status (pending, online, offline, disabled), then every change, one line "
-        "each, until Ctrl-C. The API has no event stream: this polls the device list (GET /v1/user/devices) "
-        "every --interval seconds, so a change shorter than that can be missed. A device registered meanwhile "
-        "shows up, a deleted one is reported as `deleted`. With --json each line is a JSON object: "
-        '{"at", "uid", "name", "status", "previous"} (previous is null on the first read).',
+        "each, until Ctrl-C (or SIGINT), which ends it with exit status 0. The API has no event stream: this "
+        "polls the device list (GET /v1/user/devices) every --interval seconds, so a change shorter than that can "
+        "be missed. A device registered meanwhile shows up, a deleted one is reported as `deleted`. With --json "
+        'each line is a JSON object: {"at", "uid", "name", "status", "previous"} (previous is null on the first read).',
     )
     parser.add_argument("uids", nargs="*", metavar="UID", help="only these devices (default: all of yours)")
     parser.add_argument("--interval", type=positive_seconds, default=2.0, metavar="SECONDS",
@@ -27,7 +27,13 @@ def add_parsers(commands):
 
 
 def run(args):
-    api = connect(args)
+    try:
+        _watch(connect(args), args)
+    except KeyboardInterrupt:  # the way to end it: not an error
+        return 0
+
+
+def _watch(api, args):
     known = {}  # uid -> (name, status) at the last read
     while True:
         devices = {d["uid"]: (d["name"], d["status"]) for d in api.get("/v1/user/devices")["data"]

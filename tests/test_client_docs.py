@@ -1,0 +1,46 @@
+"""docs/cli.md runs as written: its bash blocks, in order, in one shell (`set -e`), against a real `mpfleet serve` and
+an emulated board, with the variables the page names (SERVER, TOKEN, DEVICE) and a HOME of the client's own."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .server_process import MPFLEET
+from .test_client import _cache_env, board, server  # noqa: F401: the module's fixtures, one server and board here too
+
+pytestmark = pytest.mark.network
+
+DOC = Path(__file__).parent.parent / "docs" / "cli.md"
+_BASH = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
+
+
+def bash_blocks():
+    return _BASH.findall(DOC.read_text())
+
+
+def test_the_page_has_an_example_of_every_client_command():
+    commands = {line.split()[1] for block in bash_blocks() for line in block.splitlines()
+                if line.startswith("mpfleet ")}
+    assert commands >= {"login", "logout", "devices", "device", "cmd", "commands", "buttons", "button", "firmware",
+                        "ota", "telemetry", "reboot", "wifi-reset", "bundle"}
+    text = "\n".join(bash_blocks())
+    for sub in ("device show", "device edit", "button add", "button send", "button rm", "firmware upload",
+                "firmware list", "firmware target", "firmware edit", "firmware rm", "mpfleet watch"):
+        assert sub in text, sub
+
+
+def test_every_example_runs_as_written(server, board, tmp_path):  # noqa: F811: the fixtures imported above
+    script = "set -euo pipefail\nset -x\n" + "\n".join(bash_blocks())
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPFLEET_")}
+    env.update(_cache_env(), HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), SERVER=server.url,
+               TOKEN=server.token, DEVICE=board, PATH=f"{Path(MPFLEET).parent}{os.pathsep}{env['PATH']}")
+    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "updated to Release build 0.2.0" in result.stdout
+    assert not (home / ".config" / "mpfleet" / "login.json").exists()  # the last example logs out
