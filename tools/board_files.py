@@ -37,9 +37,16 @@ CHUNK = 1024
 
 # Defined once per connection in the board's REPL globals (they stay there until the reset). A file is hashed through
 # one 256-byte buffer: nothing grows with its size. _h: hex sha256 of a file, or None when it cannot be opened.
+# _f: the watchdog the firmware's ESP32 app started (ports/_esp.py keeps it as _wdt, 30 s) keeps running after Ctrl-C
+# and nothing feeds it at the REPL: fed at every hash batch and every file, so a long deploy is not cut by a reset.
+# Nothing happens where there is none (the ESP8266 leaves its watchdog to the SDK, the unix port has none).
 _HELPERS = """\
-import os, hashlib, binascii
+import os, sys, hashlib, binascii
 _b = memoryview(bytearray(256))
+def _f():
+ w = getattr(sys.modules.get('ports._esp'), '_wdt', None)
+ if w:
+  w.feed()
 def _h(p):
  try:
   f = open(p, 'rb')
@@ -54,6 +61,7 @@ def _h(p):
    h.update(_b[:n])
  return binascii.hexlify(h.digest()).decode()
 def _hs(ps):
+ _f()
  for p in ps:
   try:
    os.remove(p + %(temp)r)
@@ -61,6 +69,7 @@ def _hs(ps):
    pass
   print(_h(p) or '-', p)
 def _mv(t, p, d):
+ _f()
  if _h(t) != d:
   os.remove(t)
   raise ValueError('the copy of %%s arrived damaged' %% p)
