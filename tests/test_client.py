@@ -155,9 +155,13 @@ def test_an_unknown_device_is_the_apis_message_and_exit_1(server, home):
     refused(as_user(server, home, "cmd", "unix_nosuchdevice", '{"cmd": "ping"}'), "Device not found.")
 
 
-def test_a_device_that_is_not_online_refuses_a_reboot(server, home):
+def test_a_device_that_is_not_online_refuses_a_reboot_and_can_be_deleted(server, home):
     pending = server.register("never-online")["uid"]
     refused(as_user(server, home, "reboot", pending), "Device is offline.")
+    assert as_user(server, home, "device", "rm", pending).returncode == 2  # --yes is required
+    assert server.call("GET", f"/v1/user/devices/{pending}")[0] == 200
+    assert "Device deleted." in ok(as_user(server, home, "device", "rm", pending, "--yes")).stdout
+    assert server.call("GET", f"/v1/user/devices/{pending}")[0] == 404
 
 
 # -- commands
@@ -229,6 +233,10 @@ def test_firmware_upload_target_list_and_remove(server, board, home, tmp_path):
     listed = as_json(as_user(server, home, "firmware", "list", board, "--json"))
     assert [(f["id"], f["is_target"]) for f in listed if f["md5"] == md5] == [(uploaded["id"], True)]
     assert md5 in ok(as_user(server, home, "firmware", "list", board)).stdout
+    edited = as_json(as_user(server, home, "firmware", "edit", board, str(uploaded["id"]), "--notes", "renamed",
+                             "--json"))
+    assert (edited["id"], edited["name"], edited["notes"]) == (uploaded["id"], "Release build", "renamed")
+    refused(as_user(server, home, "firmware", "edit", board, "999999", "--notes", "x"), "Firmware not found.")
     refused(as_user(server, home, "firmware", "rm", board, str(uploaded["id"])),
             "Cannot delete firmware while it is assigned to any device.")
     refused(as_user(server, home, "ota", board), "cannot be applied over the air")  # a raw image: no board takes it
@@ -241,6 +249,15 @@ def test_firmware_upload_target_list_and_remove(server, board, home, tmp_path):
 def test_firmware_upload_of_a_missing_file_names_it(server, board, home, tmp_path):
     refused(as_user(server, home, "firmware", "upload", board, str(tmp_path / "none.bin"), "--name", "x"),
             "none.bin")
+
+
+def test_firmware_upload_over_4_mb_is_the_apis_message(server, board, home, tmp_path):
+    image = tmp_path / "big.bin"
+    image.write_bytes(os.urandom(5 * 1024 * 1024))
+    refused(as_user(server, home, "firmware", "upload", board, str(image), "--name", "big"),
+            "The firmware file must not be larger than 4 MB.")
+    assert image.stat().st_size not in [f["size"] for f in server.call("GET", f"/v1/user/devices/{board}/firmwares")
+                                        [1]["data"]]
 
 
 # -- OTA
@@ -273,6 +290,19 @@ def test_ota_follows_a_bundle_to_updated(server, board, home, bundle_v2):
     assert "OTA check triggered." in result.stderr and "updated" in result.stderr and "100%" in result.stderr
     detail = server.call("GET", f"/v1/user/devices/{board}")[1]["data"]
     assert detail["current_firmware"]["md5"] == md5
+
+
+def test_ota_takes_up_the_job_already_running(server, board, home, tmp_path):
+    out = tmp_path / "v4.bundle"
+    ok(run(home, "bundle", "--version", "0.4.0", "-o", str(out), timeout=120))
+    uploaded = as_json(as_user(server, home, "firmware", "upload", board, str(out), "--name", "v4", "--json"))
+    ok(as_user(server, home, "firmware", "target", board, uploaded["md5"]))
+    jobs = len(server.call("GET", f"/v1/user/devices/{board}/ota?all=true")[1]["data"])
+    status, started = server.call("POST", f"/v1/user/devices/{board}/ota")
+    assert status == 200, started
+    job = as_json(as_user(server, home, "ota", board, "--json", timeout=120))
+    assert (job["id"], job["state"]) == (started["id"], "updated")
+    assert len(server.call("GET", f"/v1/user/devices/{board}/ota?all=true")[1]["data"]) == jobs + 1  # not another
 
 
 def test_ota_of_a_job_that_fails_exits_1_with_its_error(server, board, home, tmp_path):
