@@ -1,5 +1,6 @@
 """`mpfleet firmware upload/list/edit/target/rm`: a device's firmware files and its OTA target (.../firmwares)."""
 
+import os
 from pathlib import Path
 
 from ..errors import CommandError
@@ -58,10 +59,12 @@ def upload_firmware(args):
     fields = {"name": args.name, "version": args.version, "notes": args.notes}
     try:
         with open(args.file, "rb") as file:
-            size = Path(args.file).stat().st_size
+            size = os.fstat(file.fileno()).st_size
             firmware = _upload(api, args.uid, fields, args.file.name, file, size)
     except OSError as error:
         raise CommandError(f"{args.file}: {error.strerror or error}") from None
+    except multipart.FileChanged as error:
+        raise CommandError(f"{args.file}: {error}") from None
     _show_one(firmware, args.json)
 
 

@@ -6,6 +6,11 @@ import secrets
 CHUNK = 64 * 1024
 
 
+class FileChanged(Exception):
+    """The file's size changed while it was sent: the body's Content-Length no longer holds. Not an OSError, which
+    urllib would report as a connection failure."""
+
+
 class Form:
     """Text `fields` (None values left out), then one file part named `file`."""
 
@@ -40,7 +45,7 @@ class Form:
             sent += len(chunk)
             yield chunk
         if sent != self._size:  # the file changed under us: the Content-Length would lie
-            raise OSError(f"the file changed while it was uploaded ({sent} bytes, not {self._size})")
+            raise FileChanged(f"the file changed while it was uploaded ({sent} bytes, not {self._size})")
         yield self._tail
 
     def _part_header(self, name, file_name=None):

@@ -12,8 +12,6 @@ from rich.table import Table
 from rich.text import Text
 
 _ID_COLUMNS = {"uid", "id", "md5", "key"}  # never wrapped: a script or a person copies them whole
-
-
 PIPED_WIDTH = 160  # columns of a table when stdout is not a terminal (rich would take 80) and $COLUMNS is unset
 
 
