@@ -28,7 +28,7 @@ import weakref
 
 from mpfleet.boards import catalog
 
-from . import credentials
+from . import credentials, esp_image
 from .bridge import BridgeUnavailable
 from .broker.accounts import apply_access_change
 from .storage import NotFound
@@ -205,6 +205,16 @@ class Service:
         return next((c for c in published if c.id == command.id), command)
 
     # --- OTA ------------------------------------------------------------------------------
+
+    async def upload_firmware(self, device, incoming, *, name, version, notes):
+        """Record a finished upload (storage/blobs.py IncomingBlob) as a firmware of `device` and return it. An ESP
+        image (kind esp32-app) is checked first for the device's board (_check_esp_image): raises
+        esp_image.ImageError naming what is wrong, BundleError for a bundle that does not check out, and what
+        FirmwareStore.add raises. The caller discards `incoming` on error."""
+        kind = (await asyncio.to_thread(incoming.finish))[3]
+        if kind == "esp32-app":
+            await asyncio.to_thread(_check_esp_image, incoming.path, device.board_key)
+        return await self.storage.firmwares.add(device, incoming, name=name, version=version, notes=notes)
 
     async def trigger_ota(self, device):
         """Start an OTA job: send the device an `ota` command for its target firmware (docs/protocol.md).
@@ -429,6 +439,17 @@ class Service:
         if changed and state in FINAL_STATES:
             self._settle([command_id])
             self._pump_later(uid)
+
+
+def _check_esp_image(path, board_key):
+    """Raise esp_image.ImageError unless the uploaded ESP image at `path` can go into an OTA slot of the board: a
+    full flash image never can; on a board with an ESP32-family chip the app image must be that chip's and check
+    out (checksum, digest, app descriptor). An ESP8266 board's upload is kept as it is (its OTA refuses the kind:
+    _check_applicable), and so is the emulated board's (its partition stand-in verifies an image as ESP-IDF does).
+    Blocking (reads the file, at most the upload limit): call it in a thread."""
+    board = catalog().get(board_key)
+    chip = board.chip if board and esp_image.chip_id_of(board.chip) is not None else None
+    esp_image.check_ota_app(path.read_bytes(), chip)
 
 
 def _check_applicable(device, firmware):

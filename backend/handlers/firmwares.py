@@ -5,6 +5,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import RequestPayloadError
 
 from .. import jsonvalues, schemas
+from ..esp_image import ImageError
 from ..errors import ApiError, ValidationError
 from ..responses import json_response
 from ..storage import NotFound, TooLarge
@@ -47,11 +48,13 @@ async def upload_firmware(request):
             else:
                 await part.release()  # an unknown field, or a second file: ignored
         fields = schemas.firmware_upload(form, has_file=incoming is not None and incoming.size > 0)
-        firmware = await common.storage(request).firmwares.add(device, incoming, **fields)
+        firmware = await common.service(request).upload_firmware(device, incoming, **fields)
     except TooLarge:
         raise _too_large(limit) from None
     except BundleError as error:  # it starts with the bundle magic, and its manifest does not check out
         raise ValidationError({"file": [f"The file is not a valid app bundle: {error}."]}) from None
+    except ImageError as error:  # an ESP image the device's board cannot take over the air
+        raise ValidationError({"file": [str(error)]}) from None
     except (ValueError, aiohttp.ClientPayloadError, HttpProcessingError, RequestPayloadError):
         # A part's headers that do not parse (a control character in a name), a charset no one knows,
         # a body that ends early: the form is not one.

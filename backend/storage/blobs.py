@@ -14,13 +14,15 @@ from pathlib import Path
 
 from ..bundle_format import MAGIC as BUNDLE_MAGIC
 from ..bundle_format import BundleError, check_file
+from ..esp_image import ESP_IMAGE_MAGIC
 
 __all__ = ["BlobStore", "BundleError", "IncomingBlob", "TooLarge", "image_kind", "sha256_of"]
 
 log = logging.getLogger(__name__)
 
 # The first bytes that tell an image kind apart (see docs/firmware-images.md).
-ESP32_APP_MAGIC = b"\xe9"  # the bundle magic: bundle_format.py
+ESP32_APP_MAGIC = bytes([ESP_IMAGE_MAGIC])  # an app image's, or a full flash image's: esp_image.py tells them apart
+# (the bundle magic: bundle_format.py)
 
 
 class TooLarge(Exception):
@@ -48,6 +50,7 @@ class IncomingBlob:
         self._head = b""
         self.limit = limit
         self.size = 0
+        self._finished = None
 
     def write(self, chunk):
         """Append a chunk. Raises TooLarge past the limit."""
@@ -64,14 +67,18 @@ class IncomingBlob:
 
     def finish(self):
         """Flush to disk; return (md5 hex, sha256 hex, size, kind). A bundle is checked against its manifest
-        (bundle_format.check_file): raises BundleError saying what is wrong. Blocking: call it in a thread."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        kind = image_kind(self._head)
-        if kind == "bundle":
-            check_file(self.path)
-        return self._md5.hexdigest(), self._sha256.hexdigest(), self.size, kind
+        (bundle_format.check_file): raises BundleError saying what is wrong. Blocking: call it in a thread.
+        A second call returns the first one's answer (the service finishes an upload to check it before storage
+        records it)."""
+        if self._finished is None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            kind = image_kind(self._head)
+            if kind == "bundle":
+                check_file(self.path)
+            self._finished = self._md5.hexdigest(), self._sha256.hexdigest(), self.size, kind
+        return self._finished
 
     def discard(self):
         self._file.close()
