@@ -59,10 +59,8 @@ def built(cache, source):
     return dict(firmware_build.flash_files(cache_dir=cache, source=source))
 
 
-@pytest.fixture
-def provisioned(server, tmp_path):
-    """(config dir, uid) of a unix device registered with `mpfleet provision`, its broker at 127.0.0.1."""
-    out = tmp_path / "config"
+def provision(server, out):
+    """(out, uid) of a unix device registered with `mpfleet provision --out out`, its broker at 127.0.0.1."""
     done = subprocess.run([MPFLEET, "provision", "--server", server.url, "--token", server.token, "--board", "unix",
                            "--mqtt-host", "127.0.0.1", "--out", str(out)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
@@ -70,10 +68,39 @@ def provisioned(server, tmp_path):
 
 
 @pytest.fixture
+def provisioned(server, tmp_path):
+    """(config dir, uid) of a device of its own, for a test whose board comes online."""
+    return provision(server, tmp_path / "config")
+
+
+@pytest.fixture
 def board(tmp_path):
     board = PtyBoard(tmp_path / "flash", tmp_path / "ttyBOARD")
     yield board
     board.stop()
+
+
+@pytest.fixture(scope="module")
+def deployed_flash(server, cache, source, tmp_path_factory):
+    """(flash, config dir) of a board after a first deploy of `source`, for tests that start from there and never
+    bring the board online (they share its device)."""
+    root = tmp_path_factory.mktemp("deployed")
+    config, _ = provision(server, root / "config")
+    board = PtyBoard(root / "flash", root / "ttyBOARD")
+    try:
+        done = run_deploy(board, config, cache, source)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        board.stop()
+    return board.flash, config
+
+
+@pytest.fixture
+def deployed(deployed_flash, board, tmp_path):
+    """(board, config dir): `board` holding a copy of deployed_flash, and a copy of its config directory."""
+    flash, config = deployed_flash
+    shutil.copytree(flash, board.flash)
+    return board, shutil.copytree(config, tmp_path / "config")
 
 
 def deploy_args(board, config, cache, source):
@@ -138,9 +165,8 @@ def test_a_first_deploy_copies_everything_and_the_board_comes_online(board, prov
     assert device["meta"]["boot"]["count"] == 1 and device["meta"]["tls_verified"] is True
 
 
-def test_a_second_deploy_with_nothing_changed_copies_nothing_and_says_so(board, provisioned, cache, source):
-    config, _ = provisioned
-    assert run_deploy(board, config, cache, source).returncode == 0
+def test_a_second_deploy_with_nothing_changed_copies_nothing_and_says_so(deployed, cache, source):
+    board, config = deployed
     before = flash_state(board.flash)
     started = time.monotonic()
     done = run_deploy(board, config, cache, source)
@@ -151,9 +177,8 @@ def test_a_second_deploy_with_nothing_changed_copies_nothing_and_says_so(board, 
     print(f"no-change deploy on the pty board: {took:.2f} s")
 
 
-def test_a_changed_module_alone_is_copied(board, provisioned, cache, source, tmp_path):
-    config, _ = provisioned
-    assert run_deploy(board, config, cache, source).returncode == 0
+def test_a_changed_module_alone_is_copied(deployed, cache, source, tmp_path):
+    board, config = deployed
     tree = firmware_tree(source, tmp_path, user=('custom("relay_toggle"', 'custom("relay_flip"'))
     done = run_deploy(board, config, cache, tree)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -161,9 +186,8 @@ def test_a_changed_module_alone_is_copied(board, provisioned, cache, source, tmp
     assert b"relay_flip" in (board.flash / "user.mpy").read_bytes()
 
 
-def test_a_file_damaged_on_the_board_is_copied_again(board, provisioned, cache, source, built):
-    config, _ = provisioned
-    assert run_deploy(board, config, cache, source).returncode == 0
+def test_a_file_damaged_on_the_board_is_copied_again(deployed, cache, source, built):
+    board, config = deployed
     damaged = board.flash / "link.mpy"
     data = bytearray(damaged.read_bytes())
     data[len(data) // 2] ^= 0xFF  # the same size, one byte off
@@ -199,8 +223,8 @@ def test_a_board_that_ran_an_ota_runs_the_deployed_app_and_keeps_its_state(board
     assert "the OTA app runs" not in board.log()
 
 
-def test_the_wifi_a_board_was_given_in_setup_mode_stays(board, provisioned, cache, source):
-    config, _ = provisioned
+def test_the_wifi_a_board_was_given_in_setup_mode_stays(deployed, cache, source):
+    board, config = deployed
     # Provisioned without --wifi-ssid (as for an ESP board that asks for its network in setup mode).
     mine = json.loads((config / "config.json").read_text())
     del mine["wifi"]
@@ -224,9 +248,8 @@ def test_the_wifi_a_board_was_given_in_setup_mode_stays(board, provisioned, cach
     assert on_board.read_bytes() == (config / "config.json").read_bytes()
 
 
-def test_a_board_that_drops_off_mid_deploy_keeps_its_old_files_whole(board, provisioned, cache, source, tmp_path):
-    config, _ = provisioned
-    assert run_deploy(board, config, cache, source).returncode == 0
+def test_a_board_that_drops_off_mid_deploy_keeps_its_old_files_whole(deployed, cache, source, tmp_path):
+    board, config = deployed
     old = (board.flash / "user.mpy").read_bytes()
     # A user module of ~60 KB: its copy takes long enough to be cut in the middle.
     tree = firmware_tree(source, tmp_path, user=('custom("relay_toggle"', 'custom("relay_flip"'))
@@ -259,8 +282,8 @@ def test_a_board_that_drops_off_mid_deploy_keeps_its_old_files_whole(board, prov
     assert b"relay_flip" in (board.flash / "user.mpy").read_bytes()
 
 
-def test_a_missing_config_or_port_is_one_line_and_exit_1(tmp_path, provisioned, cache):
-    config, _ = provisioned
+def test_a_missing_config_or_port_is_one_line_and_exit_1(tmp_path, deployed_flash, cache):
+    _, config = deployed_flash
     for args, message in (
         (["--port", "/dev/null", "--config", str(tmp_path / "none")], "config.json: not found; make it with"),
         (["--port", str(tmp_path / "no-such-tty"), "--config", str(config)], "cannot open"),
