@@ -119,6 +119,14 @@ def test_login_saves_url_and_token_owner_only_and_later_commands_use_them(server
     refused(run(home, "devices"), "no server URL")
 
 
+def test_a_broken_login_file_is_named_and_not_read_when_flags_say_all(server, home):
+    login_file = home / ".config" / "mpfleet" / "login.json"
+    login_file.parent.mkdir(parents=True)
+    login_file.write_text("not json")
+    refused(run(home, "devices"), f"{login_file} is not a login file")
+    ok(as_user(server, home, "devices"))
+
+
 def test_login_without_a_home_config_dir_uses_dot_config(server, home):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MPFLEET_") and k != "XDG_CONFIG_HOME"}
     result = subprocess.run([MPFLEET, "login", "--url", server.url, "--token", server.token], capture_output=True,

@@ -41,12 +41,13 @@ def resolve(url=None, token=None):
 
     Raises CommandError naming the three places when one of them is nowhere.
     """
-    saved = read_login()
+    url, url_source = _first((url, "--url"), (os.environ.get(URL_ENV), f"${URL_ENV}"))
+    token, token_source = _first((token, "--token"), (os.environ.get(TOKEN_ENV), f"${TOKEN_ENV}"))
     path = login_file()
-    url, url_source = _first((url, "--url"), (os.environ.get(URL_ENV), f"${URL_ENV}"),
-                             (saved.get("url"), str(path)))
-    token, token_source = _first((token, "--token"), (os.environ.get(TOKEN_ENV), f"${TOKEN_ENV}"),
-                                 (saved.get("token"), str(path)))
+    if not (url and token):  # the file is read only when needed: one that is broken is then reported
+        saved = read_login()
+        url, url_source = _first((url, url_source), (saved.get("url"), str(path)))
+        token, token_source = _first((token, token_source), (saved.get("token"), str(path)))
     if not url:
         raise CommandError(f"no server URL: give --url, set ${URL_ENV}, or run `mpfleet login` (it writes {path})")
     if not token:

@@ -4,6 +4,7 @@ stderr only the one line of an error)."""
 
 import json
 import os
+import signal
 import sys
 
 from rich.console import Console
@@ -28,15 +29,24 @@ def stderr():
 
 def emit_json(data):
     """The API's data, as JSON, on stdout."""
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+    _write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def emit_json_line(data):
     """One JSON object on one line (a stream: `watch --json`)."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+    _write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
+def _write(text):
+    """Write to stdout. A reader that went away (`| head`) ends the command quietly with the status of a broken pipe,
+    128 + SIGPIPE, as `yes | head` does (a `watch` would otherwise go on for no one); stdout then points at
+    /dev/null, as the Python docs advise, so that the flush at exit raises nothing."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(128 + signal.SIGPIPE) from None
 
 
 def message(answer, as_json, about):
