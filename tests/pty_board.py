@@ -1,6 +1,7 @@
 """An emulated board whose REPL is on a pseudo-terminal, for `mpfleet deploy` as a maker runs it on a USB board.
 
     board = PtyBoard(flash_dir, tmp_path / "ttyBOARD").start()   # a bare REPL on the port, nothing running
+    board.start(app=True)                                         # or the board running its app, the REPL after
     mpfleet deploy --port board.port ...                          # mpremote opens board.port as a serial port
     board.wait_gone()                                             # deploy's reset ends the unix port's process
     board.boot()                                                  # then the board starts for real: -m main
@@ -32,13 +33,21 @@ class PtyBoard:
         self.running = None  # the board booted for real (boot())
         self.log_path = self.flash.with_name(self.flash.name + "-boot.log")
 
-    def start(self, timeout=5):
-        """The bare REPL on `port`; returns self once the port exists."""
+    def start(self, timeout=5, *, app=False):
+        """The bare REPL on `port`, or with `app` the board running its flash (`-m main`) with its output on `port`
+        and the REPL after it (`-i`), as on a UART: Ctrl-C there stops the app with KeyboardInterrupt (the
+        pseudo-terminal is its controlling terminal and turns Ctrl-C into SIGINT; the REPL then reads it raw). Returns
+        self once the port exists."""
         self.flash.mkdir(parents=True, exist_ok=True)
-        spec = launch_code(self.flash, "")  # a board's cwd and env; its argv without a script: the REPL
-        micropython = spec.argv[0]
+        if app:
+            spec = launch_board(self.flash)  # as a board boots, then its REPL
+            command = " ".join([spec.argv[0], "-i", *spec.argv[1:]])
+            tty = "pty,setsid,ctty,echo=0,opost=0,stderr"  # not raw: ISIG on; opost off, as a UART adds no \r
+        else:
+            spec = launch_code(self.flash, "")  # a board's cwd and env; its argv without a script: the REPL
+            command, tty = spec.argv[0], "pty,raw,echo=0,stderr"
         self.repl = subprocess.Popen(
-            [SOCAT, f"PTY,link={self.port},raw,echo=0", f"EXEC:{micropython},pty,raw,echo=0,stderr"],
+            [SOCAT, f"PTY,link={self.port},raw,echo=0", f"EXEC:{command},{tty}"],
             cwd=spec.cwd, env=spec.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not os.path.exists(self.port):

@@ -177,6 +177,22 @@ def test_a_second_deploy_with_nothing_changed_copies_nothing_and_says_so(deploye
     print(f"no-change deploy on the pty board: {took:.2f} s")
 
 
+def test_a_board_running_its_app_is_stopped_deployed_and_back_online(board, provisioned, cache, source, tmp_path,
+                                                                     server):
+    config, uid = provisioned
+    assert run_deploy(board, config, cache, source).returncode == 0
+    board.start(app=True)  # the deployed firmware runs, its output on the port, as on a board's UART
+    wait_until(lambda: online(server, uid), timeout=20, what="the board running its app online")
+    tree = firmware_tree(source, tmp_path, user=('custom("relay_toggle"', 'custom("relay_flip"'))
+    done = subprocess.run(deploy_args(board, config, cache, tree), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert copied(done) == ["user.mpy"]
+    board.wait_gone()
+    board.boot()
+    wait_until(lambda: (d := online(server, uid)) and d["meta"]["boot"]["count"] == 2, timeout=20,
+               what="the board online again, booted a second time")
+
+
 def test_a_changed_module_alone_is_copied(deployed, cache, source, tmp_path):
     board, config = deployed
     tree = firmware_tree(source, tmp_path, user=('custom("relay_toggle"', 'custom("relay_flip"'))
