@@ -16,10 +16,13 @@ import pytest
 from mpfleet.backend.bundle_format import read_manifest
 from mpfleet.tools import cli, firmware_build
 
+from . import esp_images
 from .polling import wait_until
 from .server_process import MPFLEET, ServerProcess
 
-pytestmark = pytest.mark.network  # the firmware build fetches umqtt.simple from the package index once
+pytestmark = pytest.mark.network  # the firmware build fetches umqtt.simple, the ESP32 image test its images, once
+
+RAW = b"RAW!"  # the start of a raw test image: not the ESP image magic 0xE9, which the server inspects
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +229,7 @@ def test_buttons_add_list_send_and_remove(server, board, home):
 
 def test_firmware_upload_target_list_and_remove(server, board, home, tmp_path):
     image = tmp_path / "build.bin"
-    image.write_bytes(os.urandom(300 * 1024))  # several chunks of the streamed body
+    image.write_bytes(RAW + os.urandom(300 * 1024))  # several chunks of the streamed body
     md5 = hashlib.md5(image.read_bytes()).hexdigest()
     uploaded = as_json(as_user(server, home, "firmware", "upload", board, str(image), "--name", "Release build",
                                "--version", "1.0.3", "--notes", "from the test", "--json"))
@@ -261,11 +264,39 @@ def test_firmware_upload_of_a_missing_file_names_it(server, board, home, tmp_pat
 
 def test_firmware_upload_over_4_mb_is_the_apis_message(server, board, home, tmp_path):
     image = tmp_path / "big.bin"
-    image.write_bytes(os.urandom(5 * 1024 * 1024))
+    image.write_bytes(RAW + os.urandom(5 * 1024 * 1024))
     refused(as_user(server, home, "firmware", "upload", board, str(image), "--name", "big"),
             "The firmware file must not be larger than 4 MB.")
     assert image.stat().st_size not in [f["size"] for f in server.call("GET", f"/v1/user/devices/{board}/firmwares")
                                         [1]["data"]]
+
+
+def test_firmware_upload_extract_app_cuts_the_app_out_of_a_full_flash_image(server, home):
+    """A real MicroPython ESP32 full flash image (tests/esp_images.py): the app is what follows flash 0x10000."""
+    status, body = server.call("POST", "/v1/user/devices", {"name": "esp32", "platform": "espressif32",
+                                                            "board": "esp32dev"})
+    assert status == 201, body
+    esp32 = body["data"]["uid"]
+    full = esp_images.etboard_full_images()[0]
+    data = full.read_bytes()
+    refused(as_user(server, home, "firmware", "upload", esp32, str(full), "--name", "whole"), "full flash image")
+    uploaded = as_json(as_user(server, home, "firmware", "upload", esp32, str(full), "--name", "MicroPython",
+                               "--extract-app", "--json"))
+    app = data[esp_images.ETBOARD_APP_AT:esp_images.ETBOARD_APP_AT + uploaded["size"]]
+    assert uploaded["kind"] == "esp32-app" and uploaded["md5"] == hashlib.md5(app).hexdigest()
+    assert uploaded["size"] < len(data)
+    refused(as_user(server, home, "firmware", "upload", esp32, str(full), "--name", "again", "--extract-app"),
+            "This firmware file is already uploaded.")
+
+
+def test_firmware_upload_extract_app_of_a_file_that_is_no_full_image_says_why(server, board, home, tmp_path):
+    image = tmp_path / "app.bin"
+    image.write_bytes(RAW + os.urandom(1024))
+    before = server.call("GET", f"/v1/user/devices/{board}/firmwares")[1]["data"]
+    line = refused(as_user(server, home, "firmware", "upload", board, str(image), "--name", "x", "--extract-app"),
+                   "This is not a full flash image")
+    assert "app.bin" in line
+    assert server.call("GET", f"/v1/user/devices/{board}/firmwares")[1]["data"] == before  # nothing uploaded
 
 
 # -- OTA

@@ -1,7 +1,10 @@
 """`mpfleet firmware upload/list/edit/target/rm`: a device's firmware files and its OTA target (.../firmwares)."""
 
+import io
 import os
 from pathlib import Path
+
+from mpfleet.backend import esp_image
 
 from ..errors import CommandError
 from . import multipart, output
@@ -25,6 +28,11 @@ def add_parsers(commands):
     upload.add_argument("--name", required=True, help="its name (1 to 100 characters)")
     upload.add_argument("--version", help="its version (at most 64 characters)")
     upload.add_argument("--notes", help="notes (at most 2000 characters)")
+    upload.add_argument("--extract-app", action="store_true",
+                        help="FILE is a full flash image (bootloader, partition table, app: what esptool writes at "
+                        "the chip's bootloader offset); upload the app image inside it instead, cut at its app "
+                        "partition's offset (0x10000 on MicroPython's layouts) as its partition table says. A full "
+                        "image written into an OTA slot cannot boot, so the server refuses one")
 
     listing = add_command(firmware, "list", run=list_firmwares, help="list a device's firmware files",
                           description="A device's firmware files, newest first (GET .../firmwares), with which one "
@@ -58,14 +66,30 @@ def upload_firmware(args):
     api = connect(args)
     fields = {"name": args.name, "version": args.version, "notes": args.notes}
     try:
-        with open(args.file, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            firmware = _upload(api, args.uid, fields, args.file.name, file, size)
+        if args.extract_app:
+            app = _app_of(args.file)
+            firmware = _upload(api, args.uid, fields, f"{args.file.stem}-app.bin", io.BytesIO(app), len(app))
+        else:
+            with open(args.file, "rb") as file:
+                size = os.fstat(file.fileno()).st_size
+                firmware = _upload(api, args.uid, fields, args.file.name, file, size)
     except OSError as error:
         raise CommandError(f"{args.file}: {error.strerror or error}") from None
     except multipart.FileChanged as error:
         raise CommandError(f"{args.file}: {error}") from None
     _show_one(firmware, args.json)
+
+
+def _app_of(path):
+    """The app image inside the full flash image at `path` (esp_image.extract_app; read whole: a full image is a
+    few MB at most). Raises CommandError with the reason when it is not one, or holds no valid app."""
+    data = Path(path).read_bytes()
+    try:
+        app = esp_image.extract_app(data)
+    except esp_image.ImageError as error:
+        raise CommandError(f"{path}: {error}") from None
+    output.note(f"{path}: uploading the app image inside it, {len(app)} of its {len(data)} bytes")
+    return app
 
 
 def _upload(api, uid, fields, file_name, file, size):
