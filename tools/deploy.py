@@ -56,13 +56,19 @@ def add_parsers(commands):
 
 
 def run(args):
-    own = config_files(args.config)
+    deploy_to(args.port, args.config, baudrate=args.baud, source=args.source, cache_dir=args.cache)
+
+
+def deploy_to(port, config_dir, *, baudrate=115200, source=None, cache_dir=None):
+    """The whole deploy (the module's steps) of the firmware tree `source` (default: the installed one) and the files
+    of `config_dir` to the board on serial port `port`, progress on stdout. Raises CommandError."""
+    own = config_files(config_dir)
     cross_mpy, cross_release = firmware_build.mpy_cross_version()
-    with board_files.connect(args.port, args.baud) as board:
+    with board_files.connect(port, baudrate) as board:
         check_mpy(board.mpy, cross_mpy, cross_release)
-        say(f"Board on {args.port}: MicroPython {board.version}, .mpy v{board.mpy & 0xFF}")
+        say(f"Board on {port}: MicroPython {board.version}, .mpy v{board.mpy & 0xFF}")
         say(f"Compiling the firmware with mpy-cross (MicroPython {cross_release}) ...")
-        firmware = firmware_build.flash_files(cache_dir=args.cache, source=args.source)
+        firmware = firmware_build.flash_files(cache_dir=cache_dir, source=source)
         deploy(board, firmware, own)
         say("Resetting the board: it starts the deployed firmware")
         board.reset()
