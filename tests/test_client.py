@@ -44,15 +44,17 @@ def board(server, tmp_path_factory):
         capture_output=True, text=True, timeout=60)
     assert provisioned.returncode == 0, provisioned.stderr
     uid = json.loads((flash / "config.json").read_text())["mqtt"]["uid"]
-    emulator = subprocess.Popen([MPFLEET, "emulate", str(flash)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True, env={**os.environ, **_cache_env()})
+    log = flash.with_name("emulate.log")  # a file: a pipe nobody drains would stall the board once full
+    with open(log, "w") as out:
+        emulator = subprocess.Popen([MPFLEET, "emulate", str(flash)], stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, env={**os.environ, **_cache_env()})
     try:
         wait_until(lambda: server.call("GET", f"/v1/user/devices/{uid}")[1]["data"]["status"] == "online",
                    timeout=60, what="the emulated board online")
         yield uid
     finally:
         emulator.send_signal(signal.SIGINT)
-        emulator.communicate(timeout=20)
+        emulator.wait(timeout=20)
 
 
 def _cache_env():
