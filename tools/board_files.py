@@ -119,7 +119,8 @@ def connect(port, baudrate=115200):
     try:
         transport = SerialTransport(port, baudrate=baudrate)
     except LINK_ERRORS as error:
-        raise BoardError(f"cannot open {port}: {_reason(error)}") from None
+        raise BoardError(f"cannot open {port} ({_reason(error)}): is it the board's serial port, and is no other "
+                         "program (a serial monitor, mpremote) holding it?") from None
     try:
         board = Board(transport, port)
         yield board
