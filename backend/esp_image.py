@@ -85,9 +85,7 @@ class FullImage:
 
     @property
     def has_ota(self):
-        """Whether the table has the two OTA slots partition OTA writes to (ota_0 and ota_1)."""
-        subtypes = {p.subtype for p in self.partitions if p.type == _APP_TYPE}
-        return {_OTA_0, _OTA_1} <= subtypes
+        return has_ota_slots(self.partitions)
 
 
 @dataclass(frozen=True)
@@ -162,13 +160,37 @@ def chip_title(chip):
     return rom.CHIP_NAME if rom else chip
 
 
+def normalize_chip(name):
+    """esptool's chip name of one of its CHIP_NAMEs: "ESP32-C3" -> "esp32c3" (as LoadFirmwareImage does)."""
+    return name.lower().replace("-", "").replace("(", "").replace(")", "")
+
+
+def partition_table(table):
+    """The Partitions of a partition table's bytes (as at flash 0x8000), up to its MD5 entry or erased flash."""
+    partitions = []
+    for at in range(0, len(table) - _ENTRY.size + 1, _ENTRY.size):
+        magic, type_, subtype, offset, size, label, _flags = _ENTRY.unpack_from(table, at)
+        if magic != _ENTRY_MAGIC:
+            break  # the MD5 entry (0xEBEB) or erased flash ends the table
+        name = label.split(b"\x00", 1)[0].decode("ascii", "replace")
+        partitions.append(Partition(name, type_, subtype, offset, size))
+    return partitions
+
+
+def first_app_partition(partitions):
+    """The app partition the bootloader starts when otadata says nothing: factory, else ota_0; None if neither."""
+    apps = {p.subtype: p for p in partitions if p.type == _APP_TYPE}
+    return apps.get(_FACTORY) or apps.get(_OTA_0)
+
+
+def has_ota_slots(partitions):
+    """Whether the table has the two OTA slots partition OTA writes to (ota_0 and ota_1)."""
+    return {_OTA_0, _OTA_1} <= {p.subtype for p in partitions if p.type == _APP_TYPE}
+
+
 def _chip_of(data):
     """esptool's chip name from an image header (the image chip id; no valid one: an ESP8266 image)."""
-    return _normalize(_parse_image_info_header(data))
-
-
-def _normalize(chip):
-    return chip.lower().replace("-", "").replace("(", "").replace(")", "")  # "ESP32-C3" -> "esp32c3", as esptool
+    return normalize_chip(_parse_image_info_header(data))
 
 
 def _app_image(data, chip):
@@ -209,10 +231,9 @@ def _descriptor(image):
 
 
 def _full_image(data, chip, table_at):
-    partitions = _partitions(data[table_at : table_at + PARTITION_TABLE_SIZE])
+    partitions = partition_table(data[table_at : table_at + PARTITION_TABLE_SIZE])
     flash_offset = CHIP_DEFS[chip].BOOTLOADER_FLASH_OFFSET
-    apps = {p.subtype: p for p in partitions if p.type == _APP_TYPE}
-    first = apps.get(_FACTORY) or apps.get(_OTA_0)
+    first = first_app_partition(partitions)
     app = None
     if first is not None:
         start = first.offset - flash_offset
@@ -223,17 +244,6 @@ def _full_image(data, chip, table_at):
                 app = None
     return FullImage(chip=chip, flash_offset=flash_offset, partitions=tuple(partitions),
                      app_offset=first.offset if first else None, app=app)
-
-
-def _partitions(table):
-    partitions = []
-    for at in range(0, len(table) - _ENTRY.size + 1, _ENTRY.size):
-        magic, type_, subtype, offset, size, label, _flags = _ENTRY.unpack_from(table, at)
-        if magic != _ENTRY_MAGIC:
-            break  # the MD5 entry (0xEBEB) or erased flash ends the table
-        name = label.split(b"\x00", 1)[0].decode("ascii", "replace")
-        partitions.append(Partition(name, type_, subtype, offset, size))
-    return partitions
 
 
 def _reason(error):
