@@ -19,7 +19,6 @@ Any failure of the link (the port gone, the board silent, an error on the board)
 """
 
 import errno
-import time
 from contextlib import contextmanager
 
 import serial
@@ -185,8 +184,8 @@ class Board:
     def reset(self):
         """Reset the board (machine.reset(); soft_reset() on the unix port, which ends its process). The board answers
         nothing more on this connection."""
+        # The board acknowledges the code before it runs it: the reset comes after the answer, not in its middle.
         self._step("resetting it", lambda: self._t.exec_raw_no_follow(_RESET))
-        time.sleep(0.1)  # the reset's own time before the port is closed (mpremote's `reset` waits as long)
 
     def _eval(self, expression, what):
         return self._step(what, lambda: self._t.eval(expression))
