@@ -239,6 +239,23 @@ def test_a_board_that_ran_an_ota_runs_the_deployed_app_and_keeps_its_state(board
     assert "the OTA app runs" not in board.log()
 
 
+def test_a_stale_source_module_goes_and_the_boards_own_files_stay(deployed, cache, source):
+    board, config = deployed
+    (board.flash / "app.py").write_text("raise SystemExit('the old app.py runs')\n")  # imported before app.mpy
+    own = {"ota.json": '{"id": "x", "state": "downloading"}', "unreached": "2", "fw.json": '{"version": "0.1.0"}',
+           ".board/boots": "7", "notes.txt": "the maker's"}
+    for name, text in own.items():
+        (board.flash / name).parent.mkdir(exist_ok=True)
+        (board.flash / name).write_text(text)
+    done = run_deploy(board, config, cache, source)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Removed app.py: it would be imported instead of the deployed app.mpy" in done.stdout
+    assert not (board.flash / "app.py").exists()
+    assert "Note: the board has an unfinished OTA job (ota.json); it carries on after the reset" in done.stdout
+    assert {name: (board.flash / name).read_text() for name in own} == own
+    assert copied(done) == []
+
+
 def test_the_wifi_a_board_was_given_in_setup_mode_stays(deployed, cache, source):
     board, config = deployed
     # Provisioned without --wifi-ssid (as for an ESP board that asks for its network in setup mode).
