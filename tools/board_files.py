@@ -21,7 +21,6 @@ Any failure of the link (the port gone, the board silent, an error on the board)
 import errno
 from contextlib import contextmanager
 
-import serial
 from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
@@ -102,9 +101,9 @@ except AttributeError:
  machine.soft_reset()
 """
 
-# What a dropped link raises inside mpremote: its own TransportError (a timeout, a garbled answer), pyserial's
-# SerialException (the port gone; an OSError), OSError (EIO from a pseudo-terminal whose other side closed).
-LINK_ERRORS = (TransportError, serial.SerialException, OSError)
+# What a dropped link raises inside mpremote: its own TransportError (a timeout, a garbled answer), OSError: pyserial's
+# SerialException (the port gone) is one, as is EIO from a pseudo-terminal whose other side closed.
+LINK_ERRORS = (TransportError, OSError)
 
 
 class BoardError(CommandError):
