@@ -64,7 +64,8 @@ class Mock:
             attach_flash(esp)
             if step is None:
                 return esp.flash_md5sum(offset, length)
-            return [esp.flash_md5sum(at, min(step, offset + length - at)) for at in range(offset, offset + length, step)]
+            ends = range(offset, offset + length, step)
+            return [esp.flash_md5sum(at, min(step, offset + length - at)) for at in ends]
         finally:
             esp._port.close()
 
@@ -122,9 +123,10 @@ def test_a_micropython_esp32_image_is_written_at_0x1000_verified_and_read_back_e
     board = mock("esp32")
     image = esp_images.etboard_full_images()[1]
     data = image.read_bytes()
-    code, out, err = mpfleet_flash("--board", "esp32dev", "--port", board.url, "--image", image)
+    code, out, err = mpfleet_flash("--board", "esp32dev", "--port", board.url, "--image", image, "--baud", "921600")
     assert code == 0, err
     assert "Detecting chip type... ESP32" in out and "Connected to an ESP32 on " + board.url in out
+    assert "Changing baud rate to 921600" in out
     assert "Writing at 0x" in out  # esptool's progress on the long write
     assert "Hash of data verified." in out and "Verification successful (digest matched)." in out
     assert ("Warning: this image's partition table has no ota_0/ota_1 slots, so partition OTA cannot work on this"
@@ -144,7 +146,7 @@ def test_an_esp8266_image_is_written_at_0x0_and_read_back_equal(mock):
     board = mock("esp8266")
     image = esp_images.esp8266_image()
     data = image.read_bytes()
-    code, out, err = mpfleet_flash("--board", "d1_mini", "--port", board.url, "--image", image, "--baud", "115200")
+    code, out, err = mpfleet_flash("--board", "d1_mini", "--port", board.url, "--image", image)
     assert code == 0, err
     assert "Detecting chip type... ESP8266" in out
     assert "An ESP8266 image: the whole flash, written at 0x0; OTA method: bundle." in out
@@ -176,7 +178,8 @@ def test_the_ota_variant_says_partition_ota_and_an_app_alone_goes_to_the_boards_
     app = esp_images.app_image()
     board.write(0x10000, os.urandom(0x1000))  # a different app there first
     (tmp_path / "micropython.app-bin").write_bytes(app)
-    code, out, err = mpfleet_flash("--board", "esp32dev", "--port", board.url, "--image", tmp_path / "micropython.app-bin")
+    app_bin = tmp_path / "micropython.app-bin"
+    code, out, err = mpfleet_flash("--board", "esp32dev", "--port", board.url, "--image", app_bin)
     assert code == 0, err
     assert "Writing the app at 0x10000; OTA method: partition." in out
     assert board.md5(0x10000, len(app)) == md5(app)
@@ -187,7 +190,8 @@ def test_the_ota_variant_says_partition_ota_and_an_app_alone_goes_to_the_boards_
 def test_an_app_alone_on_a_blank_flash_is_refused_and_nothing_is_written(mock, tmp_path):
     board = mock("esp32")
     (tmp_path / "micropython.app-bin").write_bytes(esp_images.app_image())
-    code, out, err = mpfleet_flash("--board", "esp32dev", "--port", board.url, "--image", tmp_path / "micropython.app-bin")
+    app_bin = tmp_path / "micropython.app-bin"
+    code, out, err = mpfleet_flash("--board", "esp32dev", "--port", board.url, "--image", app_bin)
     assert (code, err) == (1, "mpfleet: the board's flash holds no partition table with an app partition: flash a"
                               " full MicroPython image first (the .bin, not the .app-bin)\n")
     assert board.md5(0x0, 0x200000) == md5(b"\xff" * 0x200000)
