@@ -24,6 +24,7 @@ from mpfleet.tools.errors import CommandError
 from .polling import wait_until
 from .pty_board import PtyBoard
 from .server_process import MPFLEET, ServerProcess
+from .test_emulate import micropython_processes_in  # socat's command line names micropython too
 
 pytestmark = pytest.mark.network  # the firmware build fetches umqtt.simple from the package index once
 
@@ -346,19 +347,23 @@ def test_the_commands_of_docs_deploy_md_run_as_written(server, tmp_path, built):
 
     walk = tmp_path / "walk"
     walk.mkdir()
-    done = shell(first, walk)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert f"Copied {len(built) + 2} files" in done.stdout  # the firmware, config.json and settings.json
-    uid = json.loads((walk / "bench" / "config.json").read_text())["mqtt"]["uid"]
-    emulator = subprocess.Popen(["bash", "-ec", emulate], cwd=walk, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_until(lambda: online(server, uid), timeout=20, what="the board of docs/deploy.md online")
-    finally:
-        os.killpg(emulator.pid, signal.SIGINT)
-        emulator.wait(timeout=20)
-    done = shell(again, walk)
-    assert done.returncode == 0 and "Nothing to copy" in done.stdout, done.stdout + done.stderr
+        done = shell(first, walk)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"Copied {len(built) + 2} files" in done.stdout  # the firmware, config.json and settings.json
+        uid = json.loads((walk / "bench" / "config.json").read_text())["mqtt"]["uid"]
+        emulator = subprocess.Popen(["bash", "-ec", emulate], cwd=walk, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_until(lambda: online(server, uid), timeout=20, what="the board of docs/deploy.md online")
+        finally:
+            os.killpg(emulator.pid, signal.SIGINT)
+            emulator.wait(timeout=20)
+        done = shell(again, walk)
+        assert done.returncode == 0 and "Nothing to copy" in done.stdout, done.stdout + done.stderr
+    finally:  # a socat the walkthrough left in the background (a deploy's reset ends it, a failed one does not)
+        for pid in micropython_processes_in(walk):
+            os.kill(pid, signal.SIGKILL)
 
     # The USB board's commands, on a pseudo-terminal board in place of /dev/ttyUSB0.
     board = PtyBoard(tmp_path / "usb" / "flash", tmp_path / "usb" / "ttyUSB0").start()
