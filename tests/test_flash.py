@@ -244,6 +244,15 @@ def test_an_image_for_another_chip_is_refused_without_opening_the_port(tmp_path)
     assert (code, err) == (1, f"mpfleet: {image} is an ESP32 image; board esp32-c3-devkitm-1 is an ESP32-C3\n")
 
 
+@network
+def test_a_full_image_whose_app_is_damaged_is_refused_without_opening_the_port(tmp_path):
+    image = tmp_path / "damaged.bin"
+    image.write_bytes(esp_images.flip(esp_images.full_image(), esp_images.ETBOARD_APP_AT + 100))
+    code, out, err = mpfleet_flash("--board", "esp32dev", "--port", "/dev/nonexistent", "--image", image)
+    assert (code, err) == (1, f"mpfleet: {image} is refused: the full image's app: its checksum does not match its"
+                              " segments (the file is damaged).\n")
+
+
 def test_errors_are_one_line_and_exit_1(tmp_path):
     image = tmp_path / "firmware.bin"
     image.write_bytes(b"\x00not an image")

@@ -83,6 +83,13 @@ def plan_flash(board_key, image_path):
     if image.chip != board.chip:
         raise CommandError(f"{image_path} is an {esp_image.chip_title(image.chip)} image; board {board_key} is an "
                            f"{esp_image.chip_title(board.chip)}")
+    app = image.app if image.kind == "full" else image
+    if app is None:
+        raise CommandError(f"{image_path} is refused: its partition table has no app partition with an app image")
+    problem = esp_image.app_problem(app)
+    if problem:
+        whose = "the full image's app: " if image.kind == "full" else ""
+        raise CommandError(f"{image_path} is refused: {whose}{problem}")
     plan = {"board": board, "chip": board.chip, "data": data, "path": Path(image_path), "notes": []}
     if image.kind == "full":
         plan.update(kind="full", offset=int(board.flash_offset, 16))
@@ -93,9 +100,6 @@ def plan_flash(board_key, image_path):
         plan["notes"].append(f"An ESP8266 image: the whole flash, written at {board.flash_offset}; OTA method: "
                              f"{plan['ota_method']}.")
     else:
-        problem = esp_image.app_problem(image)
-        if problem:
-            raise CommandError(f"{image_path} is refused: {problem}")
         plan.update(kind="app", offset=None, ota_method=None)
         plan["notes"].append("An app image alone: written at the app partition of the partition table on the "
                              f"board (0x{APP_OFFSET:X} on MicroPython's layouts); the board must hold a MicroPython "
