@@ -12,6 +12,7 @@ ROM has no read command: there the MD5 of each 4 KB sector stands for reading it
 Images: real MicroPython builds from the package index (tests/esp_images.py).
 """
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -46,36 +47,36 @@ class Mock:
             time.sleep(0.05)
         self.url = f"socket://127.0.0.1:{port_file.read_text().strip()}"
 
+    @contextlib.contextmanager
+    def esp(self, *, stub=False):
+        """esptool's loader connected to the mock, its flash attached (the ROM's, or the stub's)."""
+        esp = detect_chip(self.url, 115200)
+        try:
+            if stub:
+                esp = run_stub(esp)
+            attach_flash(esp)
+            yield esp
+        finally:
+            esp._port.close()
+
     def read(self, offset, length):
         """`length` bytes of the mock's flash at `offset`, read by the ROM (READ_FLASH_SLOW: an ESP32-family ROM
         has it, the ESP8266's does not)."""
-        esp = detect_chip(self.url, 115200)
-        try:
-            attach_flash(esp)
+        with self.esp() as esp:
             return esp.read_flash(offset, length)
-        finally:
-            esp._port.close()
 
     def md5(self, offset, length, *, step=None):
         """The chip's MD5 (hex) of `length` bytes at `offset` (the stub's SPI_FLASH_MD5, as esptool's verify asks
         it); with `step`, the list of the MD5s of each `step` bytes."""
-        esp = run_stub(detect_chip(self.url, 115200))
-        try:
-            attach_flash(esp)
+        with self.esp(stub=True) as esp:
             if step is None:
                 return esp.flash_md5sum(offset, length)
-            ends = range(offset, offset + length, step)
-            return [esp.flash_md5sum(at, min(step, offset + length - at)) for at in ends]
-        finally:
-            esp._port.close()
+            starts = range(offset, offset + length, step)
+            return [esp.flash_md5sum(at, min(step, offset + length - at)) for at in starts]
 
     def write(self, offset, data):
-        esp = detect_chip(self.url, 115200)
-        try:
-            attach_flash(esp)
+        with self.esp() as esp:
             write_flash(esp, [(offset, data)])
-        finally:
-            esp._port.close()
 
     def stop(self):
         self.process.terminate()
