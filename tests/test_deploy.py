@@ -329,11 +329,12 @@ def test_a_missing_config_or_port_is_one_line_and_exit_1(tmp_path, deployed_flas
 
 
 def test_a_board_whose_mpy_version_mpy_cross_cannot_write_for_is_refused():
-    deploy_command.check_mpy(2822, 6, "1.28.0")  # the unix port of 1.29: v6.3, x64
-    for board_mpy, says in ((5, "loads .mpy v5, and this mpy-cross (MicroPython 1.28.0) writes v6"),
+    deploy_command.check_mpy(2822, (6, 3), "1.28.0")  # the unix port of 1.29: v6.3, x64 native code
+    for board_mpy, says in ((5, "loads .mpy v5.0, and this mpy-cross (MicroPython 1.28.0) writes v6.3: flash"),
+                            (6 | 1 << 8 | 10 << 10, "loads .mpy v6.1"),  # MicroPython 1.20-1.21, xtensawin
                             (None, "too old to say its .mpy version")):
         with pytest.raises(CommandError, match=re.escape(says)):
-            deploy_command.check_mpy(board_mpy, 6, "1.28.0")
+            deploy_command.check_mpy(board_mpy, (6, 3), "1.28.0")
 
 
 def test_the_commands_of_docs_deploy_md_run_as_written(server, tmp_path, built):

