@@ -25,7 +25,9 @@ from esptool.cmds import _parse_app_info, _parse_image_info_header
 from esptool.targets import CHIP_DEFS
 from esptool.util import FatalError
 
-__all__ = ["AppImage", "FullImage", "ImageError", "NotAnImage", "Partition", "check_ota_app", "extract_app", "inspect"]
+__all__ = ["AppImage", "FullImage", "ImageError", "NotAnImage", "Partition", "app_problem", "check_ota_app",
+           "chip_id_of", "chip_title", "extract_app", "first_app_partition", "has_ota_slots", "inspect", "normalize_chip",
+           "partition_table"]
 
 ESP_IMAGE_MAGIC = 0xE9
 APP_DESC_MAGIC = 0xABCD5432
@@ -105,7 +107,7 @@ def inspect(data):
         return NotAnImage(str(error))
     if chip != "esp8266":
         table_at = PARTITION_TABLE_ADDR - CHIP_DEFS[chip].BOOTLOADER_FLASH_OFFSET
-        if data[table_at : table_at + 2] == _ENTRY_MAGIC:
+        if data[table_at : table_at + 2] == _ENTRY_MAGIC and _parses(data[:table_at], chip):
             return _full_image(data, chip, table_at)
     try:
         return _app_image(data, chip)
@@ -145,6 +147,32 @@ def app_problem(app):
         return (f"it has no app descriptor (magic 0x{APP_DESC_MAGIC:08X} at the start of its first DROM segment): "
                 "it is not an application image (a bootloader, or a merged image?).")
     return None
+
+
+def check_ota_app(data, chip):
+    """The AppImage of `data` when an OTA slot of a board with `chip` (esptool's name) can take it. Raises
+    ImageError naming what is wrong: a full flash image (whatever the chip), an image for another chip, a bad
+    checksum or digest, no app descriptor. `chip` None: only the full flash image is refused."""
+    image = inspect(data)
+    if image.kind == "full":
+        raise ImageError(
+            f"The file is a full flash image (bootloader, partition table and app, written by `mpfleet flash` at "
+            f"0x{image.flash_offset:X}); OTA writes it into an app slot, where it would not boot. Upload the app "
+            "image instead: `mpfleet firmware upload --extract-app` cuts it out of this file, or take the app-only "
+            "image MicroPython publishes beside the full one (.app-bin).")
+    if chip is None:
+        return image if image.kind == "app" else None
+    expected = chip_id_of(chip)
+    if image.kind != "app":
+        raise ImageError(f"The file is not a valid {chip_title(chip)} app image: {image.reason}")
+    if image.chip_id != expected:
+        built = ("an ESP8266 image (its header has no chip id)" if image.chip_id is None
+                 else f"built for {chip_title(image.chip)} (chip id {image.chip_id})")
+        raise ImageError(f"The image is {built}; this device's board is an {chip_title(chip)} (chip id {expected}).")
+    problem = app_problem(image)
+    if problem:
+        raise ImageError(f"The app image is refused: {problem}")
+    return image
 
 
 def chip_id_of(chip):
@@ -212,6 +240,15 @@ def _app_image(data, chip):
     )
 
 
+def _parses(data, chip):
+    """Whether `data` starts with an image esptool parses (a full image's bootloader)."""
+    try:
+        _app_image(data, chip)
+    except ImageError:
+        return False
+    return True
+
+
 def _image_size(image):
     """Header, segments, the padding to 16 bytes whose last byte is the checksum, and the digest when appended."""
     end = 8
@@ -250,28 +287,3 @@ def _reason(error):
     text = str(error.args[0] if isinstance(error, RuntimeError) and error.args else error)
     return text.rstrip(".") + "."
 
-
-def check_ota_app(data, chip):
-    """The AppImage of `data` when an OTA slot of a board with `chip` (esptool's name) can take it. Raises
-    ImageError naming what is wrong: a full flash image (whatever the chip), an image for another chip, a bad
-    checksum or digest, no app descriptor. `chip` None: only the full flash image is refused."""
-    image = inspect(data)
-    if image.kind == "full":
-        raise ImageError(
-            f"The file is a full flash image (bootloader, partition table and app, written by `mpfleet flash` at "
-            f"0x{image.flash_offset:X}); OTA writes it into an app slot, where it would not boot. Upload the app "
-            "image instead: `mpfleet firmware upload --extract-app` cuts it out of this file, or take the app-only "
-            "image MicroPython publishes beside the full one (.app-bin).")
-    if chip is None:
-        return image if image.kind == "app" else None
-    expected = chip_id_of(chip)
-    if image.kind != "app":
-        raise ImageError(f"The file is not a valid {chip_title(chip)} app image: {image.reason}")
-    if image.chip_id != expected:
-        built = ("an ESP8266 image (its header has no chip id)" if image.chip_id is None
-                 else f"built for {chip_title(image.chip)} (chip id {image.chip_id})")
-        raise ImageError(f"The image is {built}; this device's board is an {chip_title(chip)} (chip id {expected}).")
-    problem = app_problem(image)
-    if problem:
-        raise ImageError(f"The app image is refused: {problem}")
-    return image

@@ -69,9 +69,13 @@ def test_extract_app_refuses_what_is_not_a_full_image_with_a_good_app(spoil, mes
     assert message in str(raised.value)
 
 
-def test_random_bytes_after_the_magic_are_not_an_image():
+def test_random_bytes_after_the_magic_are_not_an_image_even_with_a_table_magic_where_a_table_would_be():
     image = esp_image.inspect(b"\xe9\x06\x02\x20" + os.urandom(3000))
     assert image.kind == "other" and "does not parse" in image.reason
+    noise = bytearray(b"\xe9\x06\x02\x20" + os.urandom(0x9000))
+    noise[12:14], noise[23] = b"\x00\x00", 1  # an ESP32 header (chip id 0, a digest): its table is at 0x7000
+    noise[0x7000:0x7002] = b"\xaa\x50"
+    assert esp_image.inspect(bytes(noise)).kind == "other"
 
 
 # --- the backend: uploads checked against the device's board ---------------------------------------------------
