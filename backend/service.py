@@ -11,6 +11,8 @@ in storage/, MQTT in bridge.py and broker/. The flows:
   they were sent as earlier ones reach a final state; outcome() lets a request wait for the final state;
 - the bridge's events (bridge.events is this object): a device's `status`, its acks, which move
   the pacing on, and its `ota` reports;
+- firmware uploads: upload_firmware() checks an ESP image for the device's board (esp_image.py: a full flash
+  image never, an app image of the board's chip that checks out) before storage records it;
 - OTA jobs (storage/ota.py): trigger_ota() checks that the board can apply the target's kind, stores the
   `ota` command with its job and a download URL (ota_tokens.py); the device's reports move the job on
   (ota_report), and its status decides how it ends: `updated` only when the device comes back on the
@@ -204,7 +206,7 @@ class Service:
             raise _not_sent()
         return next((c for c in published if c.id == command.id), command)
 
-    # --- OTA ------------------------------------------------------------------------------
+    # --- firmwares ------------------------------------------------------------------------
 
     async def upload_firmware(self, device, incoming, *, name, version, notes):
         """Record a finished upload (storage/blobs.py IncomingBlob) as a firmware of `device` and return it. An ESP
@@ -215,6 +217,8 @@ class Service:
         if kind == "esp32-app":
             await asyncio.to_thread(_check_esp_image, incoming.path, device.board_key)
         return await self.storage.firmwares.add(device, incoming, name=name, version=version, notes=notes)
+
+    # --- OTA ------------------------------------------------------------------------------
 
     async def trigger_ota(self, device):
         """Start an OTA job: send the device an `ota` command for its target firmware (docs/protocol.md).
