@@ -1,7 +1,7 @@
 """`mpfleet flash` (tools/flash.py) run as a user runs it, against esp32-mock-bootloader.
 
 The mock (PyPI esp32-mock-bootloader) answers esptool's real serial protocol over TCP (`socket://127.0.0.1:PORT` as
-the port) with a ROM profile of the chip it is started as, taken from esptool's own targets, and keeps a 4 MB
+the port) or a pseudo-terminal (a /dev/pts/N path, as a USB serial port's) with a ROM profile of the chip it is started as, taken from esptool's own targets, and keeps a 4 MB
 in-memory flash across connections: sync, chip detection, the stub upload, baud change, compressed writes, erase,
 MD5 of a region, reads. What it cannot show: a real chip's reset lines and boot, real flash timing, and (0.3.0) the
 stub's streamed READ_FLASH stops after its first packet (the mock drops esptool's first ack: an empty SLIP frame
@@ -32,20 +32,24 @@ network = pytest.mark.network  # the images are downloaded from the package inde
 
 
 class Mock:
-    """One esp32-mock-bootloader server of one chip profile, in its own process, on a free TCP port."""
+    """One esp32-mock-bootloader server of one chip profile, in its own process, on a free TCP port (`url` is
+    socket://127.0.0.1:PORT) or, with `pty`, on a pseudo-terminal (`url` is its device path, as a USB serial
+    port's)."""
 
-    def __init__(self, chip, folder):
+    def __init__(self, chip, folder, *, pty=False):
         port_file = folder / f"mock-{chip}.port"
         self.log = open(folder / f"mock-{chip}.log", "wb")
+        where = ["--pty"] if pty else ["--port", "0"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "esp32_mock_bootloader.cli", "run", "--chip", chip, "--port", "0",
+            [sys.executable, "-m", "esp32_mock_bootloader.cli", "run", "--chip", chip, *where,
              "--port-file", str(port_file)], stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         for _ in range(200):
             if port_file.is_file() and port_file.read_text().strip():
                 break
             assert self.process.poll() is None, "the mock bootloader exited"
             time.sleep(0.05)
-        self.url = f"socket://127.0.0.1:{port_file.read_text().strip()}"
+        found = port_file.read_text().strip()
+        self.url = found if pty else f"socket://127.0.0.1:{found}"
 
     @contextlib.contextmanager
     def esp(self, *, stub=False):
@@ -88,8 +92,8 @@ class Mock:
 def mock(tmp_path):
     started = []
 
-    def start(chip):
-        started.append(Mock(chip, tmp_path))
+    def start(chip, **options):
+        started.append(Mock(chip, tmp_path, **options))
         return started[-1]
 
     yield start
@@ -155,6 +159,17 @@ def test_an_esp8266_image_is_written_at_0x0_and_read_back_equal(mock):
     # whole image and of each 4 KB sector stand for reading it back.
     assert board.md5(0x0, len(data)) == md5(data)
     assert board.md5(0x0, len(data), step=0x1000) == [md5(data[at : at + 0x1000]) for at in range(0, len(data), 0x1000)]
+
+
+@network
+def test_over_a_pseudo_terminal_a_device_path_as_a_usb_port_is_flashed_the_same_way(mock):
+    board = mock("esp8266", pty=True)
+    assert board.url.startswith("/dev/")
+    image = esp_images.esp8266_image()
+    code, out, err = mpfleet_flash("--board", "nodemcuv2", "--port", board.url, "--image", image)
+    assert code == 0, err
+    assert f"Flashed {image.name} to the ESP8266 on {board.url} at 0x0 in " in out
+    assert board.md5(0x0, image.stat().st_size) == md5(image.read_bytes())
 
 
 @network
