@@ -1,6 +1,7 @@
 """docs/cli.md runs as written: its bash blocks, in order, in one shell (`set -e`), against a real `mpfleet serve` and
 an emulated board, with the variables the page names (SERVER, TOKEN, DEVICE) and a HOME of the client's own."""
 
+import json
 import os
 import re
 import subprocess
@@ -27,7 +28,7 @@ def test_the_page_has_an_example_of_every_client_command():
     assert commands >= {"login", "logout", "devices", "device", "cmd", "commands", "buttons", "button", "firmware",
                         "ota", "telemetry", "reboot", "wifi-reset", "bundle"}
     text = "\n".join(bash_blocks())
-    for sub in ("device show", "device edit", "button add", "button send", "button rm", "firmware upload",
+    for sub in ("device show", "device edit", "device rm", "button add", "button send", "button rm", "firmware upload",
                 "firmware list", "firmware target", "firmware edit", "firmware rm", "mpfleet watch"):
         assert sub in text, sub
 
@@ -44,3 +45,6 @@ def test_every_example_runs_as_written(server, board, tmp_path):  # noqa: F811: 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "updated to Release build 0.2.0" in result.stdout
     assert not (home / ".config" / "mpfleet" / "login.json").exists()  # the last example logs out
+    uids = [d["uid"] for d in server.call("GET", "/v1/user/devices")[1]["data"]]
+    spare = json.loads((tmp_path / "spare-board" / "config.json").read_text())["mqtt"]["uid"]
+    assert board in uids and spare not in uids
