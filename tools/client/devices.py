@@ -83,16 +83,9 @@ def _show(detail, as_json):
         ("broker port", detail["port"]),
         ("first seen", detail["first_seen_at"]), ("last seen", detail["last_seen_at"]),
         ("last OTA", detail["last_ota_at"]),
-        ("firmware", firmware_label(detail["current_firmware"])),
-        ("target firmware", firmware_label(detail["target_firmware"])),
+        ("firmware", output.firmware_label(detail["current_firmware"])),
+        ("target firmware", output.firmware_label(detail["target_firmware"])),
     ]
     pairs += [(f"meta.{key}", value) for key, value in detail["meta"].items()]
     output.fields(pairs, title=f"Device {detail['uid']}")
 
-
-def firmware_label(firmware):
-    """'name version (md5)' of a firmware object, or None."""
-    if not firmware:
-        return None
-    version = f" {firmware['version']}" if firmware.get("version") else ""
-    return f"{firmware['name']}{version} ({firmware['md5']})"

@@ -20,9 +20,9 @@ def add_parsers(commands):
 
     upload = add_command(firmware, "upload", run=upload_firmware, help="upload a firmware file (progress bar)",
                          description="Upload a firmware file (POST /v1/user/devices/UID/firmwares, multipart, at "
-                         "most 4 MB), streamed with a progress bar on stderr; prints the firmware with its md5. The "
-                         "server tells its kind from its bytes: an ESP32 app image (esp32-app), an app bundle "
-                         "(`mpfleet bundle`), or raw.")
+                         "most 4 MB), streamed with a progress bar (on stderr, when it is a terminal); prints the "
+                         "firmware with its md5. The server tells its kind from its bytes: an ESP32 app image "
+                         "(esp32-app), an app bundle (`mpfleet bundle`), or raw.")
     add_device(upload)
     upload.add_argument("file", type=Path, metavar="FILE", help="the image or bundle")
     upload.add_argument("--name", required=True, help="its name (1 to 100 characters)")

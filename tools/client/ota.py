@@ -16,10 +16,10 @@ def add_parsers(commands):
         help="update a device's firmware over the air and follow the job",
         description="Start an OTA of the device's target firmware (POST /v1/user/devices/UID/ota; set the target "
         "with `mpfleet firmware target UID MD5`), or take up the job already running, and follow it (GET "
-        ".../ota, every 0.5 s) with a progress bar on stderr: sent, downloading (with its percentage), verified, "
-        "applying, and then updated, failed, rolled_back or expired. Exits 0 only when the device is updated "
-        "(it came back on the target's md5); otherwise 1, with the job's error. With --json the final job is "
-        "printed on stdout.",
+        ".../ota, every 0.5 s) with a progress bar (on stderr, when it is a terminal): sent, downloading (with "
+        "its percentage), verified, applying, and then updated, failed, rolled_back or expired. Exits 0 only when "
+        "the device is updated (it came back on the target's md5); otherwise 1, with the job's error. With --json "
+        "the final job is printed on stdout.",
     )
     add_device(parser)
     parser.add_argument("--timeout", type=positive_seconds, default=1000.0, metavar="SECONDS",
@@ -43,9 +43,7 @@ def run(args):
     if job["state"] != "updated":
         raise CommandError(f"OTA job {job_id} {job['state']}: {job['error'] or 'no reason given'}")
     if not args.json:
-        firmware = job["firmware"] or {}
-        output.line(f"{args.uid} updated to {firmware.get('name')} {firmware.get('version') or ''} "
-                    f"(md5 {firmware.get('md5')})".replace("  ", " "))
+        output.line(f"{args.uid} updated to {output.firmware_label(job['firmware'])}")
 
 
 def follow(api, uid, job_id, timeout):

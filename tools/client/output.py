@@ -102,6 +102,14 @@ def cell(value):
     return str(value)
 
 
+def firmware_label(firmware):
+    """'name version (md5)' of a firmware object of the API, or None."""
+    if not firmware:
+        return None
+    version = f" {firmware['version']}" if firmware.get("version") else ""
+    return f"{firmware['name']}{version} ({firmware['md5']})"
+
+
 def transfer_bar():
     """A progress bar in bytes (an upload), on stderr."""
     return _bar(DownloadColumn(), TransferSpeedColumn())
