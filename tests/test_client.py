@@ -54,7 +54,11 @@ def board(server, tmp_path_factory):
         yield uid
     finally:
         emulator.send_signal(signal.SIGINT)
-        emulator.wait(timeout=20)
+        try:
+            emulator.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # never leave a board running after the tests
+            os.killpg(emulator.pid, signal.SIGKILL)
+            emulator.wait()
 
 
 def _cache_env():
