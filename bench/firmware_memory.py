@@ -34,8 +34,8 @@ Caveats printed with the figures:
 - the unix port is 64-bit: a word is 8 bytes, so objects take roughly 1.5-2x what they take on a
   32-bit ESP8266/ESP32, and the figure overstates what those boards need for the same code.
 
-Run: `.venv/bin/python bench/firmware_memory.py` (options: --sizes 64,48,40 for a fixed list,
---timeout S, --keep to leave the work dir). Exit code 0 whatever the figures.
+Run: `.venv/bin/python bench/firmware_memory.py` (options: --sizes 64,48,40 for a fixed list, --ota-sizes 36,34
+for the OTA check's, --timeout S, --keep to leave the work dir). Exit code 0 whatever the figures.
 """
 
 import argparse
@@ -331,6 +331,7 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per board run")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs of every run)")
     parser.add_argument("--no-ota", action="store_true", help="skip the OTA check")
+    parser.add_argument("--ota-sizes", help="comma-separated heap sizes in KB for the OTA check, e.g. 36,32")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="mpfleet-fwmem-"))
@@ -377,6 +378,8 @@ def main(argv=None):
             print(f"\nOTA check: a bundle of {len(bundle_data)} bytes, one module changed; {OTA_TIMEOUT:.0f} s per run")
             print("  heap    state        where            steady   lowest   above      served  problem")
             sizes = sorted({START_KB, 56, 48, 44, 40, passing[0]}, reverse=True)
+            if args.ota_sizes:
+                sizes = sorted((int(s) for s in args.ota_sizes.split(",")), reverse=True)
             for kb in [k for k in sizes if k >= passing[0]]:
                 print("  " + ota_row(ota_check(server, built, work, kb, bundle_data, OTA_TIMEOUT)), flush=True)
             print(f"(above: steady minus lowest free heap while the job ran; target <= {OTA_TARGET_KB} KB)")

@@ -49,9 +49,14 @@ def main():
         cfg, settings, boot, safe, fw, after_ota = start.run(b, log)
         del start
         _unload("start")
+        watch = None
+        if after_ota:  # a boot after an OTA (start.py): ota_boot.py's watch, made before the app takes the heap
+            fw, watch = __import__("ota_boot").run(b, settings, fw)
+            _unload("ota_boot")
         app = App(b, cfg, settings, boot, safe, fw)
-        if after_ota:  # a boot after an OTA (start.py): ota_boot.py watches it until the broker is reached
-            app.ota = __import__("ota_boot").run(app)
+        if watch is not None:  # until the broker is reached (ota_watch.py)
+            app.ota = watch
+            watch.app = app
         app.run()
     except Exception as e:
         sys.print_exception(e)

@@ -5,6 +5,10 @@ each command and unloads it again: commands are rare, and none of this code hold
 
 msg is the command (bytes), or the start of one refused for a full queue (a bytearray: app.py), acked `failed`.
 
+The commands it cannot read (malformed JSON; the start of one refused for a full queue) are cmd_refused.py's,
+loaded for them alone: this module is in the heap beside every command, the OTA's among them, on a board with
+~4 KB free (32 KB heap).
+
 A command the board can run is acked `accepted` first. A `custom` command runs its maker's handler (app.custom(),
 user.py) here; its return value is acked `done` with it as `result`, an exception `failed` with its text (app.ack).
 A built-in type, or a `custom` command naming a built-in ({"cmd": "ping"}), is handed back: app.py runs it after
@@ -15,25 +19,19 @@ can be acked, and the command is only logged. Nothing here raises into the loop.
 """
 
 import json
+import sys
 
 # The built-in command types (app.py, admin.py); they answer as `custom` commands by name too.
 _BUILTIN = ("reboot", "wifi_reset", "ping", "set_telemetry_period", "ota")
 
 
-_BUSY_ERROR = "busy: command queue full"
-
-
 def run(app, msg):
     if isinstance(msg, bytearray):
-        return _busy(app, msg)
+        return _refused().busy(app, msg)
     try:
         cmd = json.loads(msg)
     except ValueError:
-        cmd_id = _find_id(msg)
-        print("cmd: malformed JSON (%d bytes)" % len(msg))
-        if cmd_id:
-            app.ack(cmd_id, "failed", error="malformed JSON")
-        return None
+        return _refused().malformed(app, msg)
     if not isinstance(cmd, dict) or not isinstance(cmd.get("id"), str):
         print("cmd: no id, ignored")
         return None
@@ -67,26 +65,8 @@ def run(app, msg):
     return None
 
 
-def _busy(app, head):
-    # The start of a command refused for a full queue (app.py): its id is all there is to read. A function of its
-    # own: run()'s bytecode is one piece of heap while this module loads, and a fragmented heap has small pieces.
-    cmd_id = _find_id(head)
-    if cmd_id:
-        app.ack(cmd_id, "failed", error=_BUSY_ERROR)
-    else:
-        print("cmd: queue full, dropped a command without a readable id")
+def _refused():
+    import cmd_refused
 
-
-def _find_id(msg):
-    """The id of a command that is not valid JSON, when it can be read: `"id": "<text>"`."""
-    try:
-        i = msg.find(b'"id"')
-        if i < 0:
-            return None
-        i = msg.find(b'"', msg.find(b":", i)) + 1
-        j = msg.find(b'"', i)
-        if 0 < i < j and j - i <= 64:
-            return msg[i:j].decode()
-    except (ValueError, UnicodeError):
-        pass
-    return None
+    del sys.modules["cmd_refused"]  # (gone with the call that uses it)
+    return cmd_refused

@@ -14,9 +14,11 @@ Only a 206 whose Content-Range begins at `start` of `size` bytes, or a 200 of `s
 byte: worth a retry) or ValueError (no HTTP, another status (403, 404, ...), a 416 or a size other than `size`: the
 server's file is not the one the command describes; not worth one).
 
-The socket is non-blocking once connected, each wait bounded (_IO_MS without a byte is ETIMEDOUT), so the main loop
-keeps its pace while a download runs. The head is read one byte at a time into a bounded line (_LINE bytes; longer
-header lines are cut, none of ours is): no buffer of its own beyond that, and no body bytes read ahead.
+The connect, the TLS handshake, the request and the answer's head block, each read or write bounded by _TIMEOUT_S
+(as the MQTT connect does; the head comes in the server's first record): the head is read a line at a time by the
+TLS socket's own readline, at most _LINE bytes a line (the rest of a longer line is skipped: none of ours is long), no
+body bytes ahead. The body is read without blocking, each wait bounded (_IO_MS without a byte is ETIMEDOUT), so the
+main loop keeps its pace while a download runs. Small on purpose: this module is in the heap for the whole job.
 """
 
 import socket
@@ -26,8 +28,8 @@ from errno import ETIMEDOUT
 import select
 from micropython import const
 
-_TCP_TIMEOUT_S = const(10)  # the TCP connect and the TLS handshake
-_IO_MS = const(10000)  # a read or write without progress for this long ends the attempt
+_TIMEOUT_S = const(10)
+_IO_MS = const(10000)  # the body: a read without progress for this long ends the attempt
 _LINE = const(128)
 
 
@@ -40,11 +42,13 @@ class Get:
         host, _, path = url[8:].partition("/")
         host, _, port = host.partition(":")
         s = socket.socket()
-        self._s = None
         try:
-            s.settimeout(_TCP_TIMEOUT_S)
+            s.settimeout(_TIMEOUT_S)
             s.connect(socket.getaddrinfo(host, int(port or 443))[0][-1])
             s = ctx.wrap_socket(s, server_hostname=host)
+            s.write(b"GET /%s HTTP/1.1\r\nHost: %s\r\nRange: bytes=%d-%s\r\nConnection: close\r\n\r\n"
+                    % (path, host, start, "" if end is None else str(end)))
+            self._head(s, start, size)
         except Exception:
             s.close()
             raise
@@ -52,20 +56,7 @@ class Get:
         self._s = s
         self._p = select.poll()
         self._p.register(s, select.POLLIN)
-        self._one = bytearray(1)
-        self.left = 0
         self._at = time.ticks_ms()  # the last progress
-        try:
-            self._send(("GET /%s HTTP/1.1\r\nHost: %s\r\nRange: bytes=%d-%s\r\nConnection: close\r\n\r\n"
-                    % (path, host, start, "" if end is None else str(end))).encode())
-            self._head()
-            if self.total != size:
-                raise ValueError("the server has %s bytes, the command says %d" % (self.total, size))
-            if self.status == 206 and self.first != start:
-                raise OSError("the server answered from byte %d, not %d" % (self.first, start))
-        except Exception:
-            self.close()
-            raise
 
     def close(self):
         s = self._s
@@ -96,79 +87,46 @@ class Get:
         self._at = time.ticks_ms()
         return n
 
-    def _send(self, data):
-        mv = memoryview(data)
-        idle = 0
-        while len(mv):
-            n = self._s.write(mv)
-            if n:
-                mv = mv[n:]
-                idle = 0
-            else:
-                self._p.modify(self._s, select.POLLOUT)
-                self._p.poll(100)
-                self._p.modify(self._s, select.POLLIN)
-                idle += 100
-                if idle >= _IO_MS:
-                    raise OSError(ETIMEDOUT, "sending the request")
-
-    def _byte(self):
-        """The next byte of the answer's head. Raises OSError at its end or after _IO_MS without one."""
-        one = self._one
-        waited = 0
-        while True:
-            n = self._s.readinto(one)
-            if n:
-                return one[0]
-            if n == 0:
-                raise OSError("the server closed the connection in the answer's head")
-            if waited >= _IO_MS:
-                raise OSError(ETIMEDOUT, "waiting for the answer")
-            self._p.poll(100)
-            waited += 100
-
-    def _line(self, line):
-        """The next line of the head, without CR LF, as bytes (cut at _LINE bytes); read into `line`."""
-        n = 0
-        while True:
-            c = self._byte()
-            if c == 10:
-                if n and line[n - 1] == 13:
-                    n -= 1
-                return bytes(line[:n])
-            if n < _LINE:
-                line[n] = c
-                n += 1
-
-    def _head(self):
-        line = bytearray(_LINE)
-        status = self._line(line).split(b" ")
+    def _head(self, s, start, size):
+        status = s.readline(_LINE).split()
         if len(status) < 2 or status[0][:5] != b"HTTP/" or not status[1].isdigit():
             raise ValueError("not an HTTP answer")
-        self.status = int(status[1])
-        self.first = 0
-        self.total = None
-        length = None
+        code = self.status = int(status[1])
+        first = 0
+        total = length = None
+        rest = False  # the next piece is the rest of a line longer than _LINE (skipped)
         while True:
-            name, _, value = self._line(line).partition(b":")
+            line = s.readline(_LINE)
+            if not line:
+                raise OSError("the server closed the connection in the answer's head")
+            skip, rest = rest, line[-1:] != b"\n"
+            if skip:
+                continue
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
             if not name:
                 break
-            name = name.lower()
             value = value.strip()
             if name == b"content-length":
                 length = int(value)
             elif name == b"content-range":  # bytes FIRST-LAST/TOTAL, or bytes */TOTAL (416)
                 r, _, total = value[6:].partition(b"/")
-                self.total = int(total) if total.isdigit() else None
+                total = int(total) if total.isdigit() else None
                 if r != b"*":
-                    self.first = int(r.partition(b"-")[0])
-        if self.status == 200:
-            self.total = length
-        elif self.status >= 500:  # the server's trouble: worth a retry
-            raise OSError("HTTP %d from the download server" % self.status)
-        elif self.status not in (206, 416):
-            raise ValueError("HTTP %d from the download server" % self.status)
-        if self.status != 416:
-            if length is None:
-                raise ValueError("the download server sent no Content-Length")
-            self.left = length
+                    first = int(r.partition(b"-")[0])
+        if code == 200:
+            total = length
+        elif code >= 500:  # the server's trouble: worth a retry
+            raise OSError("HTTP %d from the download server" % code)
+        elif code not in (206, 416):
+            raise ValueError("HTTP %d from the download server" % code)
+        if total != size:
+            raise ValueError("the server has %s bytes, the command says %d" % (total, size))
+        if code == 416:
+            self.left = 0
+            return
+        if length is None:
+            raise ValueError("the download server sent no Content-Length")
+        if code == 206 and first != start:
+            raise OSError("the server answered from byte %d, not %d" % (first, start))
+        self.left = length

@@ -1,12 +1,13 @@
-"""The boot after an OTA, until the broker is reached: app.py makes a Boot its `ota` (the loop ticks it) when start.py
-found the files an OTA leaves (app.trial: the app is on trial, chooser.py; ota.json: a job, ota.py). Then it goes,
-and this module with it.
+"""The start of a boot after an OTA: app.py's main() calls run() when start.py found the files an OTA leaves
+(app.trial: the app is on trial, chooser.py; ota.json: a job, ota.py), before the app is made (the heap is young
+then), and unloads this module: only the small watch it returns (ota_watch.py) stays in the heap while the board
+connects.
 
-- on trial: a board that has not reached the broker within its trial seconds resets, which counts one of its
-  trial boots down (chooser.py puts the previous app back after the last); once it reached it, app.trial is
-  removed: the app is confirmed;
-- while an OTA of the ESP32 image is not over, `status` says what the running slot holds (ota_partition.running());
-- then ota.json's job: a download carried on (ota_job.py), or the outcome of an apply reported (ota_end.py).
+    run(b, settings, fw) -> (fw, watch)
+        fw: start.py's {"version", "md5"}, or, while an OTA of the ESP32 image is being applied, the running slot's
+        (ota_partition.running()): the status the app sends says what runs, whichever slot the bootloader chose;
+        watch: an ota_watch.Watch with the trial's deadline (app.trial there; settings: start.py's settings.load())
+        and whether the running image is the one to confirm (app.py gives it the app)
 
 The trial's settings live in settings.json beside the period (settings.py keeps them but reads them not: it loads
 at every boot, this module only after an OTA):
@@ -17,7 +18,6 @@ at every boot, this module only after an OTA):
 So a new app that never reaches the broker is back to the previous one after about boots x seconds.
 """
 
-import json
 import os
 import sys
 import time
@@ -39,11 +39,6 @@ def trial(s):
     return out
 
 
-def run(app):
-    """The watch of this boot (app.py's main(), for app.ota)."""
-    return Boot(app)
-
-
 def _exists(name):
     try:
         os.stat(name)
@@ -52,87 +47,28 @@ def _exists(name):
         return False
 
 
-class Boot:
-    pace = 200  # ms: the link's turn in the main loop (app.py), as without it
+def run(b, settings, fw):
+    until = None
+    if _exists("app.trial"):
+        t = trial(settings)[0]
+        until = time.ticks_add(time.ticks_ms(), t * 1000)
+        print("ota: on trial: %d s to reach the broker" % t)
+    import chooser
 
-    def __init__(self, app):
-        self.app = app
-        self._until = None
-        if _exists("app.trial"):
-            import settings
-
-            t = trial(settings.load())[0]
-            del sys.modules["settings"]
-            self._until = time.ticks_add(time.ticks_ms(), t * 1000)
-            print("ota: on trial: %d s to reach the broker" % t)
-        if _exists("ota.json"):
-            try:
-                import ota_partition
-
-                fw = ota_partition.running(app.b)
-                if fw:
-                    app.fw = fw
-            except Exception as e:  # (ImportError: a tree without the partition method)
-                print("ota: the running slot: %s" % e)
-            if "ota_partition" in sys.modules:
-                del sys.modules["ota_partition"]
-
-    def reached(self):
-        """The broker answered CONNECT (app.py's status(), before the `status` that says which md5 runs goes out):
-        the new app is confirmed now, so that no power cut can come between a status on the new md5, which the
-        backend takes as `updated`, and the confirmation (without it the trial, or an ESP32's bootloader, would still
-        go back to the old app)."""
-        if self._until is not None:
-            self._until = None
-            for name in ("app.trial", "app.trial.tmp"):
-                try:
-                    os.remove(name)
-                except OSError:
-                    pass
-            print("ota: the broker reached on trial: the app is confirmed")
-        st = load()
-        if st and st["state"] == "applying" and st.get("kind") == "esp32-app" and st["md5"] == self.app.fw.get("md5"):
+    st = chooser.job()
+    del sys.modules["chooser"]
+    confirm = False
+    if st is not None and st["state"] == "applying" and st.get("kind") == "esp32-app":
+        try:
             import ota_partition
 
-            ota_partition.confirm(self.app.b)  # mark_app_valid_cancel_rollback: harmless when done already
+            fw = ota_partition.running(b) or fw
+            confirm = fw.get("md5") == st["md5"]
+        except Exception as e:  # (ImportError: a tree without the partition method)
+            print("ota: the running slot: %s" % e)
+        if "ota_partition" in sys.modules:
             del sys.modules["ota_partition"]
+    st = None
+    import ota_watch
 
-    def tick(self):
-        app = self.app
-        if not app.link.up:
-            if self._until is not None and time.ticks_diff(time.ticks_ms(), self._until) > 0:
-                print("ota: on trial and the broker not reached in time: reset")
-                app.b.reset()
-            return
-        app.ota = None
-        del sys.modules["ota_boot"]
-        st = load()
-        if st is None:
-            return
-        try:
-            if st["state"] == "downloading":  # carried on (a reboot mid-download)
-                import ota_job
-
-                ota_job.begin(app, st)
-            else:  # an apply, or a failure kept while the link was down: reported
-                import ota_end
-
-                ota_end.outcome(app, st)
-                del sys.modules["ota_end"]
-        except Exception as e:  # (MemoryError: ota.json stays for the next boot)
-            print("ota: %s" % e)
-
-
-def load():
-    """ota.json's job (a dict with a "state"), or None; a torn or foreign file is removed."""
-    try:
-        with open("ota.json") as f:
-            st = json.load(f)
-        st["state"]
-        return st
-    except OSError:
-        return None
-    except Exception as e:
-        print("ota: ota.json unreadable (%s): removed" % e)
-        os.remove("ota.json")
-        return None
+    return fw, ota_watch.Watch(until, confirm)

@@ -1,8 +1,10 @@
-"""How an OTA job ends (ota_job.py, ota_boot.py load this module then): a failure reported and its staging
+"""How an OTA job ends (ota_job.py, ota_watch.py load this module then): a failure reported and its staging
 removed, or, in the boot after a switch, the outcome judged by the md5 the app runs:
 
     fail(job, e)        `ota` `failed` and the ack `failed` with the reason; the staging directory removed
-    outcome(app, st)    ota.json `applying` and this app's md5 the job's (confirmed by ota_boot.py already): `updated`
+    resume(app)         the boot after an OTA reached the broker (ota_watch.py): ota.json's job carried on (a
+                        reboot mid-download: ota_job.py) or its outcome reported
+    outcome(app, st)    ota.json `applying` and this app's md5 the job's (confirmed by ota_watch.py already): `updated`
                         and the ack `done` {"version", "md5"}; another md5: rolled back (`rolled_back`, ack `failed`);
                         `verified` (a reset before the switch) or `failed` (kept while the link was down): `failed`
     rmtree(d)           directory d and all in it
@@ -13,6 +15,25 @@ for the next connect.
 
 import json
 import os
+import sys
+
+
+def resume(app):
+    import chooser
+
+    st = chooser.job()
+    del sys.modules["chooser"]
+    if st is None:
+        return
+    try:
+        if st["state"] == "downloading":  # carried on (a reboot mid-download)
+            import ota_job
+
+            ota_job.begin(app, st)
+        else:  # an apply, or a failure kept while the link was down: reported
+            outcome(app, st)
+    except Exception as e:  # (MemoryError: ota.json stays for the next boot)
+        print("ota: %s" % e)
 
 
 def rmtree(d):
@@ -56,13 +77,14 @@ def finish(app, st, state, error, result=None):
         st["state"] = "failed"
         st["error"] = error
         chooser.write("ota.json", json.dumps(st))
+        del sys.modules["chooser"]
 
 
 def outcome(app, st):
     fw = app.fw
     state = st["state"]
     if state == "applying" and fw.get("md5") == st["md5"]:
-        if st["kind"] == "esp32-app":  # (confirmed by ota_boot.py) fw.json says what runs from now on (start.py)
+        if st["kind"] == "esp32-app":  # (confirmed by ota_watch.py) fw.json says what runs from now on (start.py)
             d = st["from"]
             with open(d + "/fw.json" if d else "fw.json", "w") as f:
                 json.dump(fw, f)

@@ -85,15 +85,12 @@ def _download(job, mv, at):
     """Bundle bytes from `at` into mv (the run's request opened when there is none); 0 when none came in time."""
     g = job.get
     if g is None:
-        from httpget import Get
-
         runs = job.runs
         last = at
         for i in range(0, len(runs), 2):
             if runs[i] <= at <= runs[i + 1]:
                 last = runs[i + 1]
-        st = job.st
-        g = job.get = Get(job.app.link._ctx, st["url"], at, last, st["size"])
+        g = job.open(at, last)
         job.skip = at if g.status == 200 else 0
         job.last = last
         if g.status == 200:

@@ -9,6 +9,7 @@ copied from it (job.flags 0), the others downloaded (1), each contiguous run of 
 
 import os
 import struct
+import sys
 import time
 from binascii import hexlify
 
@@ -70,6 +71,7 @@ def _head(job):
         import ota_end
 
         ota_end.rmtree(st["dir"])
+        del sys.modules["ota_end"]  # (fail() loads it again if it comes to that)
         st["fresh"] = False
         job.save()
     try:
@@ -113,9 +115,7 @@ def _length(name):
 
 def _fetch(job, f, first, last):
     """Bytes first..last of the bundle into file f, in one request (small: the head, the manifest)."""
-    from httpget import Get
-
-    g = job.get = Get(job.app.link._ctx, job.st["url"], first, last, job.st["size"])
+    g = job.open(first, last)
     skip = first if g.status == 200 else 0  # a server that ignored the Range: from byte 0
     want = last + 1 - first
     buf = job.buf

@@ -37,10 +37,8 @@ def step(job, deadline):
     while time.ticks_diff(deadline, time.ticks_ms()) > 0 and job.pos < size:
         g = job.get
         if g is None:
-            from httpget import Get
-
             job.fill = 0  # a partial block is fetched again
-            g = job.get = Get(job.app.link._ctx, st["url"], job.pos, None, size)
+            g = job.open(job.pos, None)
             if g.status == 200:  # the whole image again, from its first block
                 job.pos = 0
         want = min(len(job.buf), size - job.pos)

@@ -36,12 +36,19 @@ _TRIES = const(6)
 _BACKOFF_MS = const(1000)
 _BACKOFF_MAX_MS = const(30000)
 _TICK_MS = const(50)
+# Heap kept in one piece for each connection of the download: the TLS socket is one block of ~520 bytes (unix port,
+# 64-bit), and after the phases' modules and the manifest's lines a 32 KB board had 5 KB free but no free run longer
+# than 256 bytes (micropython.mem_info(1)): every connect failed. Freed for the connect, taken again at its close.
+_CONNECT_ROOM = const(768)
 _BUNDLE = ("ota_head", "ota_files", "ota_verify", "ota_switch")
 _IMAGE = ("ota_image", "ota_switch")
 
 
 def begin(app, st):
-    """The job of state `st` (a new one from ota_new.py, or ota.json's after a boot) started: app.ota."""
+    """The job of state `st` (a new one from ota_new.py, or ota.json's after a boot) started: app.ota. The HTTPS
+    client is loaded first and stays until the job is over: loaded again for each phase it took a new piece of a heap
+    the phases' modules had cut up (a 32 KB board then found no 520 bytes in one piece to connect)."""
+    __import__("httpget")
     app.ota = Job(app, st)
 
 
@@ -60,9 +67,10 @@ def _unload(name):
 
 
 def save(st):
-    import chooser  # its write(): the one atomic write (FAT included)
+    import chooser  # its write(): the one atomic write (FAT included); not kept in the heap between saves
 
     chooser.write(_FILE, json.dumps(st))
+    del sys.modules["chooser"]
 
 
 def report(app, st, state, progress=None, error=None):
@@ -95,7 +103,8 @@ class Job:
         self.phases = _BUNDLE if bundle else _IMAGE
         self.phase = 0
         self.buf = memoryview(bytearray(1024 if bundle else 4096))  # the one block buffer
-        self.get = None  # the open download (httpget.Get)
+        self.room = bytearray(_CONNECT_ROOM)
+        self.get = None  # the open download (httpget.Get): open(), pause()
         self.mf = None  # bundle.head, open at a manifest line (ota_head, ota_files, ota_verify)
         self._m = None  # the phase's module
         self._tries = 0
@@ -113,7 +122,7 @@ class Job:
                 m = self._m = __import__(self.phases[self.phase])
             if m.step(self, time.ticks_add(time.ticks_ms(), _TICK_MS)):
                 self._m = None
-                for name in (self.phases[self.phase], "httpget", "ports"):  # (the next phase imports what it needs)
+                for name in (self.phases[self.phase], "ports"):  # (the next phase imports what it needs)
                     _unload(name)
                 self.phase += 1
         except (OSError, MemoryError) as e:
@@ -134,10 +143,26 @@ class Job:
     def reached(self):
         """(app.py's status(): a reconnect while the job runs; nothing to confirm)"""
 
+    def open(self, first, last):
+        """The download of bytes first..last (last None: to the end) as job.get, connected in the room kept for it."""
+        from httpget import Get
+
+        self.room = None
+        gc.collect()
+        st = self.st
+        self.get = Get(self.app.link._ctx, st["url"], first, last, st["size"])
+        return self.get
+
     def pause(self):
         if self.get is not None:
             self.get.close()
             self.get = None
+        if self.room is None:
+            gc.collect()
+            try:
+                self.room = bytearray(_CONNECT_ROOM)
+            except MemoryError:  # (the next connect tries without it)
+                pass
 
     def moved(self, n):
         """The phase staged the image's first `n` bytes: progress every 10 %."""

@@ -1,11 +1,22 @@
-"""The `ota` command checked and its job's state made (ota.py loads this module for it): ota.json written.
-check() returns the state, or raises ValueError saying what is wrong (app.py acks it `failed`).
+"""The `ota` command checked and its job's state made: ota.json written.
+
+    start(app, cmd_id, payload)     ota.py, for a job beside the app: checked, then started (ota_job.begin)
+    check(app, cmd_id, payload, boot=False) -> the job's state (ota_run.py: boot true, the job runs in that boot)
+
+Both raise ValueError saying what is wrong with the command (app.py acks it `failed`).
 """
 
 import json
 import sys
 
 _KINDS = ("bundle", "esp32-app")
+
+
+def start(app, cmd_id, p):
+    st = check(app, cmd_id, p)
+    import ota_job
+
+    ota_job.begin(app, st)
 
 
 def check(app, cmd_id, p, boot=False):
@@ -28,7 +39,8 @@ def check(app, cmd_id, p, boot=False):
           "version": p.get("version"), "kind": kind, "state": "downloading", "from": here,
           "dir": "b" if here == "a" else "a", "boot": boot}
     st["fresh"] = True  # the staging directory is emptied by the first phase (ota_head.py)
-    import chooser  # its write(): the one atomic write (FAT included)
+    import chooser  # its write(): the one atomic write (FAT included); not kept in the heap after it
 
     chooser.write("ota.json", json.dumps(st))
+    del sys.modules["chooser"]
     return st

@@ -1,7 +1,7 @@
 """An OTA download in a boot of its own, before the app: for a board whose heap cannot hold the job beside the app
-and its MQTT session (ota_new.py decides by the free heap when the command comes, marks ota.json `boot` and resets).
+and its MQTT session (ota.py decides by the free heap when the command comes, marks ota.json `boot` and resets).
 
-    boot()        chooser.py, at a boot that finds ota.json, before the app: when the job asks for this, the board and
+    boot()        main.py, at a boot whose ota.json asks for it (chooser.py), before the app: the board and
                   config.json loaded, Wi-Fi joined (wifi.py), a TLS context made with the broker's CA (tlsctx.py:
                   the download server is verified as the broker is),
                   and the job ticked (ota.Job, the same phases) until it ends: verified, it switches and resets into
@@ -18,13 +18,14 @@ import time
 
 
 class _Link:
-    """What the job and wifi.py/tlsctx.py use of the link (link.py), without a session."""
+    """What the job and wifi.py/tlsctx.py use of the link (link.py), without a session: config.json's Wi-Fi and CA
+    only (tlsctx.py drops the CA once the context holds it)."""
 
     up = False
 
-    def __init__(self, b, cfg):
+    def __init__(self, b, wifi, ca):
         self._board = b
-        self._cfg = {"wifi": cfg["wifi"], "mqtt": {"ca": cfg["mqtt"]["ca"]}}  # tlsctx drops the CA from its copy
+        self._cfg = {"wifi": wifi, "mqtt": {"ca": ca}}
         self._log = print
         self.verified = bool(b.TLS_VERIFIES)
         self._ctx = None
@@ -48,13 +49,56 @@ class _App:
 
 
 def boot():
-    """The job when ota.json asks for a boot of its own (chooser.py, before the app); else nothing."""
-    import ota_boot
+    """The job when ota.json asks for a boot of its own (main.py, before the app); else nothing."""
+    del sys.modules["ota_run"]  # (main.py keeps no name for it: the module goes once this call is over)
+    _run()
 
-    st = ota_boot.load()
-    del sys.modules["ota_boot"]
-    if st is None or not st.get("boot") or st["state"] not in ("new", "downloading"):
+
+# Each step below loads what it needs itself, and what it hands on is only what the job keeps: a value passed down
+# as an argument stays in the heap (the caller's frame holds it) until the call returns, the whole job long here.
+
+
+def _run():
+    st = _job()
+    if st is None:
         return
+    link = _link()
+    if link is None:
+        return
+    print("ota: the download runs in this boot, before the app")
+    _connect(link)  # first, while the heap is young: the TLS context is one block of ~3 KB
+    app = _App(link._board, link)
+    if st["state"] == "new":  # the command as it came (ota.py): checked now
+        st = _check(app, st)
+        if st is None:
+            return
+    import ota_job as ota
+
+    ota.begin(app, st)
+    st = None
+    b = link._board
+    while app.ota is not None:
+        b.feed()
+        if link._ctx is None:
+            _connect(link)
+        app.ota.tick()  # (without a context its download fails: the job's retries decide)
+        time.sleep_ms(5)
+
+
+def _job():
+    """ota.json's job when it asks for a boot of its own and is not over, else None."""
+    import chooser
+
+    st = chooser.job()
+    del sys.modules["chooser"]
+    if st is None or not st.get("boot") or st["state"] not in ("new", "downloading"):
+        return None
+    return st
+
+
+def _link():
+    """The board and a _Link of config.json's Wi-Fi and CA (nothing else of config.json stays in the heap), or None
+    when config.json cannot be used."""
     import config
     import ports
 
@@ -62,40 +106,30 @@ def boot():
         cfg = config.load()
     except config.ConfigError as e:
         print("ota: %s" % e)
-        return
+        return None
     finally:
         del sys.modules["config"]
     b = ports.board()
     del sys.modules["ports"]
-    run(b, cfg, st)
+    return _Link(b, cfg["wifi"], cfg["mqtt"]["ca"])
 
 
-def run(b, cfg, st):
-    print("ota: the download runs in this boot, before the app")
-    link = _Link(b, cfg)
-    _connect(link)  # first, while the heap is young: the TLS context is one block of ~3 KB
-    app = _App(b, link)
-    if st["state"] == "new":  # the command as it came (ota.py): checked now
-        import ota_new
+def _check(app, st):
+    """The job's state for the command in ota.json, or None when it is refused (ota.json then says why, and the app
+    reports it once it reached the broker: ota_end.outcome). A function of its own: the modules it loads leave the
+    heap with its frame."""
+    import ota_new
 
-        try:
-            st = ota_new.check(app, st["id"], st["cmd"], True)
-        except ValueError as e:  # refused: reported by the app once it reached the broker (ota_end.outcome)
-            import chooser
+    try:
+        return ota_new.check(app, st["id"], st["cmd"], True)
+    except ValueError as e:
+        import chooser
 
-            chooser.write("ota.json", json.dumps({"id": st["id"], "state": "failed", "error": str(e)}))
-            return
-        finally:
-            del sys.modules["ota_new"]
-    import ota_job as ota
-
-    ota.begin(app, st)
-    while app.ota is not None:
-        b.feed()
-        if link._ctx is None:
-            _connect(link)
-        app.ota.tick()  # (without a context its download fails: the job's retries decide)
-        time.sleep_ms(5)
+        chooser.write("ota.json", json.dumps({"id": st["id"], "state": "failed", "error": str(e)}))
+        del sys.modules["chooser"]
+        return None
+    finally:
+        del sys.modules["ota_new"]
 
 
 def _connect(link):
