@@ -263,8 +263,19 @@ def _descriptor(image):
     """The app descriptor at the start of the first DROM segment (where esptool's image-info looks), or None."""
     for segment in image.segments:
         if "DROM" in segment.get_memory_type(image):
-            return _parse_app_info(segment.data) if len(segment.data) >= 256 else None
+            data = segment.data
+            if len(data) < 256:
+                return None
+            try:
+                return _parse_app_info(data)
+            except UnicodeDecodeError:  # the magic is there (esptool checks it first), a text field is not UTF-8
+                return {"version": _text(data[16:48]), "project_name": _text(data[48:80])}
     return None
+
+
+def _text(field):
+    """A descriptor's NUL-padded text field, whatever its bytes."""
+    return field.split(b"\x00", 1)[0].decode("utf-8", "replace")
 
 
 def _full_image(data, chip, table_at):

@@ -166,3 +166,17 @@ async def nothing_kept(api, backend, device):
     assert (await api.get(f"/v1/user/devices/{device['uid']}/firmwares"))[1]["data"] == []
     folder = backend.settings.data_dir / "firmware"
     assert list(folder.glob("*.bin")) == [] and os.listdir(folder / "incoming") == []
+
+
+@pytest.mark.parametrize("board", [("espressif32", "esp32dev"), ("unix", "unix")])
+async def test_an_app_whose_descriptor_text_is_not_utf8_is_checked_like_any_other(api, board):
+    # esptool decodes the descriptor's text fields strictly: its UnicodeDecodeError is a ValueError, which the
+    # upload handler took for a malformed form (400) before esp_image read such fields itself.
+    from .firmware.test_ota_partition import app_image
+
+    platform, key = board
+    device = await api.register(platform=platform, board=key)
+    app = app_image(b"\xff" * 512, version=b"\xfe" * 32)
+    status, body = await upload(api, device, app)
+    assert status == 201, body
+    assert body["data"]["kind"] == "esp32-app"
