@@ -13,6 +13,8 @@ import pytest
 from .firmware.micropython import check, run
 from .server_process import MPFLEET, ServerProcess, free_port
 
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 
 
@@ -25,10 +27,13 @@ def server(tmp_path_factory):
     server.stop()
 
 
+NO_LOGIN = "/nonexistent/config"  # an $XDG_CONFIG_HOME without a login file: the tester's own is not read
+
+
 def provision(*args, cwd=None, env=None):
-    environ = {k: v for k, v in os.environ.items() if k not in ("MPFLEET_TOKEN", "MPFLEET_DATA", "MPFLEET_SERVER")}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MPFLEET_")}
     return subprocess.run([MPFLEET, "provision", *args], capture_output=True, text=True, timeout=30, cwd=cwd,
-                          env={**environ, **(env or {})})
+                          env={**environ, "XDG_CONFIG_HOME": NO_LOGIN, **(env or {})})
 
 
 def api_get(server, path):
@@ -96,7 +101,44 @@ def test_the_token_defaults_to_the_environment_then_the_data_dir(server, tmp_pat
                           cwd=server.data_dir.parent)
     assert from_file.returncode == 0, from_file.stderr
     none = provision("--server", server.url, "--board", "unix", "--out", str(tmp_path / "c"), cwd=tmp_path)
-    assert none.returncode == 1 and none.stderr.startswith("mpfleet: no API token: give --token")
+    assert none.returncode == 1 and none.stderr == (
+        "mpfleet: no API token: give --token, set $MPFLEET_TOKEN, run `mpfleet login` (it writes "
+        f"{NO_LOGIN}/mpfleet/login.json), or run where var/admin.token exists\n")
+
+
+def test_the_server_is_found_as_the_rest_client_finds_it_then_the_old_variable_then_this_machine(server, tmp_path):
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    found = provision("--board", "unix", "--out", str(tmp_path / "a"),
+                      env={"MPFLEET_URL": server.url, "MPFLEET_SERVER": closed, "MPFLEET_TOKEN": server.token})
+    assert found.returncode == 0 and f"on {server.url} ..." in found.stdout, found.stderr
+    old = provision("--board", "unix", "--out", str(tmp_path / "b"),
+                    env={"MPFLEET_SERVER": server.url, "MPFLEET_TOKEN": server.token})
+    assert old.returncode == 0, old.stderr
+    flag = provision("--url", closed, "--board", "unix", "--out", str(tmp_path / "c"),
+                     env={"MPFLEET_URL": server.url, "MPFLEET_TOKEN": server.token})
+    assert flag.returncode == 1 and flag.stderr.startswith(f"mpfleet: cannot reach the server at {closed} (from "
+                                                            "--url): "), flag.stderr
+    # Nothing anywhere: the server on this machine, its default port, named as the default.
+    default = provision("--board", "unix", "--out", str(tmp_path / "d"), env={"MPFLEET_TOKEN": "mpf_x"})
+    assert default.returncode == 1, default.stdout
+    # (A `make run` on this machine answers instead, and refuses the token.)
+    assert default.stderr.startswith(f"mpfleet: cannot reach the server at {DEFAULT_SERVER} (from the default for a "
+                                     "server on this machine): ") or "HTTP 401" in default.stderr, default.stderr
+
+
+def test_the_login_file_of_mpfleet_login_gives_server_and_token(server, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPFLEET_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    login = subprocess.run([MPFLEET, "login", "--url", server.url, "--token", server.token], capture_output=True,
+                           text=True, timeout=30, env=env)
+    assert login.returncode == 0, login.stderr
+    done = provision("--board", "unix", "--out", str(tmp_path / "a"), cwd=tmp_path, env=env)
+    assert done.returncode == 0 and f"on {server.url} ..." in done.stdout, done.stderr
+    # A token the server refuses is named by where it came from.
+    (tmp_path / "config" / "mpfleet" / "login.json").write_text(json.dumps({"url": server.url, "token": "mpf_no"}))
+    done = provision("--board", "unix", "--out", str(tmp_path / "b"), cwd=tmp_path, env=env)
+    assert done.returncode == 1 and done.stderr.endswith(
+        f"(HTTP 401: the server refused the token from {tmp_path}/config/mpfleet/login.json)\n"), done.stderr
 
 
 def test_an_existing_config_is_kept_unless_forced(server, tmp_path):
@@ -120,8 +162,8 @@ def test_an_existing_config_is_kept_unless_forced(server, tmp_path):
 
 def test_a_bad_token_is_one_line_and_writes_nothing(server, tmp_path):
     done = provision("--server", server.url, "--token", "mpf_wrong", "--board", "unix", "--out", str(tmp_path / "x"))
-    assert (done.returncode, done.stderr) == (1, "mpfleet: the server refused the token (401): "
-                                                 "check --token or $MPFLEET_TOKEN\n")
+    assert (done.returncode, done.stderr) == (1, "mpfleet: Unauthenticated. (HTTP 401: the server refused the token "
+                                                 "from --token)\n")
     assert not (tmp_path / "x").exists()
 
 
@@ -151,12 +193,12 @@ def test_an_unreachable_server_is_one_line(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     done = provision("--server", url, "--token", "mpf_x", "--board", "unix", "--out", str(tmp_path / "x"))
     assert done.returncode == 1 and done.stderr.count("\n") == 1
-    assert done.stderr.startswith(f"mpfleet: cannot reach the server at {url}: ")
+    assert done.stderr.startswith(f"mpfleet: cannot reach the server at {url} (from --server): ")
     assert "Traceback" not in done.stderr and not (tmp_path / "x").exists()
 
 
 def test_help_explains_the_options():
     text = subprocess.run([MPFLEET, "provision", "--help"], capture_output=True, text=True, timeout=30).stdout
-    for option in ("--server", "--token", "--board", "--out", "--wifi-ssid", "--mqtt-host", "--force",
-                   "MPFLEET_TOKEN", "http://127.0.0.1:8080"):
+    for option in ("--url", "--server", "--token", "--board", "--out", "--wifi-ssid", "--mqtt-host", "--force",
+                   "MPFLEET_URL", "MPFLEET_SERVER", "MPFLEET_TOKEN", "login", "http://127.0.0.1:8080"):
         assert option in text

@@ -16,25 +16,27 @@ unix port "joins" at once.
 The server shows a device's MQTT password once, in the answer to the registration; config.json is then its
 only copy. So an existing DIR/config.json is never replaced without --force, and that check comes before any
 request: a refused run registers nothing.
+
+The server and token are found as the REST client finds them (tools/client/config.py): --url (or its old name
+--server), $MPFLEET_URL (then the old $MPFLEET_SERVER), the login file of `mpfleet login`; and last the server on
+this machine (http://127.0.0.1:8080 and DATA/admin.token: after `make run`, no login is needed).
 """
 
 import json
-import os
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from mpfleet.backend.config import default_data_dir
 
 from . import files
+from .client import config as client_config
+from .client.api import Api
 from .errors import CommandError
 from .firmware_build import firmware_constant
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 EMULATOR_PLATFORM = "unix"  # the MicroPython unix port: no radio, the host's network
 EMULATOR_WIFI = {"ssid": "emulator", "password": ""}  # ports/unix.py joins any named network at once
-_TIMEOUT = 15  # seconds, per request
+OLD_URL_ENV = "MPFLEET_SERVER"  # provision's variable before the REST client's $MPFLEET_URL
 
 
 def add_parser(commands):
@@ -47,11 +49,7 @@ def add_parser(commands):
         "copied to a board's flash. The device password is shown by the server only once and is kept "
         "only in DIR/config.json: an existing one is never overwritten without --force.",
     )
-    parser.add_argument("--server", default=os.environ.get("MPFLEET_SERVER") or DEFAULT_SERVER, metavar="URL",
-                        help=f"the mpfleet backend (default: $MPFLEET_SERVER or {DEFAULT_SERVER})")
-    parser.add_argument("--token", metavar="TOKEN",
-                        help="API token (default: $MPFLEET_TOKEN, else admin.token of the data directory, "
-                        "$MPFLEET_DATA or ./var, when present)")
+    add_login_options(parser)
     parser.add_argument("--name", metavar="NAME", help="device name shown in the API (default: the name of DIR)")
     parser.add_argument("--board", required=True, metavar="KEY",
                         help="board key from GET /v1/boards, e.g. d1_mini, esp32dev, or unix for the emulator; "
@@ -80,22 +78,55 @@ def run(args):
     name = args.name or out.resolve().name
     check_out_dir(out, force=args.force)
     wifi = wifi_section(args.wifi_ssid, args.wifi_password)
-    least, most, _ = period_bounds()
-    if not least <= args.period <= most:
-        raise CommandError(f"--period must be {least} to {most} seconds")
-    api = Api(args.server, find_token(args.token))
-
+    check_period(args.period)
+    api = Api(find_login(args))
     board = find_board(api.get("/v1/boards")["data"], args.board)
+    config = register(api, board, name=name, out=out, wifi=wifi, mqtt_host=args.mqtt_host, period=args.period)
+    if board["platform"]["key"] == EMULATOR_PLATFORM:
+        progress(f"Next: mpfleet emulate {out}")
+        return
+    if wifi is None:
+        progress("No --wifi-ssid: the board starts in setup mode and asks for its Wi-Fi network "
+                 "(access point mpfleet-XXXXXX, page http://192.168.4.1/)")
+    progress(f"Next: mpfleet deploy --port PORT --config {out}   (PORT: the board's serial port, e.g. /dev/ttyUSB0)")
+
+
+def add_login_options(parser):
+    """--url (alias --server) and --token, found as the REST client finds them (find_login)."""
+    where = f"else the login file of `mpfleet login`, else {DEFAULT_SERVER}"
+    parser.add_argument("--url", metavar="URL",
+                        help=f"the mpfleet server (default: $MPFLEET_URL, else ${OLD_URL_ENV}, {where})")
+    parser.add_argument("--server", metavar="URL", help="the same as --url (its former name)")
+    parser.add_argument("--token", metavar="TOKEN",
+                        help="API token (default: $MPFLEET_TOKEN, else the login file, else admin.token of the data "
+                        "directory, $MPFLEET_DATA or ./var, when present)")
+
+
+def find_login(args):
+    """The client_config.Login of add_login_options' arguments: flags, environment, login file, this machine's
+    server. Raises CommandError."""
+    if args.url and args.server and args.url != args.server:
+        raise CommandError("--url and --server name the same thing: give one of them")
+    flag = "--server" if args.server and not args.url else "--url"
+    local = client_config.Local(DEFAULT_SERVER, default_data_dir() / "admin.token")
+    return client_config.resolve(args.url or args.server, args.token, url_flag=flag, old_url_env=OLD_URL_ENV,
+                                 local=local)
+
+
+def register(api, board, *, name, out, wifi, mqtt_host, period):
+    """Register device `name` on `board` (its GET /v1/boards entry) through `api` and write `out`'s config.json,
+    settings.json and ca.pem, a line of progress each; returns the config written. `wifi` None: the emulator's
+    stand-in network on the unix platform, else none (setup mode). Raises CommandError."""
     platform = board["platform"]["key"]
-    progress(f"Registering {name!r} (board {args.board}, platform {platform}) on {api.base_url} ...")
-    device = api.post("/v1/user/devices", {"name": name, "platform": platform, "board": args.board})["data"]
+    progress(f"Registering {name!r} (board {board['key']}, platform {platform}) on {api.base_url} ...")
+    device = api.post("/v1/user/devices", {"name": name, "platform": platform, "board": board["key"]})["data"]
     uid = device["uid"]
     mqtt = device["mqtt"]
     progress(f"Registered device {uid}")
 
     if wifi is None and platform == EMULATOR_PLATFORM:
         wifi = EMULATOR_WIFI
-    config = make_config(device, wifi=wifi, mqtt_host=args.mqtt_host, board=board)
+    config = make_config(device, wifi=wifi, mqtt_host=mqtt_host, board=board)
     out.mkdir(parents=True, exist_ok=True)
     if not mqtt.get("ca_cert"):
         # Keep the password anyway (it is shown only once), then say what is missing.
@@ -104,18 +135,18 @@ def run(args):
                            "for its broker: put the broker's CA PEM into mqtt.ca there")
     files.write_atomic(out / "ca.pem", mqtt["ca_cert"], mode=0o644)
     settings = out / firmware_constant("settings", "_FILE")
-    files.write_atomic(settings, json.dumps({"period": args.period}) + "\n", mode=0o644)
+    files.write_atomic(settings, json.dumps({"period": period}) + "\n", mode=0o644)
     files.write_atomic(out / "config.json", json.dumps(config, indent=2) + "\n", mode=0o600)
     m = config["mqtt"]
     progress(f"Wrote {out / 'config.json'} (broker {m['host']}:{m['port']}, user {uid}), {settings} (telemetry "
-             f"every {args.period} s) and {out / 'ca.pem'}")
-    if platform == EMULATOR_PLATFORM:
-        progress(f"Next: mpfleet emulate {out}")
-        return
-    if wifi is None:
-        progress("No --wifi-ssid: the board starts in setup mode and asks for its Wi-Fi network "
-                 "(access point mpfleet-XXXXXX, page http://192.168.4.1/)")
-    progress(f"Next: copy {out}/config.json and {settings.name} to the board's flash along with the firmware")
+             f"every {period} s) and {out / 'ca.pem'}")
+    return config
+
+
+def check_period(period):
+    least, most, _ = period_bounds()
+    if not least <= period <= most:
+        raise CommandError(f"--period must be {least} to {most} seconds")
 
 
 def check_out_dir(out, *, force):
@@ -137,22 +168,6 @@ def wifi_section(ssid, password):
     if len(password) > 64:
         raise CommandError("--wifi-password must be at most 64 characters")
     return {"ssid": ssid, "password": password}
-
-
-def find_token(given):
-    """--token, else $MPFLEET_TOKEN, else DATA/admin.token; raises CommandError when there is none."""
-    if given:
-        return given
-    if os.environ.get("MPFLEET_TOKEN"):
-        return os.environ["MPFLEET_TOKEN"]
-    token_file = default_data_dir() / "admin.token"
-    try:
-        token = token_file.read_text().strip()
-    except OSError:
-        token = ""
-    if not token:
-        raise CommandError(f"no API token: give --token, set $MPFLEET_TOKEN, or run where {token_file} exists")
-    return token
 
 
 def find_board(boards, key):
@@ -200,55 +215,3 @@ def make_config(device, *, wifi, mqtt_host, board):
 def progress(line):
     print(line, flush=True)
 
-
-class Api:
-    """JSON over HTTP to the backend; every failure becomes a one-line CommandError."""
-
-    def __init__(self, base_url, token):
-        parts = urllib.parse.urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise CommandError(f"--server must be an http:// or https:// URL, not {base_url!r}")
-        self.base_url = base_url.rstrip("/")
-        self.token = token
-
-    def get(self, path):
-        return self._call("GET", path)
-
-    def post(self, path, body):
-        return self._call("POST", path, body)
-
-    def _call(self, method, path, body=None):
-        headers = {"Accept": "application/json", "Authorization": f"Bearer {self.token}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
-                return self._json(response.read(), method, path)
-        except urllib.error.HTTPError as error:
-            with error:
-                raise self._refused(error.code, error.read(), method, path) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", None) or error
-            reason = getattr(reason, "strerror", None) or reason
-            raise CommandError(f"cannot reach the server at {self.base_url}: {reason}") from None
-
-    def _json(self, raw, method, path):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise CommandError(f"{method} {self.base_url}{path}: the answer is not JSON; is --server "
-                               "an mpfleet backend?") from None
-
-    def _refused(self, status, raw, method, path):
-        if status == 401:
-            return CommandError("the server refused the token (401): check --token or $MPFLEET_TOKEN")
-        try:
-            message = json.loads(raw).get("message")
-        except (ValueError, AttributeError):
-            message = None
-        if status == 404 and not message:
-            return CommandError(f"{self.base_url}{path}: not found; is --server an mpfleet backend?")
-        return CommandError(f"{method} {path}: the server answered {status}: {message or 'no message'}")
