@@ -11,9 +11,16 @@ from mpfleet.backend.app import init_app
 from mpfleet.backend.broker.tls import ensure_certificates
 from mpfleet.backend.config import Settings
 
+from .hil.options import add_options as add_hil_options
 from .json_errors_server import TestServer  # the runner of `mpfleet serve` (backend/http_server.py)
 from .mosquitto_broker import MosquittoBroker
 from .openapi_check import check_response
+
+
+def pytest_addoption(parser):
+    """--port, --board, --image ... of the hardware-in-the-loop suite (tests/hil/): pytest reads options only from
+    the conftest files it loads at start-up, which tests/hil/conftest.py is not."""
+    add_hil_options(parser)
 
 
 class Api:
