@@ -149,12 +149,13 @@ def check_period(period):
         raise CommandError(f"--period must be {least} to {most} seconds")
 
 
-def check_out_dir(out, *, force):
+def check_out_dir(out, *, force, remedy="choose another --out, or add --force to replace it"):
+    """Refuse (CommandError, ending with `remedy`) an `out` that is not a directory or holds a config.json."""
     if out.exists() and not out.is_dir():
         raise CommandError(f"{out} is not a directory")
     if (out / "config.json").exists() and not force:
         raise CommandError(f"{out} is already provisioned ({out / 'config.json'} exists; its device password is "
-                           "kept only there): choose another --out, or add --force to replace it")
+                           f"kept only there): {remedy}")
 
 
 def wifi_section(ssid, password):
