@@ -54,6 +54,7 @@ def test_provision_and_deploy_copy_the_firmware_and_reset_the_board(hil):
     hil.uid = json.loads((config / "config.json").read_text())["mqtt"]["uid"]
     out = hil.ok("deploy", "--port", hil.target.deploy_port(), "--config", config, timeout=600)
     assert "Copied " in out and "Resetting the board" in out, out
+    print(next(line for line in out.splitlines() if line.startswith("Copied ")))
     hil.target.after_deploy()
     assert hil.device()["status"] != "online"  # registered, never connected yet
     hil.passed.add("deploy")
@@ -108,6 +109,7 @@ def bundle(hil):
     start.write_text(text.replace('VERSION = "0.1.0"', f'VERSION = "{OTA_VERSION}"'))
     out = hil.root / f"mpfleet-{OTA_VERSION}.bundle"
     hil.ok("bundle", "--version", OTA_VERSION, "--source", source, "-o", out)
+    print(f"{out.name}: {out.stat().st_size:,} bytes")
     return out
 
 
