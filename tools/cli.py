@@ -10,8 +10,9 @@ from .errors import CommandError
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="mpfleet",
-        description="Manage MicroPython ESP32/ESP8266 boards: run the backend, manage users, provision and "
-        "emulate boards, pack firmware bundles.",
+        description="Manage MicroPython ESP32/ESP8266 boards: run the backend, manage users, flash, provision, "
+        "deploy and emulate boards, pack firmware bundles, and use the REST API (devices, commands, firmware, "
+        "OTA, telemetry).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.add_parser(commands)
