@@ -4,7 +4,6 @@ import asyncio
 from pathlib import Path
 
 from mpfleet.backend.config import default_data_dir
-from mpfleet.backend.storage import Storage, StorageError
 
 from .errors import CommandError
 
@@ -21,6 +20,7 @@ def add_option(parser):
 
 def with_storage(data_dir, work):
     """Open the data directory's storage, `await work(storage)`, close it; return the result."""
+    from mpfleet.backend.storage import Storage, StorageError  # (here: every command imports this module)
 
     async def main():
         storage = Storage(data_dir)

@@ -6,15 +6,7 @@ import logging
 import signal
 import sys
 
-from aiohttp import web
-from mpfleet.backend import keys
-from mpfleet.backend.app import init_app
-from mpfleet.backend.bootstrap import ensure_admin
-from mpfleet.backend.broker.mosquitto import BrokerAdminError
 from mpfleet.backend.config import COMMAND_TIMEOUTS, DEVICE_HTTP_PORT, Settings
-from mpfleet.backend.http_server import AppRunner
-from mpfleet.backend.listeners import ListenerError, bind
-from mpfleet.backend.redaction import RedactSecrets
 
 from . import datadir
 from .errors import CommandError
@@ -65,6 +57,13 @@ def add_parser(commands):
 
 
 def run(args):
+    # The backend is imported here, not at the top: every `mpfleet` command builds this module's parser, and
+    # aiohttp and the backend took half a second of each to import.
+    from mpfleet.backend.bootstrap import ensure_admin
+    from mpfleet.backend.broker.mosquitto import BrokerAdminError
+    from mpfleet.backend.listeners import ListenerError
+    from mpfleet.backend.redaction import RedactSecrets
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactSecrets())  # defence in depth: nothing logs a secret in the first place
@@ -117,6 +116,12 @@ async def _serve(settings, access_log):
     """Run until SIGINT or SIGTERM. Every listener is bound before the URL is printed; one that cannot
     be raises ListenerError, and whatever had started is closed again (aiohttp's run_app would leave
     the storage open after a failed start, and the process would never end)."""
+    from aiohttp import web
+    from mpfleet.backend import keys
+    from mpfleet.backend.app import init_app
+    from mpfleet.backend.http_server import AppRunner
+    from mpfleet.backend.listeners import bind
+
     http = bind("HTTP", settings.host, settings.http_port)
     runner = AppRunner(init_app(settings), handle_signals=False, access_log=access_log)
     stop = asyncio.Event()
