@@ -82,7 +82,7 @@ class Run:
 
     def need(self, step):
         if step not in self.passed:
-            pytest.skip(f"the {step} step did not pass")
+            pytest.skip(f"the {step} step did not run or did not pass")
 
     def device(self):
         """The device's detail, from the REST API."""
