@@ -1,5 +1,6 @@
-"""docs/hil.md's pytest command lines, run as written with its shell variables set: pytest must take every option
-and select the hil steps (collected only: a real board is not here)."""
+"""docs/hil.md's pytest command lines, run as written with the values its shell lines give their variables: pytest
+must take every option and select the hil steps (collected only: no board is here, and no fixture opens the port or
+reads the image)."""
 
 import os
 import re
@@ -7,8 +8,6 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-
-from .. import esp_images
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "hil.md"
@@ -23,7 +22,7 @@ def shell_blocks(text):
 
 
 def pytest_commands():
-    """(variables, argv) of each pytest line of the doc's sh blocks, the variables its block assigns before it."""
+    """(variables, line) of each pytest line of the doc's sh blocks: the variables its block assigns before it."""
     found = []
     for block in shell_blocks(DOC.read_text()):
         variables = {}
@@ -44,8 +43,7 @@ def test_the_docs_pytest_commands_take_their_options_and_select_the_steps():
     assert len(commands) == 2, commands  # the emulated run and the real board's
     runs = []
     for variables, line in commands:  # both at once: most of each is pytest's start-up
-        given = {**variables, "IMAGE": str(esp_images.etboard_full_images()[1])} if "IMAGE" in variables else variables
-        expanded = re.sub(r'"?\$(\w+)"?', lambda m: shlex.quote(given[m.group(1)]), line)
+        expanded = re.sub(r'"?\$(\w+)"?', lambda m: shlex.quote(variables[m.group(1)]), line)
         argv = [sys.executable, *shlex.split(expanded)[1:], "--collect-only", "--verbosity=-1", "-p", "no:cacheprovider",
                 "-p", "pytest_asyncio.plugin"]
         runs.append((line, subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
