@@ -54,6 +54,9 @@ def add_parsers(commands):
     parser.add_argument("--cache", type=Path, metavar="DIR", help="download cache of the firmware build")
     parser.set_defaults(run=run)
 
+    from . import setup_board  # flash, provision and deploy in one; it imports this module, hence here
+    setup_board.add_parser(commands)
+
 
 def run(args):
     deploy_to(args.port, args.config, baudrate=args.baud, source=args.source, cache_dir=args.cache)
