@@ -294,10 +294,46 @@ def _registration():
     return {"anyOf": branches}
 
 
+_META_PATCH = {
+    "type": "object", "additionalProperties": _VALUE, "maxProperties": schemas.META_MAX_KEYS,
+    "propertyNames": {"pattern": schemas.META_KEY_PATTERN, "maxLength": schemas.META_KEY_MAX,
+                      "not": {"enum": sorted(schemas.DEVICE_META_KEYS)}},
+    "description": "merged into the device's meta as a JSON merge patch (RFC 7396): a key set to null is removed,"
+    " an object merged key by key, any other value replaces the stored one. The keys the device reports"
+    f" ({', '.join(sorted(schemas.DEVICE_META_KEYS))}) are read-only (422 naming `meta.<key>`). After the merge your"
+    f" keys must number at most {schemas.META_MAX_KEYS} and take at most {schemas.META_MAX_BYTES} bytes as compact"
+    " JSON, else 422 and nothing is changed; `meta` nests at most as deep as the JSON-value rule allows, itself"
+    " counted",
+}
 _DEVICE_EDIT = _object({
     "name": _text(schemas.NAME_MAX, required=True), "description": _nullable(_text(schemas.DESCRIPTION_MAX)),
     "enabled": {"type": "boolean", "description": "false: status `disabled`, MQTT access revoked at once"},
+    "meta": _META_PATCH,
 }, required=[], extra=_VALUE)
+_SORTS = [prefix + key for key in schemas.SORT_KEYS for prefix in ("", "-")]
+_DEVICE_LIST_QUERY = (
+    _query("status", {"enum": list(schemas.STATUSES)}, "only devices of this status"),
+    _query("online", {"type": "boolean"}, "true: only devices online now (status online); false: the others"),
+    _query("platform", {"enum": sorted({b.platform["key"] for b in _BOARDS})}, "platform key, see GET /v1/platforms"),
+    _query("board", {"enum": [b.key for b in _BOARDS]}, "board key, see GET /v1/boards (with another platform"
+           " than its own: no device)"),
+    _query("firmware", {"type": "string", "minLength": 1, "maxLength": schemas.VERSION_MAX},
+           "the firmware the device last reported running: its md5 (32 hexadecimal characters, any case), else"
+           " its version"),
+    _query("search", {"type": "string", "maxLength": schemas.SEARCH_MAX},
+           "a part of the name or the description (ASCII letters in any case; empty: every device)"),
+    _query("sort", {"enum": _SORTS, "default": "created_at"},
+           "name (ASCII letters in any case), last_seen_at (never seen first), created_at (registration order); a"
+           " leading `-` for descending; ties in registration order"),
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": schemas.LIST_LIMIT_MAX,
+                     "default": schemas.LIST_LIMIT_DEFAULT}, "devices on the page"),
+    _query("offset", {"type": "integer", "minimum": 0, "maximum": jsonvalues.MAX_NUMBER, "default": 0},
+           "devices skipped before the page"),
+)
+_LIST_META = _object({
+    "total": {"type": "integer", "minimum": 0, "description": "devices that match, on every page"},
+    "limit": {"type": "integer"}, "offset": {"type": "integer"},
+})
 _TELEMETRY_QUERY = (
     _query("key", _STRING, "one key only"),
     _time("from", "RFC 3339 date-time or unix seconds, inclusive"),
@@ -329,8 +365,12 @@ def _paths():
             "Supported boards", {"200": _answer("Boards", _data({"type": "array", "items": _ref("Board")}))},
             public=True)},
         "/v1/user/devices": {
-            "get": _operation("List the caller's devices (compact)", {
-                "200": _answer("Devices", _data({"type": "array", "items": _ref("DeviceCompact")}))}),
+            "get": _operation("List the caller's devices (compact), filtered, sorted and one page at a time", {
+                "200": _answer("One page of the devices that match", _object({
+                    "data": {"type": "array", "items": _ref("DeviceCompact")}, "meta": _LIST_META})),
+                "422": _answer("A query parameter is out of its range or not one the list knows (each named in"
+                               " `errors`); a parameter given twice", _ref("ValidationError")),
+            }, params=_DEVICE_LIST_QUERY),
             "post": _operation("Register a device and receive its MQTT credentials (shown once)", {
                 "201": _answer("Registered", _data(_ref("RegisteredDevice"))),
                 "503": _message("The broker could not create the device's account; nothing was registered"),
@@ -338,7 +378,7 @@ def _paths():
         },
         device: {
             "get": _device_op("One device in detail", {"200": _answer("Device", _data(_ref("Device")))}),
-            "patch": _device_op("Edit name / description; enable or disable", {
+            "patch": _device_op("Edit name / description / meta; enable or disable", {
                 "200": _answer("Updated device", _data(_ref("Device"))), "503": _BROKER_FAILED,
             }, body=_json(_DEVICE_EDIT)),
             "delete": _device_op("Delete a device with its buttons, firmwares, commands and telemetry", {

@@ -127,7 +127,8 @@ def device_registration(body, boards):
 
 
 def device_update(body):
-    """{name?, description?, enabled?} → the columns to change."""
+    """{name?, description?, enabled?, meta?} → the columns to change, and `meta`: the merge patch (checked by
+    meta_patch(); the merged result by merged_meta())."""
     fields = _Fields(body)
     changes = {}
     if fields.present("name"):
@@ -136,8 +137,126 @@ def device_update(body):
         changes["description"] = fields.text("description", max_len=DESCRIPTION_MAX, nullable=True) or None
     if fields.present("enabled"):
         changes["enabled"] = fields.boolean("enabled", default=True)
+    if fields.present("meta"):
+        changes["meta"] = meta_patch(fields)
     fields.done()
     return changes
+
+
+# --- A device's meta: the maker's keys beside the ones the device reports ------------------
+# PATCH merges `meta` into the stored meta (RFC 7396; null removes a key). The maker's keys are bounded
+# after the merge, so that repeated patches cannot grow a row without bound; a value nests as deep as the
+# JSON-value rule lets the `meta` field (jsonvalues.MAX_DEPTH, `meta` itself counted).
+
+META_MAX_KEYS = 32
+META_KEY_MAX = 64
+META_KEY_PATTERN = "^[A-Za-z0-9_.-]+$"
+META_MAX_BYTES = 4096  # the maker's keys as compact JSON, as stored
+_META_KEY = re.compile(META_KEY_PATTERN.replace("$", "\\Z"))
+
+
+def meta_patch(fields):
+    """The `meta` of a PATCH body, checked (an object of at most META_MAX_KEYS keys, each a META_KEY_PATTERN of at
+    most META_KEY_MAX characters, none of DEVICE_META_KEYS: those are the device's, read-only). Errors go to
+    `fields`, a key the device reports under `meta.<key>`."""
+    patch = fields.body["meta"]
+    if not isinstance(patch, dict):
+        fields.fail("meta", "The meta field must be a JSON object.")
+        return None
+    if len(patch) > META_MAX_KEYS:
+        fields.fail("meta", f"The meta field must not have more than {META_MAX_KEYS} keys.")
+    for key in patch:
+        if key in DEVICE_META_KEYS:
+            fields.fail(f"meta.{key}", f"The meta.{key} key is reported by the device and cannot be changed.")
+        elif len(key) > META_KEY_MAX or not _META_KEY.match(key):
+            fields.fail("meta", f"The meta field's keys must be 1 to {META_KEY_MAX} letters, digits, dots, dashes"
+                        " or underscores.")
+    return patch
+
+
+def merged_meta(meta):
+    """Raise ValidationError unless the maker's keys of a merged meta keep META_MAX_KEYS and META_MAX_BYTES."""
+    own = {key: value for key, value in meta.items() if key not in DEVICE_META_KEYS}
+    if len(own) > META_MAX_KEYS:
+        message = f"The meta field must not have more than {META_MAX_KEYS} keys, those stored already counted."
+    elif len(compact_json(own)) > META_MAX_BYTES:
+        message = f"The meta field must not be larger than {META_MAX_BYTES} bytes as JSON, what is stored counted."
+    else:
+        return
+    raise ValidationError({"meta": [message]})
+
+
+# --- The device list's query (GET /v1/user/devices) ----------------------------------------
+
+LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 100
+STATUSES = ("pending", "online", "offline", "disabled")
+SORT_KEYS = ("name", "last_seen_at", "created_at")  # each also with a leading `-`: descending
+SEARCH_MAX = NAME_MAX
+LIST_FILTERS = ("status", "online", "platform", "board", "firmware", "search")
+LIST_PARAMETERS = (*LIST_FILTERS, "sort", "limit", "offset")  # limit and offset: handlers/common.int_query
+
+
+def device_list(query, boards):
+    """The filters and sort of a device list's query (a MultiDict of text) → ({DeviceFilter field: value}, sort
+    key, descending). A parameter not in LIST_PARAMETERS, or given twice, is refused: a misspelt filter must
+    not list every device. Raises ValidationError naming each parameter that fails."""
+    errors = {}
+
+    def fail(name, message):
+        errors.setdefault(name, []).append(message)
+
+    for name in dict.fromkeys(query):
+        if name not in LIST_PARAMETERS:
+            fail(name, f"The {name} parameter is not known.")
+        elif len(query.getall(name)) > 1:
+            fail(name, f"The {name} parameter must be given once.")
+    filters = {}
+    status, platform, board = query.get("status"), query.get("platform"), query.get("board")
+    if status is not None:
+        if status in STATUSES:
+            filters["status"] = status
+        else:
+            fail("status", "The selected status is invalid.")
+    online = query.get("online")
+    if online is not None:
+        if online in ("true", "false"):
+            filters["online"] = online == "true"
+        else:
+            fail("online", "The online parameter must be true or false.")
+    if platform is not None:
+        if platform in {b.platform["key"] for b in boards.values()}:
+            filters["platform"] = platform
+        else:
+            fail("platform", "The selected platform is invalid.")
+    if board is not None:
+        if board in boards:
+            # A board belongs to one platform: naming both lets the list seek its indexes (another platform
+            # given as well keeps both, and matches nothing).
+            filters["board"] = board
+            filters.setdefault("platform", boards[board].platform["key"])
+        else:
+            fail("board", "The selected board is invalid.")
+    firmware = query.get("firmware")
+    if firmware is not None:
+        if _MD5.match(firmware):
+            filters["firmware_md5"] = firmware.lower()
+        elif 0 < len(firmware) <= VERSION_MAX:
+            filters["firmware_version"] = firmware
+        else:
+            fail("firmware", f"The firmware parameter must be an md5 or a version of 1 to {VERSION_MAX} characters.")
+    search = query.get("search")
+    if search is not None:
+        if len(search) > SEARCH_MAX:
+            fail("search", f"The search parameter must not be greater than {SEARCH_MAX} characters.")
+        elif search:
+            filters["search"] = search
+    sort = query.get("sort", "created_at")
+    key = sort[1:] if sort.startswith("-") else sort
+    if key not in SORT_KEYS:
+        fail("sort", "The selected sort is invalid.")
+    if errors:
+        raise ValidationError(errors)
+    return filters, key, sort.startswith("-")
 
 
 def command_button(body):
@@ -209,6 +328,8 @@ _TELEMETRY_MAX_KEYS = 32
 _TELEMETRY_MAX_TEXT = 64
 _EARLIEST_TS = 1577836800  # 2020-01-01: anything older is a board whose clock was never set
 _STATUS_META = ("fw", "boot", "free_mem", "tls_verified", "safe_mode", "platform", "board", "cmd_queue")
+# The meta keys that are the device's own: its status report's, and the broker port the detail adds.
+DEVICE_META_KEYS = frozenset(_STATUS_META + ("mqtt_port",))
 _ACK_STATES = ("accepted", "done", "failed")
 
 

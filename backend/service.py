@@ -4,6 +4,8 @@ Handlers validate a request, call one method here and turn its errors into HTTP 
 in storage/, MQTT in bridge.py and broker/. The flows:
 
 - registration, undone when the broker does not create the device's account;
+- edits: `meta` merged into what is stored (a JSON merge patch), refused whole when the merged meta breaks its
+  limits (schemas.merged_meta, checked inside the writing transaction);
 - access changes (disable, enable, delete): the row first, then the broker; a change the broker does
   not confirm is kept and retried (retry_access_changes, every few seconds from maintenance);
 - commands, paced per device: at most as many at a device (published, not final) as its queue holds
@@ -30,7 +32,7 @@ import weakref
 
 from mpfleet.boards import catalog
 
-from . import credentials, esp_image
+from . import credentials, esp_image, schemas
 from .bridge import BridgeUnavailable
 from .broker.accounts import apply_access_change
 from .storage import NotFound
@@ -130,11 +132,16 @@ class Service:
         return device, password
 
     async def update_device(self, user_id, uid, changes):
-        """Apply validated edits; `enabled` also changes the device's broker access. Returns the device.
+        """Apply validated edits (schemas.device_update); `meta` is merged, and refused whole when the merged meta
+        breaks its limits (schemas.merged_meta); `enabled` also changes the device's broker access. Returns the
+        device.
 
-        Raises NotFound, or BrokerUnavailable when the change is saved but the broker has not confirmed it.
+        Raises NotFound, ValidationError (nothing saved), or BrokerUnavailable when the change is saved but the
+        broker has not confirmed it.
         """
-        device = await self.storage.devices.update(user_id, uid, changes)
+        columns = {column: value for column, value in changes.items() if column != "meta"}
+        device = await self.storage.devices.update(user_id, uid, columns, meta=changes.get("meta"),
+                                                   check_meta=schemas.merged_meta)
         if "enabled" in changes:
             await self._change_access(uid, "enable" if changes["enabled"] else "disable")
         return device

@@ -2,14 +2,22 @@
 
 from mpfleet.boards import catalog
 
-from .. import keys, schemas
+from .. import jsonvalues, keys, schemas
 from ..responses import json_response
+from ..storage.devices import DeviceFilter
 from . import common, payloads
 
 
 async def list_devices(request):
-    devices = await common.storage(request).devices.list(common.user(request).id)
-    return json_response({"data": [payloads.device_compact(d) for d in devices]})
+    """?status= &online= &platform= &board= &firmware= &search= &sort= &limit= &offset= (schemas.device_list):
+    the seed's compact list of one page, with `meta` {total, limit, offset}."""
+    filters, sort, descending = schemas.device_list(request.query, catalog())
+    limit = common.int_query(request, "limit", default=schemas.LIST_LIMIT_DEFAULT, low=1, high=schemas.LIST_LIMIT_MAX)
+    offset = common.int_query(request, "offset", default=0, low=0, high=jsonvalues.MAX_NUMBER)
+    devices, total = await common.storage(request).devices.list(
+        common.user(request).id, DeviceFilter(**filters), sort=sort, descending=descending, limit=limit, offset=offset)
+    return json_response({"data": [payloads.device_compact(d) for d in devices],
+                          "meta": {"total": total, "limit": limit, "offset": offset}})
 
 
 async def register_device(request):

@@ -1,4 +1,4 @@
-"""Devices: registration, lookup by owner, edits, deletion."""
+"""Devices: registration, lookup by owner, the filtered list, edits, deletion."""
 
 import json
 import sqlite3
@@ -13,18 +13,48 @@ from .firmwares import Firmware, firmware_from_row, remove_unreferenced_blobs
 
 NOT_FOUND = "Device not found."
 
-# The one definition of a device's status: disabled overrides all; pending until
-# first seen; then online / offline as the broker session goes.
-_STATUS = (
-    "CASE WHEN NOT enabled THEN 'disabled' WHEN first_seen_at IS NULL THEN 'pending'"
-    " WHEN is_online THEN 'online' ELSE 'offline' END AS status"
-)
+# `status` is a generated column: its one definition is in migrations/006_device_list.sql.
 _COLUMNS = (
     "id, uid, user_id, name, description, platform_key, board_key, board_variant, enabled, is_online,"
     " public_ip, local_ip, last_rssi, first_seen_at, last_seen_at, last_ota_at,"
-    f" current_firmware_id, target_firmware_id, meta, created_at, {_STATUS}"
+    " current_firmware_id, target_firmware_id, meta, created_at, status"
 )
-_SUMMARY_COLUMNS = f"uid, name, {_STATUS}, last_seen_at, platform_key, board_key, board_variant"
+_SUMMARY_COLUMNS = "uid, name, status, last_seen_at, platform_key, board_key, board_variant"
+# The list's sort keys → the ordering they stand for; ties (and created_at itself) go by id, which grows with
+# registration, so that the index walked is the one of the list without a sort (devices_by_user).
+SORTS = {"name": "name COLLATE NOCASE", "last_seen_at": "last_seen_at", "created_at": None}
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    """What the device list keeps (None: any). Each set field must match; `online` true is status online
+    (the only status with is_online), false any other; `search` is a substring of the name or the
+    description, ASCII letters in any case (SQLite's LIKE)."""
+
+    status: str | None = None
+    online: bool | None = None
+    platform: str | None = None
+    board: str | None = None
+    firmware_md5: str | None = None  # what the device reports running (`fw` in its status)
+    firmware_version: str | None = None
+    search: str | None = None
+
+    def where(self):
+        """(SQL conditions joined by AND, their parameters), after `user_id = ?`."""
+        conditions, params = [], []
+        for column, value in (("status", self.status), ("platform_key", self.platform),
+                              ("board_key", self.board), ("fw_md5", self.firmware_md5),
+                              ("fw_version", self.firmware_version)):
+            if value is not None:
+                conditions.append(f" AND {column} = ?")
+                params.append(value)
+        if self.online is not None:
+            conditions.append(" AND status = 'online'" if self.online else " AND status <> 'online'")
+        if self.search:
+            pattern = "%" + self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conditions.append(" AND (name LIKE ? ESCAPE '\\' OR description LIKE ? ESCAPE '\\')")
+            params += [pattern, pattern]
+        return "".join(conditions), params
 
 
 class DeviceSummary(NamedTuple):
@@ -106,11 +136,22 @@ class DeviceStore:
             return await self.get(user_id, uid)
         raise RuntimeError("could not find a free device uid")
 
-    async def list(self, user_id):
+    async def list(self, user_id, filters=DeviceFilter(), *, sort="created_at", descending=False, limit=-1, offset=0):
+        """(the devices of `user_id` that `filters` keeps, sorted by a key of SORTS, `limit` of them (-1: all)
+        from `offset`; how many it keeps in all). Two indexed reads (migrations/006_device_list.sql)."""
+        where, params = filters.where()
+        direction = " DESC" if descending else ""
+        order = f"{SORTS[sort]}{direction}, id{direction}" if SORTS[sort] else f"id{direction}"
         rows = await self.db.fetch_all(
-            f"SELECT {_SUMMARY_COLUMNS} FROM devices WHERE user_id = ? ORDER BY id", (user_id,)
+            f"SELECT {_SUMMARY_COLUMNS} FROM devices WHERE user_id = ?{where} ORDER BY {order} LIMIT ? OFFSET ?",
+            (user_id, *params, limit, offset),
         )
-        return [DeviceSummary(*row) for row in rows]
+        if (rows or offset == 0) and (limit < 0 or len(rows) < limit):
+            total = offset + len(rows)  # this page holds the last match: no count needed
+        else:
+            total = (await self.db.fetch_one(f"SELECT count(*) FROM devices WHERE user_id = ?{where}",
+                                             (user_id, *params)))[0]
+        return [DeviceSummary(*row) for row in rows], total
 
     async def get(self, user_id, uid):
         """The device with its current and target firmware. Raises NotFound, also for another user's uid."""
@@ -142,22 +183,34 @@ class DeviceStore:
             target_firmware=by_id.get(device.target_firmware_id),
         )
 
-    async def update(self, user_id, uid, fields):
-        """Change editable columns (name, description, enabled). Raises NotFound.
+    async def update(self, user_id, uid, fields, *, meta=None, check_meta=None):
+        """Change editable columns (name, description, enabled) and merge `meta` into the stored meta as a JSON
+        merge patch (RFC 7396: a key set to null is removed, objects are merged key by key). Raises NotFound.
 
+        `check_meta(merged meta)` runs inside the transaction: what it raises rolls the whole change back.
         Disabling also marks the device offline: the caller cuts its broker session.
         """
         if fields.get("enabled") is False:
             fields = {**fields, "is_online": False}
-        if fields:
-            assignments = ", ".join(f"{column} = ?" for column in fields)
+        if fields or meta:
             async with self.db.transaction() as tx:
-                cursor = await tx.execute(
-                    f"UPDATE devices SET {assignments} WHERE uid = ? AND user_id = ?",
-                    (*fields.values(), uid, user_id),
-                )
-                if cursor.rowcount == 0:
-                    raise NotFound(NOT_FOUND)
+                if fields:
+                    assignments = ", ".join(f"{column} = ?" for column in fields)
+                    cursor = await tx.execute(
+                        f"UPDATE devices SET {assignments} WHERE uid = ? AND user_id = ?",
+                        (*fields.values(), uid, user_id),
+                    )
+                    if cursor.rowcount == 0:
+                        raise NotFound(NOT_FOUND)
+                if meta:
+                    rows = await tx.execute_fetchall(
+                        "UPDATE devices SET meta = json_patch(meta, ?) WHERE uid = ? AND user_id = ? RETURNING meta",
+                        (json.dumps(meta), uid, user_id),
+                    )
+                    if not rows:
+                        raise NotFound(NOT_FOUND)
+                    if check_meta is not None:
+                        check_meta(_meta(rows[0][0]))
         return await self.get(user_id, uid)
 
     async def delete(self, user_id, uid):
