@@ -34,6 +34,10 @@ STILL_EVERY = 15  # seconds between two "still ..." lines while nothing changes
 # a Ctrl-A sent meanwhile is lost and mpremote then waits 10 s (its own limit) for the raw REPL's banner. Tries start
 # until this many seconds have passed, so a board gets at least two full tries (at most ~25 s in all).
 REPL_WAIT = 15
+# After a flash, the first try waits this long: a Ctrl-C that reaches a first boot while MicroPython formats its
+# filesystem (_boot.py, inisetup) can interrupt it, and the deploy's writes would then fail. A guess, not measured
+# here (the mock runs no firmware): a hardware run should time a first boot.
+FLASHED_SETTLE = 3
 REPL_BAUD = 115200  # MicroPython's REPL on the UART; --baud is esptool's write speed only
 
 STEPS = """\
@@ -45,9 +49,9 @@ steps:
   2. provision  registers the device NAME on the server and writes its config directory (as
                 `mpfleet provision`): --out DIR, default ./NAME; an existing one is refused
                 (its config.json holds the only copy of another device's password)
-  3. deploy     waits for the board's REPL (tries for {repl} s: a board esptool has just reset
-                boots first), then copies the firmware and the config with mpremote and
-                resets the board (as `mpfleet deploy`)
+  3. deploy     waits for the board's REPL ({settle} s after a flash, then tries for {repl} s: a
+                board esptool has just reset boots first), then copies the firmware and the
+                config with mpremote and resets the board (as `mpfleet deploy`)
   4. online     reads the device on the server every {poll:g} s until it is online; after
                 --timeout it exits 1 and says what to check (the board's Wi-Fi, the broker
                 host in DIR/config.json, its serial log)
@@ -65,7 +69,7 @@ def add_parser(commands):
         description=textwrap.fill("Make a board on a serial port a managed device: flash MicroPython (with --image), "
                                   "register it and write its config, deploy the firmware and the config, then wait "
                                   "until the server shows it online.", 88),
-        epilog=STEPS.format(repl=REPL_WAIT, poll=POLL_INTERVAL, default=provision.DEFAULT_SERVER),
+        epilog=STEPS.format(settle=FLASHED_SETTLE, repl=REPL_WAIT, poll=POLL_INTERVAL, default=provision.DEFAULT_SERVER),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--board", required=True, metavar="KEY",
@@ -104,6 +108,8 @@ def run(args):
     if args.image:
         step(1, f"flash {args.image} to the {args.board} on {args.port}")
         flash.flash_image(args.board, args.port, args.image, erase=args.erase, baud=args.baud)
+        say(f"Letting the board boot MicroPython for the first time ({FLASHED_SETTLE} s) ...")
+        time.sleep(FLASHED_SETTLE)
     else:
         step(1, "flash: skipped (no --image: the board must run MicroPython already)")
 
