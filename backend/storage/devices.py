@@ -142,16 +142,18 @@ class DeviceStore:
         where, params = filters.where()
         direction = " DESC" if descending else ""
         order = f"{SORTS[sort]}{direction}, id{direction}" if SORTS[sort] else f"id{direction}"
+        # One row more than the page: without it, the page holds the last match and no count is needed.
         rows = await self.db.fetch_all(
             f"SELECT {_SUMMARY_COLUMNS} FROM devices WHERE user_id = ?{where} ORDER BY {order} LIMIT ? OFFSET ?",
-            (user_id, *params, limit, offset),
+            (user_id, *params, limit + 1 if limit >= 0 else -1, offset),
         )
-        if (rows or offset == 0) and (limit < 0 or len(rows) < limit):
-            total = offset + len(rows)  # this page holds the last match: no count needed
-        else:
+        page = rows if limit < 0 else rows[:limit]
+        if len(page) < len(rows) or (offset and not rows):  # matches beyond this page, or before it
             total = (await self.db.fetch_one(f"SELECT count(*) FROM devices WHERE user_id = ?{where}",
                                              (user_id, *params)))[0]
-        return [DeviceSummary(*row) for row in rows], total
+        else:
+            total = offset + len(rows)
+        return [DeviceSummary(*row) for row in page], total
 
     async def get(self, user_id, uid):
         """The device with its current and target firmware. Raises NotFound, also for another user's uid."""
