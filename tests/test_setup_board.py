@@ -113,7 +113,7 @@ def test_a_board_with_micropython_ends_online_found_by_the_login_file(server, ca
     took = time.monotonic() - started
     out = done.stdout_text
     assert done.returncode == 0, out + done.stderr_text
-    assert steps(out) == [("1", "flash"), ("2", "provision"), ("3", "deploy"), ("4", "wait")]
+    assert steps(out) == [("1", "flash"), ("2", "provision"), ("3", "deploy"), ("4", "online")]
     assert "[1/4] flash: skipped (no --image: the board must run MicroPython already)" in out
     config_dir = tmp_path / "bench-one"  # the default --out: named after the device
     uid = uid_in(config_dir)
@@ -138,7 +138,7 @@ def test_a_board_that_cannot_reach_the_broker_times_out_with_what_to_check(serve
     port = json.loads((tmp_path / "lost" / "config.json").read_text())["mqtt"]["port"]
     assert f"the broker 127.0.0.2:{port} named in lost/config.json" in lines[0]
     assert f"mpremote connect {board.port} repl" in lines[0]
-    assert "[4/4] wait" in done.stdout_text and device(server, uid)["status"] == "pending"
+    assert "[4/4] online: waiting for" in done.stdout_text and device(server, uid)["status"] == "pending"
     assert board.running is not None and board.running.poll() is None  # it booted, and keeps trying
 
 
@@ -215,3 +215,10 @@ def test_the_docs_emulated_board_runs_as_written_and_comes_online(server, cache,
     uid = uid_in(tmp_path / "bench")
     assert f"{uid} ('bench') is online" in done.stdout and "[1/4] flash: skipped" in done.stdout
     assert device(server, uid)["status"] == "online"
+
+
+def test_help_explains_each_step_and_where_server_and_token_come_from():
+    text = subprocess.run([MPFLEET, "setup-board", "--help"], capture_output=True, text=True, timeout=30).stdout
+    for word in ("1. flash", "2. provision", "3. deploy", "4. online", "--image", "--url", "--server", "--token",
+                 "--timeout", "$MPFLEET_URL", "`mpfleet login`", "http://127.0.0.1:8080", "mpremote"):
+        assert word in text, word

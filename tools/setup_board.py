@@ -127,7 +127,7 @@ def run(args):
         raise CommandError(f"{error}; device {uid} is registered and its config is in {out}: once the board answers, "
                            f"finish with `mpfleet deploy --port {args.port} --config {out}`") from None
 
-    step(4, f"wait for {uid} online (up to {args.timeout:g} s)")
+    step(4, f"online: waiting for {uid} on the server (up to {args.timeout:g} s)")
     wait_online(api, uid, timeout=args.timeout, hint=online_hint(config, out, args.port))
     say(f"Done in {time.monotonic() - started:.1f} s: {uid} ({args.name!r}) is online; see it with "
         f"`mpfleet device show {uid}`")
