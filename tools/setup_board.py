@@ -108,9 +108,9 @@ def run(args):
     if args.image:
         step(1, f"flash {args.image} to the {args.board} on {args.port}")
         flash.flash_image(args.board, args.port, args.image, erase=args.erase, baud=args.baud)
-        say(f"Letting the board boot MicroPython for the first time ({FLASHED_SETTLE} s) ...")
-        time.sleep(FLASHED_SETTLE)
+        first_try = time.monotonic() + FLASHED_SETTLE  # the board boots meanwhile, the device is registered
     else:
+        first_try = 0
         step(1, "flash: skipped (no --image: the board must run MicroPython already)")
 
     step(2, f"provision {args.name!r} into {out}")
@@ -121,8 +121,7 @@ def run(args):
 
     step(3, f"deploy to {args.port}")
     try:
-        wait_for_repl(args.port)
-        deploy.deploy_to(args.port, out, baudrate=REPL_BAUD, source=args.source, cache_dir=args.cache)
+        deploy_when_ready(args.port, out, first_try=first_try, source=args.source, cache_dir=args.cache)
     except CommandError as error:
         raise CommandError(f"{error}; device {uid} is registered and its config is in {out}: once the board answers, "
                            f"finish with `mpfleet deploy --port {args.port} --config {out}`") from None
@@ -153,6 +152,16 @@ def default_out(name):
     if not stem:
         raise CommandError(f"--name {name!r} makes no directory name: give --out DIR")
     return Path(stem)
+
+
+def deploy_when_ready(port, config_dir, *, first_try, source, cache_dir):
+    """deploy.deploy_to() once the board answers: not before the monotonic time `first_try`, then as wait_for_repl()
+    tries. Raises CommandError."""
+    if (wait := first_try - time.monotonic()) > 0:
+        say(f"Letting the board boot MicroPython for the first time ({wait:.1f} s more) ...")
+        time.sleep(wait)
+    wait_for_repl(port)
+    deploy.deploy_to(port, config_dir, baudrate=REPL_BAUD, source=source, cache_dir=cache_dir)
 
 
 def wait_for_repl(port):
