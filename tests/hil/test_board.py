@@ -55,7 +55,7 @@ def test_provision_and_deploy_copy_the_firmware_and_reset_the_board(hil):
     hil.ok("provision", "--server", hil.server.url, "--token", hil.server.token, "--board", hil.target.board,
            "--name", "hil-board", "--out", config, "--period", TELEMETRY_PERIOD_S, *hil.target.provision_args())
     hil.uid = json.loads((config / "config.json").read_text())["mqtt"]["uid"]
-    out = hil.ok("deploy", "--port", hil.target.deploy_port(), "--config", config, timeout=600)
+    out = hil.ok("deploy", "--port", hil.target.deploy_port(), "--config", config, timeout=300)
     assert "Copied " in out and "Resetting the board" in out, out
     print(next(line for line in out.splitlines() if line.startswith("Copied ")))
     hil.target.after_deploy()
