@@ -21,12 +21,16 @@ import os
 import signal
 import socket
 import subprocess
+import time
 
 from .. import esp_images
 from ..pty_board import PtyBoard
 from ..server_process import MPFLEET
 from ..test_flash import Mock
 
+# After a flash the board boots MicroPython for the first time and formats its filesystem; deploy's Ctrl-C then could
+# interrupt that, as a user who types the next command at once would not. A guess, not measured (no board here).
+FIRST_BOOT_S = 3
 MQTT_TLS_PORT = "8883"  # the real board's: `mpfleet serve`'s defaults, the ports a firewall already lets in for it
 DEVICE_PORT = "8443"
 
@@ -122,6 +126,8 @@ class BoardTarget:
         return None
 
     def deploy_port(self):
+        if self.image:  # flashed a moment ago (provision came between)
+            time.sleep(FIRST_BOOT_S)
         return self.port
 
     def after_deploy(self):
