@@ -1,7 +1,12 @@
 """The device list's filters, sort and pages (GET /v1/user/devices), and `meta` merged by PATCH (seed 000's
 rules on seed 004's paths: the list's body stays {"data": [...]}, with "meta" added)."""
 
+import sqlite3
+from importlib import resources
+
 import pytest
+from mpfleet.backend.storage import Storage
+from mpfleet.backend.storage.devices import DeviceFilter
 
 from .fake_device import FakeDevice
 from .polling import eventually
@@ -65,6 +70,38 @@ async def test_filters_by_platform_board_status_and_search(api):
     assert (await names(api, "?search=_"))[0] == ["garage 100%"]
     assert (await names(api, "?search="))[1]["total"] == 5
     assert (await names(api, "?search=kitchen&platform=espressif32&limit=1"))[1]["total"] == 1
+    assert (await api.patch(f"/v1/user/devices/{uids['cellar']}", json={"enabled": True}))[0] == 200
+    assert (await names(api, "?status=disabled"))[0] == []
+    assert (await names(api, "?status=pending&board=d1_mini"))[0] == ["cellar"]
+
+
+async def test_a_database_of_before_the_list_gets_every_status_right(tmp_path):
+    """Migration 006 fills the new status column of the devices there are (a trigger keeps it afterwards)."""
+    data = tmp_path / "var"
+    data.mkdir()
+    db = sqlite3.connect(data / "mpfleet.db")
+    folder = resources.files("mpfleet.backend.storage") / "migrations"
+    for number in range(1, 6):
+        db.executescript(next(folder.glob(f"{number:03d}_*.sql")).read_text())
+    db.execute("INSERT INTO users (id, name, created_at) VALUES (1, 'alice', 'x')")
+    rows = [("pending", 1, 0, None), ("disabled", 0, 0, "2026-01-01"), ("online", 1, 1, "2026-01-01"),
+            ("offline", 1, 0, "2026-01-01")]
+    for name, enabled, online, seen in rows:
+        db.execute("INSERT INTO devices (uid, user_id, name, platform_key, board_key, mqtt_password_hash, enabled,"
+                   " is_online, first_seen_at, created_at) VALUES (?, 1, ?, 'unix', 'unix', 'h', ?, ?, ?, 'x')",
+                   (f"unix_{name}", name, enabled, online, seen))
+    db.execute("PRAGMA user_version = 5")
+    db.commit()
+    db.close()
+    storage = Storage(data)
+    await storage.open()
+    try:
+        for name, *_ in rows:
+            devices, total = await storage.devices.list(1, DeviceFilter(status=name))
+            assert ([d.name for d in devices], total) == ([name], 1)
+            assert devices[0].status == name
+    finally:
+        await storage.close()
 
 
 async def test_sorts_by_name_last_seen_and_registration(api):

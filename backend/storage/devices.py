@@ -13,7 +13,8 @@ from .firmwares import Firmware, firmware_from_row, remove_unreferenced_blobs
 
 NOT_FOUND = "Device not found."
 
-# `status` is a generated column: its one definition is in migrations/006_device_list.sql.
+# `status` (pending / online / offline / disabled) is a column that a trigger keeps: its one definition is in
+# migrations/006_device_list.sql.
 _COLUMNS = (
     "id, uid, user_id, name, description, platform_key, board_key, board_variant, enabled, is_online,"
     " public_ip, local_ip, last_rssi, first_seen_at, last_seen_at, last_ota_at,"
@@ -91,7 +92,7 @@ class Device:
     target_firmware_id: int | None
     meta: dict
     created_at: str
-    status: str  # pending / online / offline / disabled, see _STATUS
+    status: str  # pending / online / offline / disabled, kept by migrations/006_device_list.sql
     current_firmware: Firmware | None = None
     target_firmware: Firmware | None = None
 
