@@ -68,7 +68,7 @@ def finish(app, st, state, error, result=None):
     body = {"id": st["id"], "state": state}
     if error is not None:
         body["error"] = error
-    print("ota: %s %s" % (state, error))
+    print("ota: " + state + ("" if error is None else ": " + error))
     if app.link.publish("ota", json.dumps(body)) and app.ack(st["id"], "failed" if error else "done", result, error):
         os.remove("ota.json")
     elif st["state"] == "downloading":

@@ -81,7 +81,8 @@ def report(app, st, state, progress=None, error=None):
     if error is not None:
         body["error"] = error
     gc.collect()
-    print("ota: %s %s (free heap %d)" % (state, progress if error is None else error, gc.mem_free()))
+    detail = progress if error is None else error
+    print("ota: %s%s (free heap %d)" % (state, "" if detail is None else " %s" % detail, gc.mem_free()))
     return app.link.publish("ota", json.dumps(body))
 
 

@@ -48,7 +48,7 @@ class ServerProcess:
     `["--broker", url, ...]` for an external Mosquitto.
     """
 
-    def __init__(self, data_dir, args=("--mqtt-port", "0", "--mqtt-tls-port", "0")):
+    def __init__(self, data_dir, args=("--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", "0")):
         self.data_dir = Path(data_dir)
         self.log_path = self.data_dir.with_name(self.data_dir.name + "-serve.log")
         self.args = list(args)

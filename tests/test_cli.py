@@ -91,8 +91,8 @@ def test_help_explains_the_commands():
 def test_a_taken_port_is_a_one_line_error(tmp_path):
     server = ServerProcess(tmp_path / "one").start()
     try:
-        clash = mpfleet("serve", "--data", str(tmp_path / "two"), "--host", "127.0.0.1",
-                        "--http-port", str(server.port), "--mqtt-port", "0", "--mqtt-tls-port", "0")
+        clash = mpfleet("serve", "--data", str(tmp_path / "two"), "--host", "127.0.0.1", "--http-port",
+                        str(server.port), "--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", "0")
     finally:
         server.stop()
     assert clash.returncode == 1

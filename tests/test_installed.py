@@ -72,8 +72,8 @@ def test_slow_the_installed_package_brings_an_emulated_board_online(installed, t
     url = f"http://127.0.0.1:{port}"
     with open(tmp_path / "serve.log", "w") as log:
         server = subprocess.Popen([mpfleet, "serve", "--data", "var", "--host", "127.0.0.1", "--http-port", str(port),
-                                   "--mqtt-port", "0", "--mqtt-tls-port", "0"], cwd=cwd, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
+                                   "--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", "0"],
+                                  cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     emulator = None
     try:
         wait_until(lambda: (cwd / "var" / "admin.token").exists() and _answers(url), 30, "mpfleet serve")

@@ -115,7 +115,9 @@ def connect(port, baudrate=115200):
     """A Board on serial port `port`, in raw REPL (the running app interrupted with Ctrl-C; no soft reset, which
     would end the unix port's process). Closed on the way out. Raises BoardError."""
     try:
-        transport = SerialTransport(port, baudrate=baudrate)
+        # A read timeout: mpremote reads a pseudo-terminal (QEMU's path) without one, and a port that never
+        # answers would hang for ever; with it, mpremote's own limits (10 s for the raw REPL) apply.
+        transport = SerialTransport(port, baudrate=baudrate, timeout=1)
     except LINK_ERRORS as error:
         raise BoardError(f"cannot open {port} ({_reason(error)}): is it the board's serial port, and is no other "
                          "program (a serial monitor, mpremote) holding it?") from None

@@ -23,14 +23,15 @@ import socket
 import subprocess
 import time
 
+from mpfleet.tools.setup_board import FLASHED_SETTLE
+
 from .. import esp_images
 from ..pty_board import PtyBoard
 from ..server_process import MPFLEET
 from ..test_flash import Mock
 
-# After a flash the board boots MicroPython for the first time and formats its filesystem; deploy's Ctrl-C then could
-# interrupt that, as a user who types the next command at once would not. A guess, not measured (no board here).
-FIRST_BOOT_S = 3
+# After a flash the board boots MicroPython for the first time and formats its filesystem: setup-board's wait.
+FIRST_BOOT_S = FLASHED_SETTLE
 MQTT_TLS_PORT = "8883"  # the real board's: `mpfleet serve`'s defaults, the ports a firewall already lets in for it
 DEVICE_PORT = "8443"
 
