@@ -160,6 +160,25 @@ def test_devices_as_a_table_and_as_json(server, board, home):
     assert as_json(as_user(server, home, "devices", "--json")) == server.call("GET", "/v1/user/devices")[1]["data"]
 
 
+def test_devices_filtered_sorted_and_paged_by_the_api(server, board, home):
+    names = ["filter-b", "filter-a", "filter-c"]
+    uids = [server.register(name)["uid"] for name in names]
+    try:
+        found = as_json(as_user(server, home, "devices", "--search", "filter-", "--status", "pending",
+                                "--sort=-name", "--json"))
+        assert [d["name"] for d in found] == ["filter-c", "filter-b", "filter-a"]
+        page = as_json(as_user(server, home, "devices", "--search", "filter-", "--sort", "name", "--limit", "2",
+                               "--offset", "1", "--json"))
+        assert [d["name"] for d in page] == ["filter-b", "filter-c"]
+        online = as_json(as_user(server, home, "devices", "--online", "--json"))
+        assert [d["uid"] for d in online] == [board]
+        assert not {d["uid"] for d in as_json(as_user(server, home, "devices", "--not-online", "--json"))} & {board}
+        refused(as_user(server, home, "devices", "--limit", "101"), "limit")
+    finally:
+        for uid in uids:
+            server.call("DELETE", f"/v1/user/devices/{uid}")
+
+
 def test_device_show(server, board, home):
     table = ok(as_user(server, home, "device", "show", board)).stdout
     assert board in table and "online" in table and "Emulated board" in table

@@ -6,12 +6,26 @@ from .options import add_command, add_device, connect, device_path
 
 
 def add_parsers(commands):
-    add_command(
+    listing = add_command(
         commands, "devices", run=list_devices,
         help="list your devices",
         description="List your devices (GET /v1/user/devices): uid, name, status (pending, online, offline, "
-        "disabled), board and when each was last seen. The API lists every device and has no filters.",
+        "disabled), board and when each was last seen; one page of at most --limit devices, filtered and sorted "
+        "by the API (docs/api.md, the device list). On a terminal a line says which of how many are shown.",
     )
+    listing.add_argument("--status", choices=("pending", "online", "offline", "disabled"), help="only this status")
+    online = listing.add_mutually_exclusive_group()
+    online.add_argument("--online", dest="online", action="store_const", const="true", help="only online devices")
+    online.add_argument("--not-online", dest="online", action="store_const", const="false",
+                        help="only devices that are not online")
+    listing.add_argument("--platform", metavar="KEY", help="only this platform, e.g. espressif8266")
+    listing.add_argument("--board", metavar="KEY", help="only this board, e.g. d1_mini")
+    listing.add_argument("--firmware", metavar="MD5|VERSION", help="only devices running this firmware")
+    listing.add_argument("--search", metavar="TEXT", help="only devices whose name or description holds TEXT")
+    listing.add_argument("--sort", metavar="KEY",
+                         help="name, last_seen_at or created_at (the default); a leading - for descending, written --sort=-name")
+    listing.add_argument("--limit", type=int, metavar="N", help="devices per page, 1 to 100 (default 50)")
+    listing.add_argument("--offset", type=int, metavar="N", help="devices to skip (default 0)")
     device = commands.add_parser(
         "device", help="show, edit or delete one device",
         description="One device: `show` its detail, `edit` its name, description or whether it is enabled, `rm` it.",
@@ -40,13 +54,22 @@ def add_parsers(commands):
     remove.add_argument("--yes", action="store_true", required=True, help="yes, delete it (required)")
 
 
+LIST_QUERY = ("status", "online", "platform", "board", "firmware", "search", "sort", "limit", "offset")
+
+
 def list_devices(args):
-    devices = connect(args).get("/v1/user/devices")["data"]
+    answer = connect(args).get("/v1/user/devices", **{name: getattr(args, name) for name in LIST_QUERY})
+    devices, meta = answer["data"], answer.get("meta")
     if args.json:
         return output.emit_json(devices)
     output.table(["UID", "Name", "Status", "Board", "Last seen"], [
         (d["uid"], d["name"], d["status"], d["board"]["key"], d["last_seen_at"]) for d in devices
     ], title="Devices")
+    if meta and devices:
+        first = meta["offset"] + 1
+        output.note(f"{first}-{first + len(devices) - 1} of {meta['total']}"
+                    + (f" (--offset {meta['offset'] + len(devices)} for the next page)"
+                       if meta["offset"] + len(devices) < meta["total"] else ""))
 
 
 def show_device(args):
