@@ -131,6 +131,8 @@ class Backend:
         else:
             self.tls_port = free_port()
             command += ["--mqtt-port", str(free_port()), "--mqtt-tls-port", str(self.tls_port)]
+        if "--device-port" not in self.extra_args:  # (8443, the default, may be taken by a server of the user's)
+            command += ["--device-port", str(free_port())]
         self._command = command + self.extra_args
         self._spawn("w")
         return self

@@ -35,7 +35,7 @@ def test_first_start_creates_admin_and_prints_its_token_once(tmp_path):
 
     server = ServerProcess(data).start()
     try:
-        assert get_devices(server.url, token) == (200, {"data": []})
+        assert get_devices(server.url, token) == (200, {"data": [], "meta": {"total": 0, "limit": 50, "offset": 0}})
         assert get_devices(server.url, token + "x") == (401, {"message": "Unauthenticated."})
     finally:
         second_output = server.stop()

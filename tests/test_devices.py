@@ -125,4 +125,4 @@ async def test_a_registration_the_broker_refuses_is_undone(api, backend, monkeyp
     status, body = await api.post("/v1/user/devices", json={"name": "x", "platform": "unix", "board": "unix"})
     assert (status, body) == (503, {
         "message": "The MQTT broker could not create the device's account; nothing was registered."})
-    assert await api.get("/v1/user/devices") == (200, {"data": []})
+    assert await api.get("/v1/user/devices") == (200, {"data": [], "meta": {"total": 0, "limit": 50, "offset": 0}})

@@ -142,7 +142,7 @@ def check_first(args, out):
     if args.image:
         flash.plan_flash(args.board, args.image)  # the image and board key, before any port is opened
     api = Api(provision.find_login(args))
-    api.get("/v1/user/devices")  # the token: /v1/boards asks for none
+    api.get("/v1/user/devices", limit=1)  # the token: /v1/boards asks for none
     return api, provision.find_board(api.get("/v1/boards")["data"], args.board), wifi
 
 

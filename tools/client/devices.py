@@ -54,6 +54,20 @@ def add_parsers(commands):
     remove.add_argument("--yes", action="store_true", required=True, help="yes, delete it (required)")
 
 
+PAGE = 100  # the API's largest page
+
+
+def every_device(api):
+    """All the user's devices, page after page of the API's list (the newest registrations last)."""
+    devices, offset = [], 0
+    while True:
+        answer = api.get("/v1/user/devices", limit=PAGE, offset=offset)
+        devices += answer["data"]
+        offset += len(answer["data"])
+        if not answer["data"] or offset >= answer["meta"]["total"]:
+            return devices
+
+
 LIST_QUERY = ("status", "online", "platform", "board", "firmware", "search", "sort", "limit", "offset")
 
 

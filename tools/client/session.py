@@ -36,9 +36,9 @@ def login(args):
     if not token:
         token, source = _ask_token(), "the prompt"
     api = Api(config.Login(url, token, "--url" if args.url else f"${config.URL_ENV}", source))
-    devices = api.get("/v1/user/devices")["data"]  # refused (401) or unreachable: raises, nothing saved
+    total = api.get("/v1/user/devices", limit=1)["meta"]["total"]  # refused (401) or unreachable: raises
     path = config.save_login(api.base_url, token)
-    count = f"{len(devices)} device" + ("" if len(devices) == 1 else "s")
+    count = f"{total} device" + ("" if total == 1 else "s")
     output.line(f"Logged in to {api.base_url} ({count}); saved to {path} (mode 0600)")
 
 

@@ -8,6 +8,7 @@ import time
 from datetime import datetime, timezone
 
 from . import output
+from .devices import every_device
 from .options import add_command, connect, positive_seconds
 
 
@@ -36,7 +37,7 @@ def run(args):
 def _watch(api, args):
     known = {}  # uid -> (name, status) at the last read
     while True:
-        devices = {d["uid"]: (d["name"], d["status"]) for d in api.get("/v1/user/devices")["data"]
+        devices = {d["uid"]: (d["name"], d["status"]) for d in every_device(api)
                    if not args.uids or d["uid"] in args.uids}
         for uid, (name, status) in devices.items():
             previous = known.get(uid, (None, None))[1]
