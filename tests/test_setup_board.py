@@ -208,7 +208,10 @@ def test_the_docs_emulated_board_runs_as_written_and_comes_online(server, cache,
            "MPFLEET_CACHE": str(cache)}
     try:
         done = shell(emulated, cwd=tmp_path, env=env)
-    finally:  # the walkthrough's emulated board runs on in the background
+    finally:  # the walkthrough's emulator and its board run on in the background (the emulator restarts a board
+        # that stops: it goes first, then what is left of its boards)
+        for pid in micropython_processes_in(tmp_path, b"mpfleet\x00emulate"):
+            os.kill(pid, signal.SIGKILL)
         for pid in micropython_processes_in(tmp_path):
             os.kill(pid, signal.SIGKILL)
     assert done.returncode == 0, done.stdout + done.stderr
