@@ -20,6 +20,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def answers(url):
+    """Whether the mpfleet server at `url` answers (its catalog, which needs no token)."""
+    try:
+        urllib.request.urlopen(url + "/v1/platforms", timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def rest_call(base_url, token, method, path, body=None):
     """(status, JSON answer) of one REST request with `token`."""
     data = None if body is None else json.dumps(body).encode()
@@ -48,7 +57,7 @@ class ServerProcess:
     `["--broker", url, ...]` for an external Mosquitto.
     """
 
-    def __init__(self, data_dir, args=("--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", "0")):
+    def __init__(self, data_dir, args=("--mqtt-port", "0", "--mqtt-tls-port", "0")):
         self.data_dir = Path(data_dir)
         self.log_path = self.data_dir.with_name(self.data_dir.name + "-serve.log")
         self.args = list(args)
@@ -72,11 +81,9 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("mpfleet serve exited:\n" + self.log_path.read_text())
-            try:
-                urllib.request.urlopen(self.url + "/v1/platforms", timeout=1).close()
+            if answers(self.url):
                 return self
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         raise TimeoutError("mpfleet serve did not answer")
 
     def stop(self, sig=signal.SIGINT):

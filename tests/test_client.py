@@ -28,8 +28,7 @@ RAW = b"RAW!"  # the start of a raw test image: not the ESP image magic 0xE9, wh
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("client") / "var"
-    server = ServerProcess(data, args=["--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", "0",
-                                       "--public-host", "127.0.0.1"])
+    server = ServerProcess(data, args=["--mqtt-port", "0", "--mqtt-tls-port", "0", "--public-host", "127.0.0.1"])
     server.start()
     yield server
     server.stop()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from .polling import wait_until
-from .server_process import free_port
+from .server_process import answers, free_port
 
 pytestmark = pytest.mark.network  # the emulator's first build fetches umqtt.simple from the package index
 
@@ -76,7 +76,7 @@ def test_slow_the_installed_package_brings_an_emulated_board_online(installed, t
                                   cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     emulator = None
     try:
-        wait_until(lambda: (cwd / "var" / "admin.token").exists() and _answers(url), 30, "mpfleet serve")
+        wait_until(lambda: (cwd / "var" / "admin.token").exists() and answers(url), 30, "mpfleet serve")
         token = (cwd / "var" / "admin.token").read_text().strip()
         run([mpfleet, "provision", "--server", url, "--token", token, "--board", "unix", "--mqtt-host", "127.0.0.1",
              "--out", "board"], cwd=cwd, env=env)
@@ -96,14 +96,6 @@ def test_slow_the_installed_package_brings_an_emulated_board_online(installed, t
     assert emulator.returncode == 0, log
     assert (tmp_path / "cache" / "mpfleet" / "micropython-umqtt.simple-1.3.4.tar.gz").is_file(), log
     assert (cwd / "board" / "lib" / "umqtt" / "simple.mpy").is_file() and (cwd / "board" / "app.mpy").is_file()
-
-
-def _answers(url):
-    try:
-        urllib.request.urlopen(url + "/v1/platforms", timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def _online(url, token, uid):

@@ -102,8 +102,7 @@ async def connect_with_wrong_password(registered, wrong):
 
 
 async def test_a_served_backend_answers_json_and_logs_no_secret(tmp_path):
-    server = ServerProcess(tmp_path / "var",
-                           args=("--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", "0", "--access-log"))
+    server = ServerProcess(tmp_path / "var", args=("--mqtt-port", "0", "--mqtt-tls-port", "0", "--access-log"))
     server.start()
     try:
         token = server.token

@@ -27,12 +27,12 @@ class Served:
     def __init__(self, kind, work_dir):
         self.kind = kind
         self.mosquitto = None
-        args = ["--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", "0"]
+        args = ["--mqtt-port", "0", "--mqtt-tls-port", "0"]
         if kind == "mosquitto":
             self.mosquitto = MosquittoBroker(work_dir / "mosquitto", ensure_certificates(work_dir / "tls", []))
             self.mosquitto.start()
             args = ["--broker", self.mosquitto.url, "--broker-ca", str(self.mosquitto.tls.ca_cert),
-                    "--mqtt-tls-port", str(self.mosquitto.tls_port), "--device-port", "0"]
+                    "--mqtt-tls-port", str(self.mosquitto.tls_port)]
         self.server = ServerProcess(work_dir / "var", args).start()
 
     @property
