@@ -11,7 +11,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,9 +21,9 @@ from mpfleet.tools import firmware_build
 from mpfleet.tools.errors import CommandError
 
 from .polling import wait_until
+from .maker_shell import maker_env, run_script
 from .pty_board import PtyBoard
 from .server_process import MPFLEET, ServerProcess
-from .test_emulate import micropython_processes_in  # socat's command line names micropython too
 
 pytestmark = pytest.mark.network  # the firmware build fetches umqtt.simple from the package index once
 
@@ -340,31 +339,26 @@ def test_a_board_whose_mpy_version_mpy_cross_cannot_write_for_is_refused():
 def test_the_commands_of_docs_deploy_md_run_as_written(server, tmp_path, built):
     blocks = re.findall(r"^```sh\n(.*?)^```", DOC.read_text(), re.S | re.M)
     usb, first, emulate, again = blocks
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "MPFLEET_SERVER": server.url, "MPFLEET_TOKEN": server.token}  # `make run`'s server, as provision finds it
+    env = maker_env(MPFLEET_SERVER=server.url, MPFLEET_TOKEN=server.token)  # `make run`'s, as provision finds it
 
-    def shell(block, cwd):
-        return subprocess.run(["bash", "-ec", block], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    def shell(block, cwd):  # (a socat a failed deploy leaves in the background is stopped with the script)
+        return run_script(block, cwd=cwd, env=env, timeout=120)
 
     walk = tmp_path / "walk"
     walk.mkdir()
+    done = shell(first, walk)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Copied {len(built) + 2} files" in done.stdout  # the firmware, config.json and settings.json
+    uid = json.loads((walk / "bench" / "config.json").read_text())["mqtt"]["uid"]
+    emulator = subprocess.Popen(["bash", "-ec", emulate], cwd=walk, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        done = shell(first, walk)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert f"Copied {len(built) + 2} files" in done.stdout  # the firmware, config.json and settings.json
-        uid = json.loads((walk / "bench" / "config.json").read_text())["mqtt"]["uid"]
-        emulator = subprocess.Popen(["bash", "-ec", emulate], cwd=walk, env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            wait_until(lambda: online(server, uid), timeout=20, what="the board of docs/deploy.md online")
-        finally:
-            os.killpg(emulator.pid, signal.SIGINT)
-            emulator.wait(timeout=20)
-        done = shell(again, walk)
-        assert done.returncode == 0 and "Nothing to copy" in done.stdout, done.stdout + done.stderr
-    finally:  # a socat the walkthrough left in the background (a deploy's reset ends it, a failed one does not)
-        for pid in micropython_processes_in(walk):
-            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: online(server, uid), timeout=20, what="the board of docs/deploy.md online")
+    finally:
+        os.killpg(emulator.pid, signal.SIGINT)
+        emulator.wait(timeout=20)
+    done = shell(again, walk)
+    assert done.returncode == 0 and "Nothing to copy" in done.stdout, done.stdout + done.stderr
 
     # The USB board's commands, on a pseudo-terminal board in place of /dev/ttyUSB0.
     board = PtyBoard(tmp_path / "usb" / "flash", tmp_path / "usb" / "ttyUSB0").start()

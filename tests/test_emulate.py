@@ -47,9 +47,8 @@ def flash_dir(path, uid=None, *, resets=0, crashes=0, exits=0):
     return path
 
 
-def micropython_processes_in(root, program=b"micropython"):
-    """Pids of the micropython processes (or others whose command line holds `program`) whose working directory is
-    under `root`."""
+def micropython_processes_in(root):
+    """Pids of the micropython processes whose working directory is under `root`."""
     root = str(Path(root).resolve())
     found = []
     for proc in Path("/proc").iterdir():
@@ -60,7 +59,7 @@ def micropython_processes_in(root, program=b"micropython"):
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:  # gone, or a zombie
             continue
-        if program in cmdline and (cwd == root or cwd.startswith(root + "/")):
+        if b"micropython" in cmdline and (cwd == root or cwd.startswith(root + "/")):
             found.append(int(proc.name))
     return found
 

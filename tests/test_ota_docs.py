@@ -5,14 +5,12 @@ The only changes are the ports (free ones instead of 8080 and the defaults, and 
 $MPFLEET_SERVER), so that the test runs beside others.
 """
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from .maker_shell import maker_env, run_script
 from .server_process import free_port
 
 pytestmark = pytest.mark.network  # the firmware build fetches umqtt.simple from the package index once
@@ -35,12 +33,8 @@ def test_the_ota_walk_through_of_the_docs_runs_and_ends_updated(tmp_path):
     script = script.replace(serve, f"{serve} --http-port {http} --device-port 0 --mqtt-port 0 --mqtt-tls-port 0")
     script = script.replace("http://127.0.0.1:8080", f"http://127.0.0.1:{http}")
     # Background jobs (serve, emulate) stopped whatever happens; every command must succeed.
-    script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n" + script
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "MPFLEET_SERVER": f"http://127.0.0.1:{http}"}  # provision's default server, on that port
-    env.pop("MPFLEET_DATA", None)
-    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=180)
+    env = maker_env(MPFLEET_SERVER=f"http://127.0.0.1:{http}")  # provision's default server, on that port
+    result = run_script(script, cwd=tmp_path, env=env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     last = result.stdout.strip().splitlines()[-1]  # the job, as the last curl printed it

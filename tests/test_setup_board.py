@@ -9,12 +9,9 @@ while setup-board waits for it online.
 """
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from . import esp_images
+from .maker_shell import maker_env, run_script, running_script
+from .polling import wait_until
 from .pty_board import PtyBoard
 from .server_process import MPFLEET
 from .test_deploy import cache, server  # noqa: F401 (fixtures: `mpfleet serve`, umqtt.simple's download cache)
@@ -41,9 +40,7 @@ ESPTOOL_NO_RESET = ("WARNING: Chip was NOT reset. Setting RTS/DTR lines is not s
 def env(tmp_path):
     """The environment of a maker's shell: no MPFLEET_* variables, a config folder of its own without a login file,
     the virtual environment's bin/ on PATH (micropython, socat's child)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MPFLEET_")}
-    return {**clean, "XDG_CONFIG_HOME": str(tmp_path / "config"),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return maker_env(XDG_CONFIG_HOME=str(tmp_path / "config"))
 
 
 @pytest.fixture
@@ -167,11 +164,6 @@ def doc_blocks():
     return re.findall(r"^```sh\n(.*?)^```", DOC.read_text(), re.S | re.M)
 
 
-def shell(block, *, cwd, env, timeout=180):
-    return subprocess.run(["bash", "-ec", block], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                          start_new_session=True)
-
-
 def test_the_docs_esp32_command_flashes_on_the_mock_bootloader_then_the_deploy_fails_in_one_line(
         server, mock, env, tmp_path):
     """The mock answers esptool's protocol but runs no firmware: no REPL after the flash. So the command shows the
@@ -186,7 +178,7 @@ def test_the_docs_esp32_command_flashes_on_the_mock_bootloader_then_the_deploy_f
     shutil.copy(esp_images.etboard_full_images()[1], tmp_path / image)  # a MicroPython ESP32 build, as downloaded
     env = {**env, "MPFLEET_URL": server.url, "MPFLEET_TOKEN": server.token, "PORT": str(port), "IMAGE": image}
     started = time.monotonic()
-    done = shell(esp32, cwd=tmp_path, env=env)
+    done = run_script(esp32, cwd=tmp_path, env=env)
     took = time.monotonic() - started
     assert done.returncode == 1, done.stdout + done.stderr
     assert steps(done.stdout) == [("1", "flash"), ("2", "provision"), ("3", "deploy")]
@@ -206,18 +198,12 @@ def test_the_docs_emulated_board_runs_as_written_and_comes_online(server, cache,
     _, emulated = doc_blocks()
     env = {**env, "MPFLEET_URL": server.url, "MPFLEET_TOKEN": server.token,  # as after `mpfleet login`
            "MPFLEET_CACHE": str(cache)}
-    try:
-        done = shell(emulated, cwd=tmp_path, env=env)
-    finally:  # the walkthrough's emulator and its board run on in the background (the emulator restarts a board
-        # that stops: it goes first, then what is left of its boards)
-        for pid in micropython_processes_in(tmp_path, b"mpfleet\x00emulate"):
-            os.kill(pid, signal.SIGKILL)
-        for pid in micropython_processes_in(tmp_path):
-            os.kill(pid, signal.SIGKILL)
-    assert done.returncode == 0, done.stdout + done.stderr
-    uid = uid_in(tmp_path / "bench")
-    assert f"{uid} ('bench') is online" in done.stdout and "[1/4] flash: skipped" in done.stdout
-    assert device(server, uid)["status"] == "online"
+    with running_script(emulated, cwd=tmp_path, env=env) as done:  # the emulator runs on until the checks are done
+        assert done.returncode == 0, done.stdout + done.stderr
+        uid = uid_in(tmp_path / "bench")
+        assert f"{uid} ('bench') is online" in done.stdout and "[1/4] flash: skipped" in done.stdout
+        assert device(server, uid)["status"] == "online"
+    wait_until(lambda: not micropython_processes_in(tmp_path), timeout=20, what="the emulated board stopped")
 
 
 def test_help_explains_each_step_and_where_server_and_token_come_from():
