@@ -108,7 +108,20 @@ SCHEMAS = {
         "platform": _ref("Platform"), "board": _ref("Platform"), "board_variant": _nullable(_STRING),
         "current_firmware": _nullable(_ref("Firmware")), "target_firmware": _nullable(_ref("Firmware")),
         "meta": {"type": "object", "properties": {"mqtt_port": {"type": "integer"}}, "required": ["mqtt_port"]},
+        "tags": {"type": "array", "items": _ref("Tag"), "description": "the device's tags, sorted"},
     }),
+    "Tag": {"type": "string", "pattern": schemas.TAG_PATTERN, "maxLength": schemas.TAG_MAX,
+            "description": schemas.TAG_RULE},
+    "TagCount": _object({"tag": _ref("Tag"), "device_count": {"type": "integer", "minimum": 1}}),
+    "DeviceTags": _object({
+        "message": _STRING, "device_uid": _STRING,
+        "data": {"type": "array", "items": _ref("Tag"), "description": "every tag the device has now, sorted"},
+    }),
+    "Group": _object({
+        "id": {"type": "integer"}, "name": _STRING, "description": _nullable(_STRING),
+        "device_count": {"type": "integer", "minimum": 0},
+    }),
+    "GroupMessage": _object({"message": _STRING, "data": _ref("Group")}),
     "MqttCredentials": _object({
         "host": _STRING, "port": {"type": "integer"}, "username": _STRING, "password": _STRING,
         "client_id": _STRING, "tls": {"type": "boolean"},
@@ -215,8 +228,9 @@ _BAD_REQUEST = _message("The request cannot be parsed (HTTP itself: its request 
                         " not what the operation reads: not JSON, not a JSON object, malformed multipart)")
 _UNAUTHENTICATED = _message('Missing or unknown bearer token: "Unauthenticated."', headers={
     "WWW-Authenticate": {"required": True, "schema": {"const": "Bearer"}}})
-_NO_DEVICE = _message('No such device for this user ("Device not found."), or no such button, command or firmware'
-                      " of it")
+_NO_DEVICE = _message('No such device for this user ("Device not found."), or no such button, command, firmware'
+                      ' or tag of it ("Tag not found.")')
+_NO_GROUP = _message('No such group for this user ("Group not found.")')
 _INVALID = _answer("Validation failed: a field breaks a rule below or the JSON-value rule (JsonValue), or a query"
                    " parameter is out of its range", _ref("ValidationError"))
 _OFFLINE = _message('The device cannot take commands now: "Device is offline." or "Device is disabled."')
@@ -259,6 +273,13 @@ _COMMAND = _path_param("command_id", _STRING, "command id")
 
 def _device_op(summary, responses, **kwargs):
     return _operation(summary, {**responses, "404": _NO_DEVICE}, params=(_UID, *kwargs.pop("params", ())), **kwargs)
+
+
+_GROUP = _path_param("group_id", {"type": "integer", "minimum": 1, "maximum": jsonvalues.MAX_NUMBER}, "group id")
+
+
+def _group_op(summary, responses, **kwargs):
+    return _operation(summary, {"404": _NO_GROUP, **responses}, params=(_GROUP, *kwargs.pop("params", ())), **kwargs)
 
 
 _WAIT = _query("wait", {"type": "integer", "minimum": 0, "maximum": commands.WAIT_MAX, "default": 0},
@@ -322,6 +343,9 @@ _DEVICE_LIST_QUERY = (
            " its version"),
     _query("search", {"type": "string", "maxLength": schemas.SEARCH_MAX},
            "a part of the name or the description (ASCII letters in any case; empty: every device)"),
+    _query("tag", _ref("Tag"), "only devices with this tag"),
+    _query("group", {"type": "integer", "minimum": 1, "maximum": jsonvalues.MAX_NUMBER},
+           "only devices in this group of yours (a group you do not have: 422)"),
     _query("sort", {"enum": _SORTS, "default": "created_at"},
            "name (ASCII letters in any case), last_seen_at (never seen first), created_at (registration order); a"
            " leading `-` for descending; ties in registration order"),
@@ -330,10 +354,30 @@ _DEVICE_LIST_QUERY = (
     _query("offset", {"type": "integer", "minimum": 0, "maximum": jsonvalues.MAX_NUMBER, "default": 0},
            "devices skipped before the page"),
 )
+_GROUP_DEVICES_QUERY = tuple(p for p in _DEVICE_LIST_QUERY if p["name"] != "group")  # the path names the group
 _LIST_META = _object({
     "total": {"type": "integer", "minimum": 0, "description": "devices that match, on every page"},
     "limit": {"type": "integer"}, "offset": {"type": "integer"},
 })
+_DEVICE_PAGE = _object({"data": {"type": "array", "items": _ref("DeviceCompact")}, "meta": _LIST_META})
+_BAD_LIST_QUERY = _answer("A query parameter is out of its range or not one the list knows (each named in `errors`);"
+                          " a parameter given twice", _ref("ValidationError"))
+_NEW_TAGS = _object({"tags": {
+    "type": "array", "items": _ref("Tag"), "minItems": 1, "maxItems": schemas.TAGS_PER_DEVICE,
+    "description": f"tags to add; those the device has already are no error. After adding, a device has at most"
+    f" {schemas.TAGS_PER_DEVICE} tags and your devices at most {schemas.TAGS_PER_USER} different ones, else 422 and"
+    " nothing is added",
+}}, extra=_VALUE)
+_NAME_TAKEN = '"A group with this name already exists." (ASCII letters in any case)'
+_GROUP_NAME_TAKEN = _message(_NAME_TAKEN)
+_GROUP_REFUSED = _message(f'{_NAME_TAKEN}, or "A user can have at most {schemas.GROUPS_PER_USER} groups."')
+_GROUP_FIELDS = {"name": _text(schemas.NAME_MAX, required=True),
+                 "description": _nullable(_text(schemas.DESCRIPTION_MAX))}
+_GROUP_UIDS = _object({"uids": {
+    "type": "array", "items": _STRING, "minItems": 1, "maxItems": schemas.GROUP_UIDS_MAX,
+    "description": "uids of your devices; those in the group already are no error. A uid that is no device of yours"
+    " is 422 naming its place (`uids.N`), and nothing is added",
+}}, extra=_VALUE)
 _TELEMETRY_QUERY = (
     _query("key", _STRING, "one key only"),
     _time("from", "RFC 3339 date-time or unix seconds, inclusive"),
@@ -366,10 +410,7 @@ def _paths():
             public=True)},
         "/v1/user/devices": {
             "get": _operation("List the caller's devices (compact), filtered, sorted and one page at a time", {
-                "200": _answer("One page of the devices that match", _object({
-                    "data": {"type": "array", "items": _ref("DeviceCompact")}, "meta": _LIST_META})),
-                "422": _answer("A query parameter is out of its range or not one the list knows (each named in"
-                               " `errors`); a parameter given twice", _ref("ValidationError")),
+                "200": _answer("One page of the devices that match", _DEVICE_PAGE), "422": _BAD_LIST_QUERY,
             }, params=_DEVICE_LIST_QUERY),
             "post": _operation("Register a device and receive its MQTT credentials (shown once)", {
                 "201": _answer("Registered", _data(_ref("RegisteredDevice"))),
@@ -457,6 +498,41 @@ def _paths():
                 "409": _message('"Cannot delete firmware while it is assigned to any device."'),
             }, params=(_FIRMWARE,)),
         },
+        device + "/tags": {
+            "get": _device_op("The device's tags, sorted", {
+                "200": _answer("Tags", _data({"type": "array", "items": _ref("Tag")}))}),
+            "post": _device_op("Add tags to the device (several at once)", {
+                "200": _answer('"Tags added."', _ref("DeviceTags"))}, body=_json(_NEW_TAGS)),
+        },
+        device + "/tags/{tag}": {"delete": _device_op("Remove a tag from the device", {
+            "200": _answer('"Tag removed."', _ref("DeviceTags"))}, params=(_path_param("tag", _ref("Tag"), "the tag"),))},
+        "/v1/user/tags": {"get": _operation("Every tag of your devices, sorted, with how many devices have it", {
+            "200": _answer("Tags", _data({"type": "array", "items": _ref("TagCount")}))})},
+        "/v1/user/groups": {
+            "get": _operation("Your groups of devices, by name", {
+                "200": _answer("Groups", _data({"type": "array", "items": _ref("Group")}))}),
+            "post": _operation("Create a group of devices", {
+                "201": _answer("Created", _data(_ref("Group"))), "409": _GROUP_REFUSED,
+            }, body=_json(_object(_GROUP_FIELDS, required=["name"], extra=_VALUE))),
+        },
+        "/v1/user/groups/{group_id}": {
+            "get": _group_op("One group", {"200": _answer("Group", _data(_ref("Group")))}),
+            "put": _group_op("Rename a group or change its description (the fields given)", {
+                "200": _answer("Updated group", _data(_ref("Group"))), "409": _GROUP_NAME_TAKEN,
+            }, body=_json(_object(_GROUP_FIELDS, required=[], extra=_VALUE))),
+            "delete": _group_op("Delete a group; its devices stay", {"200": _message('"Group deleted."')}),
+        },
+        "/v1/user/groups/{group_id}/devices": {
+            "get": _group_op("The group's devices (compact), filtered, sorted and one page at a time, as the device"
+                             " list", {"200": _answer("One page of the group's devices that match", _DEVICE_PAGE),
+                                       "422": _BAD_LIST_QUERY}, params=_GROUP_DEVICES_QUERY),
+            "post": _group_op("Add devices to the group (several at once; all or none)", {
+                "200": _answer('"Devices added to the group."', _ref("GroupMessage"))}, body=_json(_GROUP_UIDS)),
+        },
+        "/v1/user/groups/{group_id}/devices/{uid}": {"delete": _group_op("Take a device out of the group", {
+            "200": _answer('"Device removed from the group."', _ref("GroupMessage")),
+            "404": _message('"Group not found.", "Device not found.", or "The device is not in this group."'),
+        }, params=(_UID,))},
     }
 
 
@@ -467,7 +543,7 @@ def document():
         "info": {
             "title": "mpfleet REST API",
             "version": "1",
-            "description": "Devices, command buttons and firmwares of the authenticated user (seed 004). "
+            "description": "Devices, command buttons, firmwares, tags and groups of the authenticated user (seed 004). "
             "Every error is JSON: {\"message\"}, and for 422 also {\"errors\": {field: [messages]}}. A path without "
             "a route is 404 {\"message\": \"Not found.\"}; a known path with another method is 405 (responses/"
             "MethodNotAllowed). Text fields count their length as sent and are stripped of ASCII whitespace "

@@ -6,10 +6,11 @@ Boards' OTA downloads are not here: the device listener has its one route of its
 
 from aiohttp import web
 
-from .handlers import buttons, catalog, commands, devices, firmwares, ota, telemetry
+from .handlers import buttons, catalog, commands, devices, firmwares, groups, ota, tags, telemetry
 from .middlewares import public
 
 DEVICE = "/v1/user/devices/{uid}"
+GROUP = r"/v1/user/groups/{group_id:\d+}"
 
 
 def setup_routes(app):
@@ -46,4 +47,18 @@ def setup_routes(app):
         web.delete(DEVICE + "/firmwares/target", firmwares.clear_target),
         web.patch(DEVICE + r"/firmwares/{firmware_id:\d+}", firmwares.update_firmware),
         web.delete(DEVICE + r"/firmwares/{firmware_id:\d+}", firmwares.delete_firmware),
+
+        web.get(DEVICE + "/tags", tags.list_device_tags),
+        web.post(DEVICE + "/tags", tags.add_device_tags),
+        web.delete(DEVICE + "/tags/{tag}", tags.remove_device_tag),
+        web.get("/v1/user/tags", tags.list_tags),
+
+        web.get("/v1/user/groups", groups.list_groups),
+        web.post("/v1/user/groups", groups.create_group),
+        web.get(GROUP, groups.show_group),
+        web.put(GROUP, groups.update_group),
+        web.delete(GROUP, groups.delete_group),
+        web.get(GROUP + "/devices", groups.list_group_devices),
+        web.post(GROUP + "/devices", groups.add_devices),
+        web.delete(GROUP + "/devices/{uid}", groups.remove_device),
     ])

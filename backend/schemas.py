@@ -79,6 +79,19 @@ class _Fields:
             self.fail(field, f"The {field} field must be true or false.")
         return value
 
+    def items(self, field, noun, *, most):
+        """A list of 1 to `most` items (checked by the caller); [] when it is not one."""
+        value = self.body.get(field)
+        if value is None:
+            self.fail(field, f"The {field} field is required.")
+        elif not isinstance(value, list):
+            self.fail(field, f"The {field} field must be a list of {noun}.")
+        elif not 1 <= len(value) <= most:
+            self.fail(field, f"The {field} field must hold 1 to {most} {noun}.")
+        else:
+            return value
+        return []
+
     def payload(self, field):
         """A JSON object that serializes to at most MAX_PAYLOAD_BYTES."""
         value = self.body.get(field)
@@ -130,16 +143,22 @@ def device_update(body):
     """{name?, description?, enabled?, meta?} → the columns to change, and `meta`: the merge patch (checked by
     meta_patch(); the merged result by merged_meta())."""
     fields = _Fields(body)
-    changes = {}
-    if fields.present("name"):
-        changes["name"] = fields.text("name", required=True, max_len=NAME_MAX)
-    if fields.present("description"):
-        changes["description"] = fields.text("description", max_len=DESCRIPTION_MAX, nullable=True) or None
+    changes = _name_and_description(fields)
     if fields.present("enabled"):
         changes["enabled"] = fields.boolean("enabled", default=True)
     if fields.present("meta"):
         changes["meta"] = meta_patch(fields)
     fields.done()
+    return changes
+
+
+def _name_and_description(fields):
+    """The `name` and `description` an edit gives (a device's, a group's) → the columns to change."""
+    changes = {}
+    if fields.present("name"):
+        changes["name"] = fields.text("name", required=True, max_len=NAME_MAX)
+    if fields.present("description"):
+        changes["description"] = fields.text("description", max_len=DESCRIPTION_MAX, nullable=True) or None
     return changes
 
 
@@ -192,21 +211,24 @@ LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 100
 STATUSES = ("pending", "online", "offline", "disabled")
 SORT_KEYS = ("name", "last_seen_at", "created_at")  # each also with a leading `-`: descending
 SEARCH_MAX = NAME_MAX
-LIST_FILTERS = ("status", "online", "platform", "board", "firmware", "search")
+LIST_FILTERS = ("status", "online", "platform", "board", "firmware", "search", "tag", "group")
 LIST_PARAMETERS = (*LIST_FILTERS, "sort", "limit", "offset")  # limit and offset: handlers/common.int_query
+_DIGITS = re.compile(r"[0-9]+\Z")  # an integer as OpenAPI's is written (int() would take " 5" and "5_0")
 
 
-def device_list(query, boards):
+def device_list(query, boards, *, fixed=()):
     """The filters and sort of a device list's query (a MultiDict of text) → ({DeviceFilter field: value}, sort
     key, descending). A parameter not in LIST_PARAMETERS, or given twice, is refused: a misspelt filter must
-    not list every device. Raises ValidationError naming each parameter that fails."""
+    not list every device; so are the filters named in `fixed`, which the path sets (a group's devices). A
+    `group` is only checked to be an id here: whether the caller has it is the handler's to ask. Raises
+    ValidationError naming each parameter that fails."""
     errors = {}
 
     def fail(name, message):
         errors.setdefault(name, []).append(message)
 
     for name in dict.fromkeys(query):
-        if name not in LIST_PARAMETERS:
+        if name not in LIST_PARAMETERS or name in fixed:
             fail(name, f"The {name} parameter is not known.")
         elif len(query.getall(name)) > 1:
             fail(name, f"The {name} parameter must be given once.")
@@ -250,6 +272,18 @@ def device_list(query, boards):
             fail("search", f"The search parameter must not be greater than {SEARCH_MAX} characters.")
         elif search:
             filters["search"] = search
+    tag = query.get("tag")
+    if tag is not None and "tag" not in fixed:
+        if _is_tag(tag):
+            filters["tag"] = tag
+        else:
+            fail("tag", f"The tag parameter must be {TAG_RULE}.")
+    group = query.get("group")
+    if group is not None and "group" not in fixed:
+        if _DIGITS.match(group) and 1 <= int(group) <= jsonvalues.MAX_NUMBER:
+            filters["group"] = int(group)
+        else:
+            fail("group", f"The group parameter must be an integer from 1 to {jsonvalues.MAX_NUMBER}.")
     sort = query.get("sort", "created_at")
     key = sort[1:] if sort.startswith("-") else sort
     if key not in SORT_KEYS:
@@ -257,6 +291,82 @@ def device_list(query, boards):
     if errors:
         raise ValidationError(errors)
     return filters, key, sort.startswith("-")
+
+
+# --- Tags and groups ---------------------------------------------------------------------------
+# A tag is a short label that a URL carries as it is typed (.../tags/{tag}, ?tag=): a lowercase slug. The counts
+# bound what one answer holds: a device's tags, a user's tags (GET /v1/user/tags answers every one with its
+# count), a user's groups (GET /v1/user/groups answers every one).
+
+TAG_PATTERN = "^[a-z0-9][a-z0-9_.:-]*$"
+TAG_MAX = 32
+TAG_RULE = f"1 to {TAG_MAX} lowercase letters, digits, dots, colons, dashes or underscores, the first a letter or a digit"
+TAGS_PER_DEVICE = 32
+TAGS_PER_USER = 1000  # different tags over all of a user's devices
+GROUPS_PER_USER = 1000
+GROUP_UIDS_MAX = 1000  # devices one request adds to a group
+_TAG = re.compile(TAG_PATTERN.replace("$", "\\Z"))
+
+
+def _is_tag(value):
+    return isinstance(value, str) and len(value) <= TAG_MAX and _TAG.match(value) is not None
+
+
+def device_tags(body):
+    """{tags: [tag, ...]} → the tags, each once, in the order given."""
+    fields = _Fields(body)
+    tags = fields.items("tags", "tags", most=TAGS_PER_DEVICE)
+    for position, tag in enumerate(tags):
+        if not _is_tag(tag):
+            fields.fail(f"tags.{position}", f"The tags.{position} field must be {TAG_RULE}.")
+    fields.done()
+    return list(dict.fromkeys(tags))
+
+
+def tag_totals(on_device, on_user):
+    """Raise ValidationError when tags being added would give the device more than TAGS_PER_DEVICE, or its user
+    more than TAGS_PER_USER different ones (`on_user` None: no tag was new to the user, so their count stays)."""
+    if on_device > TAGS_PER_DEVICE:
+        message = f"The tags field must not give the device more than {TAGS_PER_DEVICE} tags, those it has counted."
+    elif on_user is not None and on_user > TAGS_PER_USER:
+        message = f"The tags field must not give your devices more than {TAGS_PER_USER} different tags in all."
+    else:
+        return
+    raise ValidationError({"tags": [message]})
+
+
+def new_group(body):
+    """{name, description?} → (name, description or None)."""
+    fields = _Fields(body)
+    name = fields.text("name", required=True, max_len=NAME_MAX)
+    description = fields.text("description", max_len=DESCRIPTION_MAX, nullable=True)
+    fields.done()
+    return name, description or None
+
+
+def group_update(body):
+    """{name?, description?} → the columns to change."""
+    fields = _Fields(body)
+    changes = _name_and_description(fields)
+    fields.done()
+    return changes
+
+
+def group_devices(body):
+    """{uids: [uid, ...]} → the uids as given (unknown_devices() names those that are no device of the caller)."""
+    fields = _Fields(body)
+    uids = fields.items("uids", "device uids", most=GROUP_UIDS_MAX)
+    for position, uid in enumerate(uids):
+        if not isinstance(uid, str):
+            fields.fail(f"uids.{position}", f"The uids.{position} field must be a string.")
+    fields.done()
+    return uids
+
+
+def unknown_devices(positions):
+    """The ValidationError of uids (by their positions in the request) that are no device of the caller."""
+    return ValidationError({f"uids.{position}": [f"The uids.{position} field is not the uid of one of your devices."]
+                            for position in positions})
 
 
 def command_button(body):

@@ -5,6 +5,7 @@ import sqlite3
 from importlib import resources
 
 import pytest
+from mpfleet.backend.schemas import TAG_RULE
 from mpfleet.backend.storage import Storage
 from mpfleet.backend.storage.devices import DeviceFilter
 
@@ -157,7 +158,15 @@ async def _total(api, query, expected):
     ("firmware=", "firmware", "The firmware parameter must be an md5 or a version of 1 to 64 characters."),
     ("firmware=" + "v" * 65, "firmware", "The firmware parameter must be an md5 or a version of 1 to 64 characters."),
     ("search=" + "s" * 101, "search", "The search parameter must not be greater than 100 characters."),
-    ("tag=kitchen", "tag", "The tag parameter is not known."),
+    ("tag=Kitchen", "tag", f"The tag parameter must be {TAG_RULE}."),
+    ("tag=-kitchen", "tag", f"The tag parameter must be {TAG_RULE}."),
+    ("tag=", "tag", f"The tag parameter must be {TAG_RULE}."),
+    ("tag=" + "t" * 33, "tag", f"The tag parameter must be {TAG_RULE}."),
+    ("tag=a&tag=b", "tag", "The tag parameter must be given once."),
+    ("group=0", "group", "The group parameter must be an integer from 1 to 9223372036854775807."),
+    ("group=%205", "group", "The group parameter must be an integer from 1 to 9223372036854775807."),
+    ("group=9223372036854775808", "group", "The group parameter must be an integer from 1 to 9223372036854775807."),
+    ("group=1", "group", "The selected group is invalid."),  # the user has none
     ("platfrom=unix", "platfrom", "The platfrom parameter is not known."),
     ("status=online&status=offline", "status", "The status parameter must be given once."),
 ])
@@ -167,7 +176,7 @@ async def test_a_bad_query_is_422_naming_the_parameter(api, device, query, param
 
 
 async def test_every_bad_parameter_is_named_at_once(api):
-    status, body = await api.get("/v1/user/devices?status=x&sort=y&group=2")
+    status, body = await api.get("/v1/user/devices?status=x&sort=y&group=two")
     assert status == 422 and set(body["errors"]) == {"status", "sort", "group"}
     assert body["message"].endswith("(and 2 more errors)")
 

@@ -24,7 +24,8 @@ def device_compact(device):
     }
 
 
-def device_detail(device, mqtt_port):
+def device_detail(device, mqtt_port, *, tags):
+    """The seed's detail, and the device's `tags` (sorted) after its own fields."""
     platform, board = _platform_and_board(device)
     return {
         "uid": device.uid,
@@ -45,6 +46,7 @@ def device_detail(device, mqtt_port):
         "current_firmware": firmware(device.current_firmware) if device.current_firmware else None,
         "target_firmware": firmware(device.target_firmware) if device.target_firmware else None,
         "meta": {"mqtt_port": mqtt_port, **device.meta},
+        "tags": tags,
     }
 
 
@@ -96,6 +98,10 @@ def ota_job(job, firmwares):
         "firmware": firmware(fw) if fw else None,
         "history": job.history,
     }
+
+
+def group(g):
+    return {"id": g.id, "name": g.name, "description": g.description, "device_count": g.device_count}
 
 
 def button(b):

@@ -14,12 +14,14 @@ from .database import Database
 from .devices import Device, DeviceStore
 from .errors import Conflict, NotFound, StorageError
 from .firmwares import Firmware, FirmwareStore
+from .groups import Group, GroupStore
 from .ota import Job, OtaStore
+from .tags import TagStore
 from .telemetry import Sample, TelemetryStore
 from .users import User, UserStore
 
 __all__ = [
-    "Button", "Command", "Conflict", "Device", "Firmware", "Job", "NotFound", "PendingAccess", "Sample", "Storage",
+    "Button", "Command", "Conflict", "Device", "Firmware", "Group", "Job", "NotFound", "PendingAccess", "Sample", "Storage",
     "StorageError", "TooLarge", "User",
 ]
 
@@ -40,6 +42,8 @@ class Storage:
         self.ota = OtaStore(self.db)
         self.telemetry = TelemetryStore(self.db)
         self.access = AccessStore(self.db)
+        self.tags = TagStore(self.db)
+        self.groups = GroupStore(self.db)
 
     async def open(self):
         """Open (creating or migrating) the database and clear what a crash left behind."""

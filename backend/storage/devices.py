@@ -1,4 +1,4 @@
-"""Devices: registration, lookup by owner, the filtered list, edits, deletion."""
+"""Devices: registration, lookup by owner, the filtered list (tags and groups among its filters), edits, deletion."""
 
 import json
 import sqlite3
@@ -30,7 +30,8 @@ SORTS = {"name": "name COLLATE NOCASE", "last_seen_at": "last_seen_at", "created
 class DeviceFilter:
     """What the device list keeps (None: any). Each set field must match; `online` true is status online
     (the only status with is_online), false any other; `search` is a substring of the name or the
-    description, ASCII letters in any case (SQLite's LIKE)."""
+    description, ASCII letters in any case (SQLite's LIKE); `tag` one of the device's tags, `group` the id of a
+    group it is in (of its user: another's has none of their devices)."""
 
     status: str | None = None
     online: bool | None = None
@@ -39,6 +40,8 @@ class DeviceFilter:
     firmware_md5: str | None = None  # what the device reports running (`fw` in its status)
     firmware_version: str | None = None
     search: str | None = None
+    tag: str | None = None
+    group: int | None = None
 
     def where(self):
         """(SQL conditions joined by AND, their parameters), after `user_id = ?`."""
@@ -55,6 +58,15 @@ class DeviceFilter:
             pattern = "%" + self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             conditions.append(" AND (name LIKE ? ESCAPE '\\' OR description LIKE ? ESCAPE '\\')")
             params += [pattern, pattern]
+        # A probe of the tag's or the membership's primary key per device (migrations/007_tags_groups.sql).
+        if self.tag is not None:
+            conditions.append(" AND EXISTS (SELECT 1 FROM device_tags WHERE device_tags.device_id = devices.id"
+                              " AND device_tags.tag = ?)")
+            params.append(self.tag)
+        if self.group is not None:
+            conditions.append(" AND EXISTS (SELECT 1 FROM group_members WHERE group_members.group_id = ?"
+                              " AND group_members.device_id = devices.id)")
+            params.append(self.group)
         return "".join(conditions), params
 
 
@@ -217,7 +229,8 @@ class DeviceStore:
         return await self.get(user_id, uid)
 
     async def delete(self, user_id, uid):
-        """Delete a device with its buttons and firmwares (and blobs no one else uses). Raises NotFound."""
+        """Delete a device with its buttons, firmwares (and blobs no one else uses), commands, telemetry, tags and
+        group memberships (the rest by the tables' cascades). Raises NotFound."""
         async with self.db.transaction() as tx:
             row = await (
                 await tx.execute("SELECT id FROM devices WHERE uid = ? AND user_id = ?", (uid, user_id))

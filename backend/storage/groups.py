@@ -1,0 +1,142 @@
+"""Groups of a user's devices (migrations/007_tags_groups.sql): each with its name, description and how many
+devices it has; devices added (several at once, all or none) and removed. Deleting a group leaves its devices;
+deleting a device takes it out of its groups (a cascade)."""
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .database import utc_now
+from .devices import NOT_FOUND as DEVICE_NOT_FOUND
+from .errors import Conflict, NotFound
+
+NOT_FOUND = "Group not found."
+NAME_TAKEN = "A group with this name already exists."
+NOT_A_MEMBER = "The device is not in this group."
+TOO_MANY = "A user can have at most {} groups."
+
+_OWNED = "SELECT 1 FROM device_groups WHERE id = ? AND user_id = ?"
+_SELECT = ("SELECT id, name, description,"
+           " (SELECT count(*) FROM group_members WHERE group_id = device_groups.id) FROM device_groups")
+
+
+@dataclass(frozen=True)
+class Group:
+    id: int
+    name: str
+    description: str | None
+    device_count: int
+
+
+class UnknownDevices(NotFound):
+    """Uids of a request that are no device of the user: their `positions` in the request, in order."""
+
+    def __init__(self, positions):
+        super().__init__(DEVICE_NOT_FOUND)
+        self.positions = positions
+
+
+class GroupStore:
+    def __init__(self, db):
+        self.db = db
+
+    async def list(self, user_id):
+        """Every group of the user, by name (ASCII letters in any case), ties by creation."""
+        rows = await self.db.fetch_all(_SELECT + " WHERE user_id = ? ORDER BY name COLLATE NOCASE, id", (user_id,))
+        return [Group(*row) for row in rows]
+
+    async def get(self, user_id, group_id):
+        """The group with its device count. Raises NotFound, also for another user's group."""
+        row = await self.db.fetch_one(_SELECT + " WHERE id = ? AND user_id = ?", (group_id, user_id))
+        if row is None:
+            raise NotFound(NOT_FOUND)
+        return Group(*row)
+
+    async def check_owner(self, user_id, group_id):
+        """Raise NotFound unless the group is the user's (without counting its devices)."""
+        if await self.db.fetch_one(_OWNED, (group_id, user_id)) is None:
+            raise NotFound(NOT_FOUND)
+
+    async def create(self, user_id, name, description, *, most):
+        """A new group without devices. Raises Conflict when the user has one of this name, or `most` groups."""
+        with _name_taken_is_a_conflict():
+            async with self.db.transaction() as tx:
+                (count,), = await tx.execute_fetchall("SELECT count(*) FROM device_groups WHERE user_id = ?",
+                                                      (user_id,))
+                if count >= most:
+                    raise Conflict(TOO_MANY.format(most))
+                cursor = await tx.execute(
+                    "INSERT INTO device_groups (user_id, name, description, created_at) VALUES (?, ?, ?, ?)",
+                    (user_id, name, description, utc_now()))
+        return Group(cursor.lastrowid, name, description, 0)
+
+    async def update(self, user_id, group_id, changes):
+        """Change `name` and `description` (those given). Returns the group. Raises NotFound, or Conflict for a
+        name another of the user's groups has."""
+        if changes:
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            with _name_taken_is_a_conflict():
+                async with self.db.transaction() as tx:
+                    cursor = await tx.execute(f"UPDATE device_groups SET {assignments} WHERE id = ? AND user_id = ?",
+                                              (*changes.values(), group_id, user_id))
+                    if cursor.rowcount == 0:
+                        raise NotFound(NOT_FOUND)
+        return await self.get(user_id, group_id)
+
+    async def delete(self, user_id, group_id):
+        """Delete the group; its devices stay. Raises NotFound."""
+        async with self.db.transaction() as tx:
+            cursor = await tx.execute("DELETE FROM device_groups WHERE id = ? AND user_id = ?", (group_id, user_id))
+            if cursor.rowcount == 0:
+                raise NotFound(NOT_FOUND)
+
+    async def add_devices(self, user_id, group_id, uids):
+        """Put the user's devices `uids` into the group (those in it already stay). Returns the group.
+
+        All or none: raises UnknownDevices when a uid is no device of the user (nothing is added), NotFound for the
+        group.
+        """
+        async with self.db.transaction() as tx:
+            await _check_owner(tx, user_id, group_id)
+            rows = await tx.execute_fetchall(
+                "SELECT json_each.key, devices.id FROM json_each(?)"
+                " LEFT JOIN devices ON devices.uid = json_each.value AND devices.user_id = ? ORDER BY json_each.key",
+                (json.dumps(uids), user_id))
+            unknown = [position for position, device_id in rows if device_id is None]
+            if unknown:
+                raise UnknownDevices(unknown)
+            await tx.executemany("INSERT OR IGNORE INTO group_members (group_id, device_id) VALUES (?, ?)",
+                                 [(group_id, device_id) for _, device_id in rows])
+        return await self.get(user_id, group_id)
+
+    async def remove_device(self, user_id, group_id, uid):
+        """Take the device `uid` out of the group. Returns the group. Raises NotFound for the group, the device, or
+        a device that is not in it."""
+        async with self.db.transaction() as tx:
+            await _check_owner(tx, user_id, group_id)
+            device = await (await tx.execute("SELECT id FROM devices WHERE uid = ? AND user_id = ?",
+                                             (uid, user_id))).fetchone()
+            if device is None:
+                raise NotFound(DEVICE_NOT_FOUND)
+            cursor = await tx.execute("DELETE FROM group_members WHERE group_id = ? AND device_id = ?",
+                                      (group_id, device[0]))
+            if cursor.rowcount == 0:
+                raise NotFound(NOT_A_MEMBER)
+        return await self.get(user_id, group_id)
+
+
+async def _check_owner(tx, user_id, group_id):
+    if await (await tx.execute(_OWNED, (group_id, user_id))).fetchone() is None:
+        raise NotFound(NOT_FOUND)
+
+
+@contextmanager
+def _name_taken_is_a_conflict():
+    """The unique index on a user's group names, broken, as Conflict(NAME_TAKEN)."""
+    try:
+        yield
+    except sqlite3.IntegrityError as error:
+        if "UNIQUE" not in str(error):
+            raise
+        raise Conflict(NAME_TAKEN) from None
