@@ -200,6 +200,71 @@ def test_a_device_that_is_not_online_refuses_a_reboot_and_can_be_deleted(server,
     assert server.call("GET", f"/v1/user/devices/{pending}")[0] == 404
 
 
+# -- tags and groups
+
+
+def test_tags_added_listed_filtered_and_removed(server, board, home):
+    spare = server.register("tagged")["uid"]
+    try:
+        added = ok(as_user(server, home, "tag", "add", board, "kitchen", "floor-2"))
+        assert added.stdout.strip() == f"Tags added. ({board}: floor-2, kitchen)"
+        ok(as_user(server, home, "tag", "add", spare, "kitchen"))
+        assert as_json(as_user(server, home, "tags", board, "--json")) == ["floor-2", "kitchen"]
+        assert "floor-2" in ok(as_user(server, home, "tags", board)).stdout
+        assert as_json(as_user(server, home, "tags", "--json")) == [
+            {"tag": "floor-2", "device_count": 1}, {"tag": "kitchen", "device_count": 2}]
+        rows = [line.split() for line in ok(as_user(server, home, "tags")).stdout.splitlines() if "kitchen" in line]
+        assert rows == [["│", "kitchen", "│", "2", "│"]]
+        assert [d["uid"] for d in as_json(as_user(server, home, "devices", "--tag", "kitchen", "--json"))] == [
+            board, spare]
+        assert "floor-2, kitchen" in ok(as_user(server, home, "device", "show", board)).stdout
+        refused(as_user(server, home, "tag", "add", board, "Kitchen"), "The tags.0 field must be 1 to 32 lowercase")
+        assert as_json(as_user(server, home, "tag", "rm", board, "kitchen", "--json"))["data"] == ["floor-2"]
+        refused(as_user(server, home, "tag", "rm", board, "kitchen"), "Tag not found.")
+        assert ok(as_user(server, home, "tag", "rm", board, "floor-2")).stdout.strip() == (
+            f"Tag removed. ({board}: no tags)")
+    finally:
+        server.call("DELETE", f"/v1/user/devices/{spare}")
+
+
+def test_groups_created_filled_listed_edited_and_removed(server, board, home):
+    spare = server.register("grouped")["uid"]
+    try:
+        group = as_json(as_user(server, home, "group", "add", "Ground floor", "--description", "downstairs",
+                                "--json"))
+        assert group == {"id": group["id"], "name": "Ground floor", "description": "downstairs", "device_count": 0}
+        gid = str(group["id"])
+        refused(as_user(server, home, "group", "add", "ground FLOOR"), "A group with this name already exists.")
+        added = ok(as_user(server, home, "group", "add-devices", gid, board, spare)).stdout
+        assert added.strip() == f"Devices added to the group. (group {gid} 'Ground floor': 2 devices)"
+        line = refused(as_user(server, home, "group", "add-devices", gid, spare, "unix_nosuchdevice"),
+                       "The uids.1 field is not the uid of one of your devices.")
+        assert "HTTP 422" in line
+        rows = [line.split("│") for line in ok(as_user(server, home, "groups")).stdout.splitlines() if gid in line]
+        assert [[cell.strip() for cell in row[1:-1]] for row in rows] == [[gid, "Ground floor", "2", "downstairs"]]
+        members = as_json(as_user(server, home, "group", "devices", gid, "--json"))
+        assert [d["uid"] for d in members] == [board, spare]
+        assert [d["uid"] for d in as_json(as_user(server, home, "group", "devices", gid, "--online", "--json"))] == [
+            board]
+        assert [d["uid"] for d in as_json(as_user(server, home, "devices", "--group", gid, "--status", "pending",
+                                                  "--json"))] == [spare]
+        table = ok(as_user(server, home, "group", "devices", gid, "--sort=-name", "--limit", "1")).stdout
+        assert f"Devices of group {gid}" in table and spare in table and board not in table  # "grouped" after the board's "flash"
+        edited = as_json(as_user(server, home, "group", "edit", gid, "--name", "Downstairs", "--description", "",
+                                 "--json"))
+        assert edited == {**group, "name": "Downstairs", "description": None, "device_count": 2}
+        refused(as_user(server, home, "group", "edit", gid), "nothing to change")
+        assert "Downstairs" in ok(as_user(server, home, "group", "show", gid)).stdout
+        removed = ok(as_user(server, home, "group", "rm-device", gid, spare)).stdout
+        assert removed.strip() == f"Device removed from the group. (group {gid} 'Downstairs': 1 device)"
+        refused(as_user(server, home, "group", "rm-device", gid, spare), "The device is not in this group.")
+        assert ok(as_user(server, home, "group", "rm", gid)).stdout.strip() == f"Group deleted. (group {gid})"
+        refused(as_user(server, home, "group", "show", gid), "Group not found.")
+        assert server.call("GET", f"/v1/user/devices/{spare}")[0] == 200  # its devices stay
+    finally:
+        server.call("DELETE", f"/v1/user/devices/{spare}")
+
+
 # -- commands
 
 
@@ -455,7 +520,9 @@ def _boots(server, uid):
     ["login"], ["logout"], ["devices"], ["device", "show"], ["device", "edit"], ["device", "rm"], ["reboot"],
     ["wifi-reset"], ["cmd"], ["commands"], ["buttons"], ["button", "add"], ["button", "rm"], ["button", "send"],
     ["firmware", "upload"], ["firmware", "list"], ["firmware", "edit"], ["firmware", "target"], ["firmware", "rm"],
-    ["ota"], ["telemetry"], ["watch"],
+    ["ota"], ["telemetry"], ["watch"], ["tags"], ["tag", "add"], ["tag", "rm"], ["groups"], ["group", "add"],
+    ["group", "show"], ["group", "edit"], ["group", "rm"], ["group", "devices"], ["group", "add-devices"],
+    ["group", "rm-device"],
 ])
 def test_every_client_command_explains_itself_and_where_its_server_comes_from(command, capsys):
     with pytest.raises(SystemExit) as exit:

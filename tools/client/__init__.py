@@ -9,10 +9,10 @@
     the rest      one group of commands each
 """
 
-from . import buttons, commands, devices, firmware, ota, session, telemetry, watch
+from . import buttons, commands, devices, firmware, groups, ota, session, tags, telemetry, watch
 
 
 def add_parsers(subparsers):
     """Every client command on `subparsers` (argparse subparsers)."""
-    for group in (session, devices, commands, buttons, firmware, ota, telemetry, watch):
+    for group in (session, devices, tags, groups, commands, buttons, firmware, ota, telemetry, watch):
         group.add_parsers(subparsers)

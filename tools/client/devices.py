@@ -13,19 +13,7 @@ def add_parsers(commands):
         "disabled), board and when each was last seen; one page of at most --limit devices, filtered and sorted "
         "by the API (docs/api.md, the device list). On a terminal a line says which of how many are shown.",
     )
-    listing.add_argument("--status", choices=("pending", "online", "offline", "disabled"), help="only this status")
-    online = listing.add_mutually_exclusive_group()
-    online.add_argument("--online", dest="online", action="store_const", const="true", help="only online devices")
-    online.add_argument("--not-online", dest="online", action="store_const", const="false",
-                        help="only devices that are not online")
-    listing.add_argument("--platform", metavar="KEY", help="only this platform, e.g. espressif8266")
-    listing.add_argument("--board", metavar="KEY", help="only this board, e.g. d1_mini")
-    listing.add_argument("--firmware", metavar="MD5|VERSION", help="only devices running this firmware")
-    listing.add_argument("--search", metavar="TEXT", help="only devices whose name or description holds TEXT")
-    listing.add_argument("--sort", metavar="KEY",
-                         help="name, last_seen_at or created_at (the default); a leading - for descending, written --sort=-name")
-    listing.add_argument("--limit", type=int, metavar="N", help="devices per page, 1 to 100 (default 50)")
-    listing.add_argument("--offset", type=int, metavar="N", help="devices to skip (default 0)")
+    add_list_options(listing)
     device = commands.add_parser(
         "device", help="show, edit or delete one device",
         description="One device: `show` its detail, `edit` its name, description or whether it is enabled, `rm` it.",
@@ -54,6 +42,26 @@ def add_parsers(commands):
     remove.add_argument("--yes", action="store_true", required=True, help="yes, delete it (required)")
 
 
+def add_list_options(parser, *, group=True):
+    """The device list's filters, sort and page (`group`: with --group; a group's own list has it in its path)."""
+    parser.add_argument("--status", choices=("pending", "online", "offline", "disabled"), help="only this status")
+    online = parser.add_mutually_exclusive_group()
+    online.add_argument("--online", dest="online", action="store_const", const="true", help="only online devices")
+    online.add_argument("--not-online", dest="online", action="store_const", const="false",
+                        help="only devices that are not online")
+    parser.add_argument("--platform", metavar="KEY", help="only this platform, e.g. espressif8266")
+    parser.add_argument("--board", metavar="KEY", help="only this board, e.g. d1_mini")
+    parser.add_argument("--firmware", metavar="MD5|VERSION", help="only devices running this firmware")
+    parser.add_argument("--search", metavar="TEXT", help="only devices whose name or description holds TEXT")
+    parser.add_argument("--tag", metavar="TAG", help="only devices with this tag (see `mpfleet tags`)")
+    if group:
+        parser.add_argument("--group", type=int, metavar="ID", help="only devices in this group (see `mpfleet groups`)")
+    parser.add_argument("--sort", metavar="KEY",
+                        help="name, last_seen_at or created_at (the default); a leading - for descending, written --sort=-name")
+    parser.add_argument("--limit", type=int, metavar="N", help="devices per page, 1 to 100 (default 50)")
+    parser.add_argument("--offset", type=int, metavar="N", help="devices to skip (default 0)")
+
+
 PAGE = 100  # the API's largest page
 
 
@@ -68,17 +76,23 @@ def every_device(api):
             return devices
 
 
-LIST_QUERY = ("status", "online", "platform", "board", "firmware", "search", "sort", "limit", "offset")
+LIST_QUERY = ("status", "online", "platform", "board", "firmware", "search", "tag", "group", "sort", "limit", "offset")
 
 
 def list_devices(args):
-    answer = connect(args).get("/v1/user/devices", **{name: getattr(args, name) for name in LIST_QUERY})
+    show_page(connect(args), "/v1/user/devices", args, title="Devices")
+
+
+def show_page(api, path, args, *, title):
+    """One page of a device list (`path`: the user's, or a group's) for add_list_options' arguments: a table and on
+    a terminal which of how many are shown, or the devices as JSON."""
+    answer = api.get(path, **{name: getattr(args, name, None) for name in LIST_QUERY})
     devices, meta = answer["data"], answer.get("meta")
     if args.json:
         return output.emit_json(devices)
     output.table(["UID", "Name", "Status", "Board", "Last seen"], [
         (d["uid"], d["name"], d["status"], d["board"]["key"], d["last_seen_at"]) for d in devices
-    ], title="Devices")
+    ], title=title)
     if meta and devices:
         first = meta["offset"] + 1
         output.note(f"{first}-{first + len(devices) - 1} of {meta['total']}"
@@ -122,6 +136,7 @@ def _show(detail, as_json):
         ("last OTA", detail["last_ota_at"]),
         ("firmware", output.firmware_label(detail["current_firmware"])),
         ("target firmware", output.firmware_label(detail["target_firmware"])),
+        ("tags", ", ".join(detail["tags"])),
     ]
     pairs += [(f"meta.{key}", value) for key, value in detail["meta"].items()]
     output.fields(pairs, title=f"Device {detail['uid']}")
