@@ -32,6 +32,8 @@ TEMP_SUFFIX = ".deploy"
 # 1.8 s (2048: 1.5 s; measured), each exec costing ~10 ms of mpremote's polling, and keeps the source under 4 KB,
 # which an ESP8266 at its REPL has room for.
 CHUNK = 1024
+# Seconds for a board to show its raw REPL's banner after Ctrl-C, Ctrl-A (mpremote's own default).
+REPL_TIMEOUT = 10
 
 # Defined once per connection in the board's REPL globals (they stay there until the reset). A file is hashed through
 # one 256-byte buffer: nothing grows with its size. _h: hex sha256 of a file, or None when it cannot be opened.
@@ -111,9 +113,9 @@ class BoardError(CommandError):
 
 
 @contextmanager
-def connect(port, baudrate=115200):
+def connect(port, baudrate=115200, repl_timeout=REPL_TIMEOUT):
     """A Board on serial port `port`, in raw REPL (the running app interrupted with Ctrl-C; no soft reset, which
-    would end the unix port's process). Closed on the way out. Raises BoardError."""
+    would end the unix port's process) within `repl_timeout` seconds. Closed on the way out. Raises BoardError."""
     try:
         # A read timeout: mpremote reads a pseudo-terminal (QEMU's path) without one, and a port that never
         # answers would hang for ever; with it, mpremote's own limits (10 s for the raw REPL) apply.
@@ -122,7 +124,7 @@ def connect(port, baudrate=115200):
         raise BoardError(f"cannot open {port} ({_reason(error)}): is it the board's serial port, and is no other "
                          "program (a serial monitor, mpremote) holding it?") from None
     try:
-        board = Board(transport, port)
+        board = Board(transport, port, repl_timeout)
         yield board
     finally:
         _close(transport)
@@ -131,10 +133,11 @@ def connect(port, baudrate=115200):
 class Board:
     """One board's files through `transport` (mpremote's SerialTransport, open); `port` names it in errors."""
 
-    def __init__(self, transport, port):
+    def __init__(self, transport, port, repl_timeout=REPL_TIMEOUT):
         self.port = port
         self._t = transport
-        self._step("entering its raw REPL", lambda: transport.enter_raw_repl(soft_reset=False))
+        self._step("entering its raw REPL",
+                   lambda: transport.enter_raw_repl(soft_reset=False, timeout_overall=repl_timeout))
         self._exec(_HELPERS, "setting up")
         self.mpy = self._eval("getattr(__import__('sys').implementation, '_mpy', None)", "asking its .mpy version")
         self.version = self._eval("'.'.join(map(str, __import__('sys').implementation.version[:3]))",

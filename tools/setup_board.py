@@ -165,15 +165,16 @@ def deploy_when_ready(port, config_dir, *, first_try, source, cache_dir):
 
 
 def wait_for_repl(port):
-    """Return once the board on `port` answers in its raw REPL; tries start until REPL_WAIT seconds have passed.
-    Raises CommandError with the last try's reason."""
+    """Return once the board on `port` answers in its raw REPL; tries start until REPL_WAIT seconds have passed, each
+    given what is left of them (at least 1 s). Raises CommandError with the last try's reason."""
     deadline = time.monotonic() + REPL_WAIT
     tries = 0
     while True:
         tries += 1
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it read when a try fails
-                with board_files.connect(port, REPL_BAUD):
+                left = max(1.0, deadline - time.monotonic())
+                with board_files.connect(port, REPL_BAUD, repl_timeout=min(left, board_files.REPL_TIMEOUT)):
                     return
         except board_files.BoardError as error:
             if time.monotonic() >= deadline:

@@ -1,6 +1,6 @@
-"""SLOW (25-55 s): a 20 s broker outage. The board keeps sampling, then reconnects by itself (jittered
-exponential backoff: the attempt due after 20 s of failures is 16-32 s after the previous one) and
-publishes the kept samples with their original `ts`. Deselect with -k 'not slow'.
+"""SLOW (15-35 s): a 12 s broker outage. The board keeps sampling (every 5 s: two samples or more while the broker
+is down), then reconnects by itself (jittered exponential backoff: the attempt due after 12 s of failures is 8-16 s
+after the previous one) and publishes the kept samples with their original `ts`. Deselect with -k 'not slow'.
 """
 
 import asyncio
@@ -16,7 +16,7 @@ from .device_harness import Board, make_flash
 
 pytestmark = pytest.mark.network
 
-OUTAGE = 20.0
+OUTAGE = 12.0
 
 
 def unix(ts):
@@ -41,13 +41,13 @@ async def test_slow_a_broker_outage_is_survived_and_the_kept_samples_arrive(buil
             await asyncio.sleep(OUTAGE)
             up_at = time.time()
             await backend.start()  # same data dir, same TLS port
-            await eventually(lambda: online_detail(api, uid), timeout=40)  # backoff: up to 32 s by now
+            await eventually(lambda: online_detail(api, uid), timeout=30)  # backoff: up to 16 s by now
             assert board.exits == []
 
             async def kept():
                 _, body = await api.get(f"/v1/user/devices/{uid}/telemetry?key=uptime&limit=100")
                 during = [s for s in body["data"] if down_at + 1 <= unix(s["ts"]) <= up_at]
-                return during if len(during) >= 3 else None
+                return during if len(during) >= 2 else None
 
             during = await eventually(kept, timeout=10)
             uptimes = sorted(s["value"] for s in during)
