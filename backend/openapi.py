@@ -17,7 +17,7 @@ from mpfleet.boards import OTA_METHODS, catalog, platforms
 from . import jsonvalues, schemas
 from .config import MAX_FIRMWARE_BYTES
 from .handlers import commands, telemetry
-from .storage import ota
+from .storage import groups, ota
 
 
 def _ref(name):
@@ -374,9 +374,10 @@ _GROUP_REFUSED = _message(f'{_NAME_TAKEN}, or "A user can have at most {schemas.
 _GROUP_FIELDS = {"name": _text(schemas.NAME_MAX, required=True),
                  "description": _nullable(_text(schemas.DESCRIPTION_MAX))}
 _GROUP_UIDS = _object({"uids": {
-    "type": "array", "items": _STRING, "minItems": 1, "maxItems": schemas.GROUP_UIDS_MAX,
-    "description": "uids of your devices; those in the group already are no error. A uid that is no device of yours"
-    " is 422 naming its place (`uids.N`), and nothing is added",
+    "type": "array", "items": {"type": "string", "maxLength": schemas.UID_MAX}, "minItems": 1,
+    "maxItems": schemas.GROUP_UIDS_MAX,
+    "description": "uids of your devices; those in the group already are no error. Uids that are no device of yours"
+    " are 404 naming them, and nothing is added",
 }}, extra=_VALUE)
 _TELEMETRY_QUERY = (
     _query("key", _STRING, "one key only"),
@@ -527,7 +528,10 @@ def _paths():
                              " list", {"200": _answer("One page of the group's devices that match", _DEVICE_PAGE),
                                        "422": _BAD_LIST_QUERY}, params=_GROUP_DEVICES_QUERY),
             "post": _group_op("Add devices to the group (several at once; all or none)", {
-                "200": _answer('"Devices added to the group."', _ref("GroupMessage"))}, body=_json(_GROUP_UIDS)),
+                "200": _answer('"Devices added to the group."', _ref("GroupMessage")),
+                "404": _message(f'"Group not found.", or uids that are no device of yours, the first'
+                                f' {groups.NAMED_AT_MOST} named: "Device not found: unix_a, unix_b (and 4 more)."'),
+            }, body=_json(_GROUP_UIDS)),
         },
         "/v1/user/groups/{group_id}/devices/{uid}": {"delete": _group_op("Take a device out of the group", {
             "200": _answer('"Device removed from the group."', _ref("GroupMessage")),

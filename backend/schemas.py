@@ -305,6 +305,7 @@ TAGS_PER_DEVICE = 32
 TAGS_PER_USER = 1000  # different tags over all of a user's devices
 GROUPS_PER_USER = 1000
 GROUP_UIDS_MAX = 1000  # devices one request adds to a group
+UID_MAX = KEY_MAX + 13  # a device uid: its platform key, `_` and 12 characters (credentials.new_device_uid)
 _TAG = re.compile(TAG_PATTERN.replace("$", "\\Z"))
 
 
@@ -353,20 +354,16 @@ def group_update(body):
 
 
 def group_devices(body):
-    """{uids: [uid, ...]} → the uids as given (unknown_devices() names those that are no device of the caller)."""
+    """{uids: [uid, ...]} → the uids as given (whether they are the caller's devices is storage's to say)."""
     fields = _Fields(body)
     uids = fields.items("uids", "device uids", most=GROUP_UIDS_MAX)
     for position, uid in enumerate(uids):
         if not isinstance(uid, str):
             fields.fail(f"uids.{position}", f"The uids.{position} field must be a string.")
+        elif len(uid) > UID_MAX:
+            fields.fail(f"uids.{position}", f"The uids.{position} field must not be greater than {UID_MAX} characters.")
     fields.done()
     return uids
-
-
-def unknown_devices(positions):
-    """The ValidationError of uids (by their positions in the request) that are no device of the caller."""
-    return ValidationError({f"uids.{position}": [f"The uids.{position} field is not the uid of one of your devices."]
-                            for position in positions})
 
 
 def command_button(body):

@@ -238,8 +238,8 @@ def test_groups_created_filled_listed_edited_and_removed(server, board, home):
         added = ok(as_user(server, home, "group", "add-devices", gid, board, spare)).stdout
         assert added.strip() == f"Devices added to the group. (group {gid} 'Ground floor': 2 devices)"
         line = refused(as_user(server, home, "group", "add-devices", gid, spare, "unix_nosuchdevice"),
-                       "The uids.1 field is not the uid of one of your devices.")
-        assert "HTTP 422" in line
+                       "Device not found: unix_nosuchdevice.")
+        assert "HTTP 404" in line
         rows = [line.split("│") for line in ok(as_user(server, home, "groups")).stdout.splitlines() if gid in line]
         assert [[cell.strip() for cell in row[1:-1]] for row in rows] == [[gid, "Ground floor", "2", "downstairs"]]
         members = as_json(as_user(server, home, "group", "devices", gid, "--json"))

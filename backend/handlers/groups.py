@@ -4,7 +4,7 @@ several at once, removed one by one, listed as the device list lists, with its f
 from .. import jsonvalues, schemas
 from ..responses import json_response
 from ..storage import NotFound
-from ..storage.groups import NOT_FOUND, UnknownDevices
+from ..storage.groups import NOT_FOUND
 from . import common, payloads
 from .devices import device_page
 
@@ -38,13 +38,11 @@ async def delete_group(request):
 
 
 async def add_devices(request):
-    """{uids: [...]}: all or none; a uid that is no device of the caller is 422 naming its place, nothing added."""
+    """{uids: [...]}: all or none; uids that are no device of the caller are 404 naming them, nothing added (as
+    set-target's md5 that names no firmware is 404)."""
     group_id = _group_id(request)
     uids = schemas.group_devices(await common.json_object(request))
-    try:
-        group = await common.storage(request).groups.add_devices(common.user(request).id, group_id, uids)
-    except UnknownDevices as error:
-        raise schemas.unknown_devices(error.positions) from None
+    group = await common.storage(request).groups.add_devices(common.user(request).id, group_id, uids)
     return json_response({"message": "Devices added to the group.", "data": payloads.group(group)})
 
 

@@ -15,6 +15,7 @@ NOT_FOUND = "Group not found."
 NAME_TAKEN = "A group with this name already exists."
 NOT_A_MEMBER = "The device is not in this group."
 TOO_MANY = "A user can have at most {} groups."
+NAMED_AT_MOST = 3  # unknown uids an answer names
 
 _OWNED = "SELECT 1 FROM device_groups WHERE id = ? AND user_id = ?"
 _SELECT = ("SELECT id, name, description,"
@@ -30,11 +31,13 @@ class Group:
 
 
 class UnknownDevices(NotFound):
-    """Uids of a request that are no device of the user: their `positions` in the request, in order."""
+    """Uids of a request that are no device of the user (`uids`, each once, in the request's order); the message
+    names the first NAMED_AT_MOST of them, e.g. "Device not found: unix_a, unix_b (and 4 more)."."""
 
-    def __init__(self, positions):
-        super().__init__(DEVICE_NOT_FOUND)
-        self.positions = positions
+    def __init__(self, uids):
+        more = f" (and {len(uids) - NAMED_AT_MOST} more)" if len(uids) > NAMED_AT_MOST else ""
+        super().__init__(f"Device not found: {', '.join(uids[:NAMED_AT_MOST])}{more}.")
+        self.uids = uids
 
 
 class GroupStore:
@@ -94,18 +97,18 @@ class GroupStore:
     async def add_devices(self, user_id, group_id, uids):
         """Put the user's devices `uids` into the group (those in it already stay). Returns the group.
 
-        All or none: raises UnknownDevices when a uid is no device of the user (nothing is added), NotFound for the
-        group.
+        All or none: raises UnknownDevices (a NotFound naming them) when uids are no device of the user, and nothing
+        is added; NotFound for the group.
         """
         async with self.db.transaction() as tx:
             await _check_owner(tx, user_id, group_id)
             rows = await tx.execute_fetchall(
-                "SELECT json_each.key, devices.id FROM json_each(?)"
+                "SELECT json_each.value, devices.id FROM json_each(?)"
                 " LEFT JOIN devices ON devices.uid = json_each.value AND devices.user_id = ? ORDER BY json_each.key",
                 (json.dumps(uids), user_id))
-            unknown = [position for position, device_id in rows if device_id is None]
+            unknown = [uid for uid, device_id in rows if device_id is None]
             if unknown:
-                raise UnknownDevices(unknown)
+                raise UnknownDevices(list(dict.fromkeys(unknown)))
             await tx.executemany("INSERT OR IGNORE INTO group_members (group_id, device_id) VALUES (?, ?)",
                                  [(group_id, device_id) for _, device_id in rows])
         return await self.get(user_id, group_id)
