@@ -506,7 +506,8 @@ def _paths():
                 "200": _answer('"Tags added."', _ref("DeviceTags"))}, body=_json(_NEW_TAGS)),
         },
         device + "/tags/{tag}": {"delete": _device_op("Remove a tag from the device", {
-            "200": _answer('"Tag removed."', _ref("DeviceTags"))}, params=(_path_param("tag", _ref("Tag"), "the tag"),))},
+            "200": _answer('"Tag removed."', _ref("DeviceTags")),
+        }, params=(_path_param("tag", _ref("Tag"), "the tag"),))},
         "/v1/user/tags": {"get": _operation("Every tag of your devices, sorted, with how many devices have it", {
             "200": _answer("Tags", _data({"type": "array", "items": _ref("TagCount")}))})},
         "/v1/user/groups": {

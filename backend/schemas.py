@@ -300,7 +300,8 @@ def device_list(query, boards, *, fixed=()):
 
 TAG_PATTERN = "^[a-z0-9][a-z0-9_.:-]*$"
 TAG_MAX = 32
-TAG_RULE = f"1 to {TAG_MAX} lowercase letters, digits, dots, colons, dashes or underscores, the first a letter or a digit"
+TAG_RULE = (f"1 to {TAG_MAX} lowercase letters, digits, dots, colons, dashes or underscores, the first a letter or"
+            " a digit")
 TAGS_PER_DEVICE = 32
 TAGS_PER_USER = 1000  # different tags over all of a user's devices
 GROUPS_PER_USER = 1000

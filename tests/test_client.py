@@ -249,7 +249,7 @@ def test_groups_created_filled_listed_edited_and_removed(server, board, home):
         assert [d["uid"] for d in as_json(as_user(server, home, "devices", "--group", gid, "--status", "pending",
                                                   "--json"))] == [spare]
         table = ok(as_user(server, home, "group", "devices", gid, "--sort=-name", "--limit", "1")).stdout
-        assert f"Devices of group {gid}" in table and spare in table and board not in table  # "grouped" after the board's "flash"
+        assert f"Devices of group {gid}" in table and spare in table and board not in table  # "grouped" > "flash"
         edited = as_json(as_user(server, home, "group", "edit", gid, "--name", "Downstairs", "--description", "",
                                  "--json"))
         assert edited == {**group, "name": "Downstairs", "description": None, "device_count": 2}

@@ -21,8 +21,8 @@ from .telemetry import Sample, TelemetryStore
 from .users import User, UserStore
 
 __all__ = [
-    "Button", "Command", "Conflict", "Device", "Firmware", "Group", "Job", "NotFound", "PendingAccess", "Sample", "Storage",
-    "StorageError", "TooLarge", "User",
+    "Button", "Command", "Conflict", "Device", "Firmware", "Group", "Job", "NotFound", "PendingAccess", "Sample",
+    "Storage", "StorageError", "TooLarge", "User",
 ]
 
 
