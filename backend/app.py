@@ -4,14 +4,16 @@ from aiohttp import web
 
 from . import keys, lifecycle
 from .config import Settings
-from .middlewares import bearer_auth, json_errors
+from .middlewares import bearer_auth, json_errors, rate_limit
+from .rate_limits import RateLimiter
 from .routes import setup_routes
 
 
 def init_app(settings=None):
     settings = settings or Settings()
-    app = web.Application(middlewares=[json_errors, bearer_auth])
+    app = web.Application(middlewares=[rate_limit, json_errors, bearer_auth])
     app[keys.SETTINGS] = settings
+    app[keys.RATE_LIMITER] = RateLimiter({"read": settings.rate_limit_read, "write": settings.rate_limit_write})
     app.cleanup_ctx.extend([
         lifecycle.storage_ctx,
         lifecycle.broker_ctx,

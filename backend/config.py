@@ -10,6 +10,10 @@ DEVICE_HTTP_PORT = 8443  # `mpfleet serve`'s device listener (OTA downloads)
 # Seconds without a final ack before a command is `expired`, per type; other types: Settings.command_timeout.
 # An OTA takes minutes (a 1 MB bundle over weak Wi-Fi, the reboot, the new app reaching the broker).
 COMMAND_TIMEOUTS = {"ota": 900.0}
+# Requests a minute per API token (rate_limits.py), generous: a dashboard and a `mpfleet watch` of a 1,000-device
+# fleet together use a fraction of them. 0: no limit.
+RATE_LIMIT_READ = 1200
+RATE_LIMIT_WRITE = 600
 
 
 def default_data_dir():
@@ -36,6 +40,8 @@ class Settings:
     device_key_file: str | None = None
     telemetry_retention_days: float = 30.0
     max_firmware_bytes: int = MAX_FIRMWARE_BYTES
+    rate_limit_read: int = RATE_LIMIT_READ  # GET/HEAD requests a minute per token; 0 = no limit
+    rate_limit_write: int = RATE_LIMIT_WRITE  # every other method
 
     @property
     def mqtt_public_host(self):

@@ -8,6 +8,7 @@ from .broker.endpoint import BrokerEndpoint
 from .config import Settings
 from .device_http import OtaPublic
 from .ota_tokens import TokenSigner
+from .rate_limits import RateLimiter
 from .service import Service
 from .storage import Storage
 from .telemetry_batches import TelemetryBatches
@@ -22,3 +23,4 @@ SERVICE = web.AppKey("service", Service)  # the business flows (service.py)
 TELEMETRY = web.AppKey("telemetry", TelemetryBatches)  # telemetry rows on their way to storage
 OTA_PUBLIC = web.AppKey("ota_public", OtaPublic)  # how boards reach the device listener (OTA downloads)
 OTA_TOKENS = web.AppKey("ota_tokens", TokenSigner)  # signs and checks download tokens
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)  # requests per minute per token (middlewares.rate_limit)

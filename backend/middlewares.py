@@ -1,5 +1,10 @@
-"""Authentication and the one place where every failure becomes a JSON answer."""
+"""Rate limits, authentication and the one place where every failure becomes a JSON answer.
 
+In app.py's order: rate_limit (outermost: every answer carries its X-RateLimit-* headers, an error too), json_errors,
+bearer_auth.
+"""
+
+import hashlib
 import logging
 
 from aiohttp import web
@@ -7,6 +12,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from . import keys
 from .errors import ApiError, ValidationError
+from .rate_limits import kind_of
 from .service import BrokerUnavailable, DeviceUnavailable, MissingTarget, NotApplicable, ServiceError
 from .responses import json_response
 from .storage import Conflict, NotFound, User
@@ -27,6 +33,31 @@ _HTTP_MESSAGES = {
     405: "Method not allowed.",
     413: "Request body is too large.",
 }
+
+
+@web.middleware
+async def rate_limit(request, handler):
+    """Count the request against its token's read or write limit (rate_limits.py): past it, 429 with Retry-After,
+    before anything else is done; else the answer, with the X-RateLimit-* headers of what is left.
+
+    A request is counted by the token it carries, valid or not (its hash: no token is kept in memory), else by the
+    address it comes from. A limit of 0 (`mpfleet serve --rate-limit-read 0`) means none, and no headers."""
+    token = _bearer_token(request.headers.get("Authorization", ""))
+    key = "token:" + hashlib.sha256(token.encode()).hexdigest() if token else "address:" + str(request.remote)
+    kind = kind_of(request.method)
+    quota = request.app[keys.RATE_LIMITER].take(key, kind)
+    if quota is None:
+        return await handler(request)
+    headers = {"X-RateLimit-Limit": str(quota.limit), "X-RateLimit-Remaining": str(quota.remaining),
+               "X-RateLimit-Reset": str(quota.reset_at)}
+    if not quota.allowed:
+        headers["Retry-After"] = str(quota.retry_after)
+        return _answer(429, f"Too many requests: this token may make {quota.limit} {kind} requests a minute; "
+                       f"try again in {quota.retry_after} s.", headers=headers)
+    response = await handler(request)
+    if not response.prepared:  # (a streamed answer, a WebSocket, sent its headers already)
+        response.headers.update(headers)
+    return response
 
 
 @web.middleware

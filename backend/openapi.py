@@ -237,12 +237,20 @@ _OFFLINE = _message('The device cannot take commands now: "Device is offline." o
 _TOO_LARGE = _message("The request body is larger than the server accepts (1 MB for JSON)")
 _NO_BRIDGE = _message("The MQTT broker cannot be reached; the command was not sent")
 _BROKER_FAILED = _message("The MQTT broker did not confirm the change of the device's access (yet: it is retried)")
+_INTEGER_HEADER = {"required": True, "schema": {"type": "integer", "minimum": 0}}
+_RATE_LIMITED = _message(
+    "Past the token's requests a minute (reads: GET and HEAD; writes: the other methods); nothing was done: "
+    '"Too many requests: this token may make N read requests a minute; try again in S s."', headers={
+        "Retry-After": {**_INTEGER_HEADER, "description": "seconds until the window ends"},
+        "X-RateLimit-Limit": {**_INTEGER_HEADER, "description": "requests a minute of this kind"},
+        "X-RateLimit-Remaining": {**_INTEGER_HEADER, "description": "0"},
+        "X-RateLimit-Reset": {**_INTEGER_HEADER, "description": "when the window ends, in Unix seconds"}})
 _METHOD_NOT_ALLOWED = _message('A known path with a method it does not have: "Method not allowed."', headers={
     "Allow": {"required": True, "schema": _STRING, "description": "the methods the path has"}})
 
 
 def _operation(summary, responses, *, body=None, public=False, params=()):
-    op = {"summary": summary, "responses": {"400": _BAD_REQUEST, **responses}}
+    op = {"summary": summary, "responses": {"400": _BAD_REQUEST, "429": _RATE_LIMITED, **responses}}
     if not public:
         op["security"] = [{"bearer": []}]
         op["responses"]["401"] = _UNAUTHENTICATED
@@ -552,7 +560,10 @@ def document():
             "Every error is JSON: {\"message\"}, and for 422 also {\"errors\": {field: [messages]}}. A path without "
             "a route is 404 {\"message\": \"Not found.\"}; a known path with another method is 405 (responses/"
             "MethodNotAllowed). Text fields count their length as sent and are stripped of ASCII whitespace "
-            "(space, tab, CR, LF, VT, FF); every JSON value keeps the rule of schemas/JsonValue.",
+            "(space, tab, CR, LF, VT, FF); every JSON value keeps the rule of schemas/JsonValue. Every answer carries "
+            "X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset (Unix seconds) for its token's reads "
+            "(GET, HEAD) or writes (the rest), counted a minute at a time; past the limit, 429 with Retry-After "
+            "(`mpfleet serve --rate-limit-read N --rate-limit-write N`; 0 is no limit, and no headers).",
         },
         "paths": _paths(),
         "components": {

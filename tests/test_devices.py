@@ -8,7 +8,7 @@ import pytest
 DETAIL_FIELDS = [
     "uid", "name", "description", "status", "is_online", "public_ip", "local_ip", "port", "last_rssi",
     "first_seen_at", "last_seen_at", "last_ota_at", "platform", "board", "board_variant",
-    "current_firmware", "target_firmware", "meta",
+    "current_firmware", "target_firmware", "meta", "tags",
 ]
 COMPACT_FIELDS = ["uid", "name", "status", "last_seen_at", "platform", "board", "board_variant"]
 

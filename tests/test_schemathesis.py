@@ -31,6 +31,7 @@ MAX_EXAMPLES = 10
 SEED = 1
 VICTIMS = 40  # resources to delete, one a case: more than the cases a deleting operation gets
 DEVICE = "/v1/user/devices/{uid}"
+GROUP = "/v1/user/groups/{group_id}"
 
 
 def upload(server, uid, content, name):
@@ -72,7 +73,7 @@ def config(server, ids):
     uses. Fixed values are given per operation: a global one would stand in wherever an operation's own
     dictionary draws nothing, and the deleting operations would delete the online device."""
     online = {"path.uid": ids["online"], "path.button_id": "send-me", "path.command_id": ids["command"],
-              "path.firmware_id": ids["firmware"]}
+              "path.firmware_id": ids["firmware"], "path.group_id": ids["group"]}
     special = {
         # The operations that change a device for good get a device of their own.
         "PATCH " + DEVICE: {"path.uid": ids["edited"]},
@@ -82,6 +83,13 @@ def config(server, ids):
         "DELETE " + DEVICE + "/command-buttons/{button_id}": {**online, "path.button_id": _drawn("buttons")},
         "DELETE " + DEVICE + "/firmwares/{firmware_id}": {**online, "path.firmware_id": _drawn("firmwares")},
         "POST " + DEVICE + "/firmwares/set-target": {**online, "body.md5": ids["md5"]},
+        "DELETE " + DEVICE + "/tags/{tag}": {"path.uid": ids["edited"], "path.tag": _drawn("tags")},
+        "DELETE " + GROUP: {"path.group_id": _drawn("groups")},
+        "DELETE " + GROUP + "/devices/{uid}": {**online, "path.uid": _drawn("members")},
+        # A device holds at most 32 tags (the online one has this one already), and a group takes only the
+        # caller's devices: the fuzzer's would fill the one and be refused by the other.
+        "POST " + DEVICE + "/tags": {**online, "body.tags": ["fuzzed"]},
+        "POST " + GROUP + "/devices": {**online, "body.uids": [ids["online"]]},
     }
     no_responses = {"extra-data-sources": {"responses": False}}  # ids come from here only, not from answers
     lines = [
@@ -128,16 +136,28 @@ async def prepare(server):
     target = upload(server, uid, bundle_format.pack("2.0", [("app.mpy", b"target")]), "target")  # OTA-able
     victims["firmwares"] = [upload(server, uid, b"\x01%d" % i, "victim")["id"] for i in range(VICTIMS)]
     victims["devices"] = [server.register(f"victim-{i}")["uid"] for i in range(VICTIMS)]
+    edited = server.register("edited")["uid"]
+    victims["tags"] = [f"victim-{i}" for i in range(32)]  # the most a device holds
+    assert server.call("POST", f"/v1/user/devices/{edited}/tags", {"tags": victims["tags"]})[0] == 200
+    assert server.call("POST", f"/v1/user/devices/{uid}/tags", {"tags": ["fuzzed"]})[0] == 200
+    # The victims first: group 1, an id the fuzzer tries whatever it is told, is one of them.
+    victims["groups"] = [server.call("POST", "/v1/user/groups", {"name": f"victim-{i}"})[1]["data"]["id"]
+                         for i in range(VICTIMS)]
+    group = server.call("POST", "/v1/user/groups", {"name": "fuzzed"})[1]["data"]["id"]
+    victims["members"] = [server.register(f"member-{i}")["uid"] for i in range(VICTIMS)]
+    assert server.call("POST", f"/v1/user/groups/{group}/devices", {"uids": [uid, *victims["members"]]})[0] == 200
     assert server.call("POST", f"/v1/user/devices/{uid}/firmwares/set-target", {"md5": target["md5"]})[0] == 200
     ids = {
         "online": uid, "command": sent["id"], "firmware": target["id"], "md5": target["md5"],
-        "edited": server.register("edited")["uid"], "victims": victims,
+        "edited": edited, "group": group, "victims": victims,
     }
     return ids, device
 
 
 async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(tmp_path):
-    server = ServerProcess(tmp_path / "var", args=("--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", "0"))
+    # No rate limit: the fuzzer makes thousands of requests a minute with one token, and a 429 tests nothing.
+    server = ServerProcess(tmp_path / "var", args=("--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", "0",
+                                                   "--rate-limit-read", "0", "--rate-limit-write", "0"))
     server.start()
     device = None
     try:

@@ -6,7 +6,8 @@ import logging
 import signal
 import sys
 
-from mpfleet.backend.config import COMMAND_TIMEOUTS, DEVICE_HTTP_PORT, Settings
+from mpfleet.backend.config import (COMMAND_TIMEOUTS, DEVICE_HTTP_PORT, RATE_LIMIT_READ, RATE_LIMIT_WRITE,
+                                    Settings)
 
 from . import datadir
 from .errors import CommandError
@@ -50,6 +51,12 @@ def add_parser(commands):
                         + ", ".join(f"{t}={s:g}" for t, s in COMMAND_TIMEOUTS.items()) + ")")
     parser.add_argument("--telemetry-retention-days", type=float, default=30, metavar="DAYS",
                         help="telemetry older than this is deleted (default: 30)")
+    parser.add_argument("--rate-limit-read", type=requests_a_minute, default=RATE_LIMIT_READ, metavar="N",
+                        help="GET requests a minute for each API token; past it, 429 with Retry-After "
+                        f"(default: {RATE_LIMIT_READ}; 0: no limit)")
+    parser.add_argument("--rate-limit-write", type=requests_a_minute, default=RATE_LIMIT_WRITE, metavar="N",
+                        help=f"requests of every other method a minute for each API token (default: {RATE_LIMIT_WRITE}; "
+                        "0: no limit)")
     parser.add_argument(
         "--access-log", action="store_true", help="log every HTTP request (off by default: it costs ~6%% of a request)"
     )
@@ -81,6 +88,7 @@ def run(args):
         broker_ca_file=args.broker_ca, telemetry_retention_days=args.telemetry_retention_days,
         device_http_port=args.device_port, device_cert_file=args.device_cert, device_key_file=args.device_key,
         command_timeout=default_timeout, command_timeouts=timeouts,
+        rate_limit_read=args.rate_limit_read, rate_limit_write=args.rate_limit_write,
     )
     token = datadir.with_storage(args.data, lambda storage: ensure_admin(storage, args.data))
     if token:
@@ -89,6 +97,17 @@ def run(args):
         asyncio.run(_serve(settings, access_log=logging.getLogger("aiohttp.access") if args.access_log else None))
     except (ListenerError, BrokerAdminError) as error:
         raise CommandError(str(error)) from None
+
+
+def requests_a_minute(text):
+    """--rate-limit-*'s value: a whole number >= 0. Raises argparse's error for anything else."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of requests (0 or more)")
+    return value
 
 
 def command_timeout(text):
