@@ -71,7 +71,8 @@ class Backend:
     """
 
     def __init__(self, data_dir, **settings):
-        defaults = {"host": "127.0.0.1", "public_host": "mqtt.example.test", "mqtt_port": 0, "mqtt_tls_port": 0}
+        defaults = {"host": "127.0.0.1", "public_host": "mqtt.example.test", "mqtt_port": 0, "mqtt_tls_port": 0,
+                    "rate_limit_read": 0, "rate_limit_write": 0}  # (as server_process.NO_RATE_LIMIT says why)
         self.settings = Settings(data_dir=data_dir, **{**defaults, **settings})
         self.client = None
 

@@ -12,6 +12,10 @@ import urllib.request
 from pathlib import Path
 
 MPFLEET = str(Path(sys.executable).with_name("mpfleet"))
+# The tests poll at 20-50 requests a second with one token, past the default limits: the servers they start have
+# none, unless their args say otherwise (the last value wins). tests/test_rate_limits.py tests the limits; the
+# walkthroughs of the docs start `mpfleet serve` as written, with the defaults.
+NO_RATE_LIMIT = ("--rate-limit-read", "0", "--rate-limit-write", "0")
 
 
 def free_port():
@@ -74,7 +78,7 @@ class ServerProcess:
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
                 [MPFLEET, "serve", "--data", str(self.data_dir), "--host", "127.0.0.1", "--http-port", str(self.port),
-                 "--device-port", "0", *self.args],
+                 "--device-port", "0", *NO_RATE_LIMIT, *self.args],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         deadline = time.monotonic() + timeout

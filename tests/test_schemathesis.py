@@ -155,9 +155,7 @@ async def prepare(server):
 
 
 async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(tmp_path):
-    # No rate limit: the fuzzer makes thousands of requests a minute with one token, and a 429 tests nothing.
-    server = ServerProcess(tmp_path / "var", args=("--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", "0",
-                                                   "--rate-limit-read", "0", "--rate-limit-write", "0"))
+    server = ServerProcess(tmp_path / "var", args=("--mqtt-port", "0", "--mqtt-tls-port", "0", "--device-port", "0"))
     server.start()
     device = None
     try:
