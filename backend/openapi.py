@@ -16,7 +16,7 @@ from mpfleet.boards import OTA_METHODS, catalog, platforms
 
 from . import jsonvalues, schemas
 from .config import MAX_FIRMWARE_BYTES
-from .handlers import commands, telemetry
+from .handlers import commands, health, telemetry
 from .storage import groups, ota
 
 
@@ -67,6 +67,8 @@ _STORED_PAYLOAD = _nullable({"type": "object"})
 _STORED_PAYLOAD["description"] = "null for a payload stored before the JSON-value rule that breaks it"
 _BOARDS = sorted(catalog().values(), key=lambda b: b.board["id"])
 
+_COUNT = {"type": "integer", "minimum": 0}
+_PERCENT = {"type": "integer", "minimum": 0, "maximum": 100}
 SCHEMAS = {
     "JsonValue": {
         "description": f"Any JSON value whose numbers are finite and from -(2^63-1) to 2^63-1, integer or not, and"
@@ -193,6 +195,40 @@ SCHEMAS = {
     }),
     "Sample": _object({"key": _STRING, "ts": {"type": "string", "format": "date-time"},
                        "value": {"type": ["number", "string"]}}),
+    "PresenceEvent": _object({
+        "at": {"type": "string", "format": "date-time"},
+        "status": _ref("DeviceStatus"), "previous": _ref("DeviceStatus"),
+        "boot": {"type": ["integer", "null"], "description": "the boot count the device reported, when online"},
+        "reason": {"enum": ["first_seen", "booted", "reconnected", "rebooted", "disconnected", "backend_restart",
+                            "disabled", "enabled"]},
+    }),
+    "Health": _object({
+        "score": {"type": ["integer", "null"], "minimum": 0, "maximum": 100,
+                  "description": "0.4 uptime + 0.3 stability + 0.3 freshness over the last day (docs/api.md); null "
+                  "for a device never seen or disabled"},
+        "status": _ref("DeviceStatus"),
+        "components": _nullable(_object({
+            "uptime": _object({"score": _PERCENT, "online_share": {"type": "number", "minimum": 0, "maximum": 1},
+                               "window_seconds": {"type": "integer", "minimum": 0}}),
+            "stability": _object({"score": _PERCENT, "disconnects": _COUNT, "boots": _COUNT,
+                                  "safe_mode": {"type": "boolean"}}),
+            "freshness": _object({"score": _PERCENT,
+                                  "last_data_age_seconds": {"type": ["number", "null"]},
+                                  "period_seconds": {"type": "number", "exclusiveMinimum": 0}}),
+        })),
+    }),
+    "Stats": _object({
+        "total_devices": _COUNT, "online_devices": _COUNT,
+        "online_percent": {"type": "number", "minimum": 0, "maximum": 100},
+        "by_status": _object({status: _COUNT for status in schemas.STATUSES}),
+        "by_platform": {"type": "object", "additionalProperties": _COUNT},
+        "by_board": {"type": "object", "additionalProperties": _COUNT},
+        "by_firmware": {"type": "array", "items": _object({
+            "md5": _STRING, "version": {"type": ["string", "null"]}, "devices": _COUNT}),
+            "description": "the firmware the devices report, most devices first"},
+        "telemetry_values_24h": {**_COUNT, "description": "telemetry values stored in the last 24 hours (counted "
+                                 "by the hour: the current one and the 23 before it)"},
+    }),
     "NewCommandButton": _object({
         "id": {"type": "string", "pattern": schemas.BUTTON_ID_PATTERN, "maxLength": schemas.BUTTON_ID_MAX},
         "label": _text(schemas.LABEL_MAX, required=True),
@@ -468,6 +504,14 @@ def _paths():
         device + "/telemetry/latest": {"get": _device_op("The newest value of every key", {
             "200": _answer("Latest values", _data({"type": "object", "additionalProperties": _object({
                 "value": {"type": ["number", "string"]}, "ts": {"type": "string", "format": "date-time"}})}))})},
+        device + "/presence": {"get": _device_op("The device's changes of status, newest first", {
+            "200": _answer("Events", _data({"type": "array", "items": _ref("PresenceEvent")})), "422": _INVALID,
+        }, params=(_time("from", "RFC 3339 date-time or unix seconds, inclusive"),
+                   _limit(health.PRESENCE_DEFAULT, health.PRESENCE_MAX)))},
+        device + "/health": {"get": _device_op("The device's health score and its components", {
+            "200": _answer("Health", _data(_ref("Health")))})},
+        "/v1/user/stats": {"get": _operation("Your fleet in figures", {
+            "200": _answer("Stats", _data(_ref("Stats")))})},
         device + "/command-buttons": {
             "get": _device_op("Saved command buttons", {
                 "200": _answer("Buttons", _data({"type": "array", "items": _ref("CommandButton")}))}),

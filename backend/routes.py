@@ -6,7 +6,7 @@ Boards' OTA downloads are not here: the device listener has its one route of its
 
 from aiohttp import web
 
-from .handlers import buttons, catalog, commands, devices, firmwares, groups, ota, tags, telemetry
+from .handlers import buttons, catalog, commands, devices, firmwares, groups, health, ota, tags, telemetry
 from .middlewares import public
 
 DEVICE = "/v1/user/devices/{uid}"
@@ -35,6 +35,9 @@ def setup_routes(app):
 
         web.get(DEVICE + "/telemetry", telemetry.history),
         web.get(DEVICE + "/telemetry/latest", telemetry.latest),
+        web.get(DEVICE + "/presence", health.presence),
+        web.get(DEVICE + "/health", health.device_health),
+        web.get("/v1/user/stats", health.stats),
 
         web.get(DEVICE + "/command-buttons", buttons.list_buttons),
         web.post(DEVICE + "/command-buttons", buttons.create_button),

@@ -16,12 +16,15 @@ from .errors import Conflict, NotFound, StorageError
 from .firmwares import Firmware, FirmwareStore
 from .groups import Group, GroupStore
 from .ota import Job, OtaStore
+from .presence import PresenceEvent, PresenceStore
+from .stats import StatsStore
 from .tags import TagStore
 from .telemetry import Sample, TelemetryStore
 from .users import User, UserStore
 
 __all__ = [
-    "Button", "Command", "Conflict", "Device", "Firmware", "Group", "Job", "NotFound", "PendingAccess", "Sample",
+    "Button", "Command", "Conflict", "Device", "Firmware", "Group", "Job", "NotFound", "PendingAccess",
+    "PresenceEvent", "Sample",
     "Storage", "StorageError", "TooLarge", "User",
 ]
 
@@ -44,6 +47,8 @@ class Storage:
         self.access = AccessStore(self.db)
         self.tags = TagStore(self.db)
         self.groups = GroupStore(self.db)
+        self.presence = PresenceStore(self.db)
+        self.stats = StatsStore(self.db)
 
     async def open(self):
         """Open (creating or migrating) the database and clear what a crash left behind."""

@@ -278,9 +278,12 @@ class DeviceStore:
             await tx.execute("UPDATE devices SET public_ip = ? WHERE uid = ?", (ip, uid))
 
     async def mark_all_offline(self):
-        """Everyone is offline when the (embedded) broker has just started."""
+        """Everyone is offline when the (embedded) broker has just started: in the presence history, for that
+        reason (backend_restart), not a disconnect of theirs."""
         async with self.db.transaction() as tx:
+            (last,) = await (await tx.execute("SELECT coalesce(max(id), 0) FROM presence_events")).fetchone()
             await tx.execute("UPDATE devices SET is_online = 0 WHERE is_online")
+            await tx.execute("UPDATE presence_events SET reason = 'backend_restart' WHERE id > ?", (last,))
 
     async def password_hash(self, uid):
         """The stored MQTT password hash of an enabled device, or None."""

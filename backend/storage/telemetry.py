@@ -23,6 +23,15 @@ _UPSERT_LATEST = (
     " WHERE excluded.ts >= telemetry_latest.ts"
 )
 
+# The values of a batch counted into their device's hour (GET /v1/user/stats); each row of the JSON array is
+# [uid, values of the batch].
+_COUNT_HOURLY = (
+    "INSERT INTO telemetry_hourly (device_id, hour, stored)"
+    " SELECT devices.id, ?1, json_extract(row.value, '$[1]') FROM json_each(?2) AS row"
+    " JOIN devices ON devices.uid = json_extract(row.value, '$[0]') WHERE true"
+    " ON CONFLICT (device_id, hour) DO UPDATE SET stored = stored + excluded.stored"
+)
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -56,6 +65,7 @@ class TelemetryStore:
                 "UPDATE devices SET last_seen_at = ? WHERE uid IN (SELECT value FROM json_each(?))",
                 (now, orjson.dumps(list({row[0] for row in rows}))),
             )
+            await tx.execute(_COUNT_HOURLY, (int(time.time()) // 3600, orjson.dumps(list(_per_device(rows)))))
         return stored
 
     async def history(self, device, *, key=None, since=None, until=None, limit):
@@ -76,6 +86,19 @@ class TelemetryStore:
             "SELECT key, ts, value FROM telemetry_latest WHERE device_id = ? ORDER BY key", (device.id,)
         )
         return [Sample(*row) for row in rows]
+
+    async def recent_times(self, device, count):
+        """The unix times of the device's last `count` samples (each time once), newest first."""
+        rows = await self.db.fetch_all(
+            "SELECT DISTINCT ts FROM telemetry WHERE device_id = ? ORDER BY ts DESC LIMIT ?", (device.id, count))
+        return [row[0] for row in rows]
+
+    async def stored_since(self, user_id, since):
+        """Telemetry values stored for the user's devices in the hours from unix time `since` on."""
+        row = await self.db.fetch_one(
+            "SELECT coalesce(sum(h.stored), 0) FROM telemetry_hourly h JOIN devices d ON d.id = h.device_id"
+            " WHERE d.user_id = ? AND h.hour >= ?", (user_id, int(since) // 3600))
+        return row[0]
 
     async def prune(self, older_than_days, now=None):
         """Delete samples older than the retention. Returns how many.
@@ -100,6 +123,9 @@ class TelemetryStore:
                 removed += cursor.rowcount
                 if cursor.rowcount < _PRUNE_BATCH:
                     break
+        async with self.db.transaction() as tx:  # the hourly counts and the presence history keep as long
+            await tx.execute("DELETE FROM telemetry_hourly WHERE hour < ?", (int(cutoff) // 3600,))
+            await tx.execute("DELETE FROM presence_events WHERE at < ?", (cutoff,))
         return removed
 
 
@@ -112,3 +138,11 @@ def _newest_per_key(rows):
         if seen is None or row[2] >= seen[2]:
             newest[row[:2]] = row
     return newest.values()
+
+
+def _per_device(rows):
+    """[uid, how many rows] for each uid of a batch of (uid, key, ts, value) rows."""
+    counts = {}
+    for row in rows:
+        counts[row[0]] = counts.get(row[0], 0) + 1
+    return [[uid, n] for uid, n in counts.items()]
