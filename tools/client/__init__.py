@@ -9,10 +9,10 @@
     the rest      one group of commands each
 """
 
-from . import buttons, commands, devices, firmware, groups, ota, session, tags, telemetry, watch
+from . import buttons, commands, devices, firmware, groups, health, ota, session, tags, telemetry, watch
 
 
 def add_parsers(subparsers):
     """Every client command on `subparsers` (argparse subparsers)."""
-    for group in (session, devices, tags, groups, commands, buttons, firmware, ota, telemetry, watch):
+    for group in (session, devices, tags, groups, commands, buttons, firmware, ota, telemetry, health, watch):
         group.add_parsers(subparsers)
