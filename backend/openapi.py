@@ -17,7 +17,7 @@ from mpfleet.boards import OTA_METHODS, catalog, platforms
 from . import jsonvalues, schemas
 from .config import MAX_FIRMWARE_BYTES
 from .handlers import commands, health, telemetry
-from .storage import groups, ota
+from .storage import bulk, groups, ota
 
 
 def _ref(name):
@@ -150,9 +150,38 @@ SCHEMAS = {
     }),
     "CommandState": {
         "enum": ["queued", "sent", "accepted", "done", "failed", "expired"],
-        "description": "queued (held until the device has room) -> sent -> accepted -> done / failed;"
-        " expired when not sent, or not answered, in time",
+        "description": "queued (held until the device has room, or with a ttl until it is back online) -> sent ->"
+        " accepted -> done / failed; expired when not sent (within its ttl), or not answered, in time",
     },
+    "BulkState": {
+        "enum": list(bulk.STATES),
+        "description": "a device's in a bulk job: its command's state (CommandState), or why it got no command:"
+        ' offline (without a ttl: "Device is offline."), disabled ("Device is disabled."), no_button (it has no'
+        ' command button of that id: "Command button not found.")',
+    },
+    "BulkJob": _object({
+        "id": {"type": "string", "description": "the job's id, see GET /v1/user/commands/bulk/{id}"},
+        "command": _object({
+            "type": {"enum": list(schemas.BULK_COMMAND_TYPES)}, "payload": _nullable({"type": "object"}),
+            "button": _nullable(_STRING)}),
+        "target": _object({
+            "type": {"enum": list(schemas.BULK_TARGETS)}, "tag": _ref("Tag"), "group": {"type": "integer"},
+            "filter": {"type": "object"}}, required=["type"]),
+        "ttl": _nullable({"type": "integer"}),
+        "created_at": {"type": "string", "format": "date-time"},
+        "device_count": {"type": "integer", "minimum": 1},
+        "counts": {"type": "object", "propertyNames": _ref("BulkState"),
+                   "additionalProperties": {"type": "integer", "minimum": 1},
+                   "description": "how many of its devices are in each state (those with none left out)"},
+        "finished": {"type": "boolean", "description": "no device's command is queued, sent or accepted any more"},
+    }),
+    "BulkDevice": _object({
+        "uid": _STRING, "state": _ref("BulkState"),
+        "command_id": _nullable({"type": "string", "description": "its command, see GET .../commands/{id}; null"
+                                 " when it got none"}),
+        "result": {"description": "what the device returned with its final ack, or null"},
+        "error": _nullable({"type": "string", "description": "the command's error, or why there is no command"}),
+    }),
     "CommandSent": _object({
         "message": _STRING, "device_uid": _STRING,
         "id": {"type": "string", "description": "the command id, see GET .../commands/{id}"},
@@ -269,7 +298,8 @@ _NO_DEVICE = _message('No such device for this user ("Device not found."), or no
 _NO_GROUP = _message('No such group for this user ("Group not found.")')
 _INVALID = _answer("Validation failed: a field breaks a rule below or the JSON-value rule (JsonValue), or a query"
                    " parameter is out of its range", _ref("ValidationError"))
-_OFFLINE = _message('The device cannot take commands now: "Device is offline." or "Device is disabled."')
+_OFFLINE = _message('The device cannot take commands now: "Device is offline." (without a ttl) or "Device is'
+                    ' disabled."')
 _TOO_LARGE = _message("The request body is larger than the server accepts (1 MB for JSON)")
 _NO_BRIDGE = _message("The MQTT broker cannot be reached; the command was not sent")
 _BROKER_FAILED = _message("The MQTT broker did not confirm the change of the device's access (yet: it is retried)")
@@ -307,9 +337,8 @@ def _query(name, schema, description):
 
 
 _UID = _path_param("uid", _STRING, "device uid, e.g. espressif8266_G8VfdNhn7jqN")
-_BUTTON = _path_param(
-    "button_id", {"type": "string", "pattern": schemas.BUTTON_ID_PATTERN, "maxLength": schemas.BUTTON_ID_MAX},
-    "command button id")
+_BUTTON_ID = {"type": "string", "pattern": schemas.BUTTON_ID_PATTERN, "maxLength": schemas.BUTTON_ID_MAX}
+_BUTTON = _path_param("button_id", _BUTTON_ID, "command button id")
 _FIRMWARE = _path_param("firmware_id", {"type": "integer", "minimum": 1, "maximum": jsonvalues.MAX_NUMBER},
                         "firmware id")
 _COMMAND = _path_param("command_id", _STRING, "command id")
@@ -340,7 +369,13 @@ def _time(name, description):
                                    {"type": "string", "format": "date-time"}]}, description)
 
 
-def _command_op(summary, success, extra=None, params=(_WAIT,)):
+_TTL = _query("ttl", {"type": "integer", "minimum": 1, "maximum": schemas.TTL_MAX},
+              "seconds the command may wait to be sent: an offline device gets it when it is back online, in the"
+              " order sent, else it expires (without a ttl an offline device is 409, and a command queued for a"
+              " device that goes offline expires)")
+
+
+def _command_op(summary, success, extra=None, params=(_WAIT, _TTL)):
     responses = {"200": _answer(success, _ref("CommandSent")), "409": _OFFLINE, "503": _NO_BRIDGE, **(extra or {})}
     return _device_op(summary, responses, params=params)
 
@@ -423,6 +458,48 @@ _GROUP_UIDS = _object({"uids": {
     "description": "uids of your devices; those in the group already are no error. Uids that are no device of yours"
     " are 404 naming them, and nothing is added",
 }}, extra=_VALUE)
+_BULK_FILTER = {
+    "type": "object", "additionalProperties": False,
+    "properties": {p["name"]: {**p["schema"], "description": p["description"]}
+                   for p in _DEVICE_LIST_QUERY if p["name"] in schemas.LIST_FILTERS},
+    "description": "the device list's filters (GET /v1/user/devices), in JSON: every one given must match; {} is"
+    " every device of yours. A group you do not have is 422",
+}
+_BULK_REQUEST = _object({
+    "target": {"anyOf": [
+        {**_object({"uids": {"type": "array", "items": {"type": "string", "maxLength": schemas.UID_MAX},
+                             "minItems": 1, "maxItems": schemas.BULK_MAX_DEVICES,
+                             "description": "your devices, in the job's order (one named twice: once); uids that"
+                             " are no device of yours are 404 naming them, and nothing is sent"}}),
+         "additionalProperties": False},
+        {**_object({"tag": {"allOf": [_ref("Tag")], "description": "your devices with this tag"}}),
+         "additionalProperties": False},
+        {**_object({"group": {"type": "integer", "minimum": 1, "maximum": jsonvalues.MAX_NUMBER,
+                              "description": "the devices of this group of yours (a group you do not have: 404)"}}),
+         "additionalProperties": False},
+        {**_object({"filter": _BULK_FILTER}), "additionalProperties": False},
+    ], "description": f"exactly one of uids, tag, group, filter; it must select 1 to {schemas.BULK_MAX_DEVICES} devices"
+       " (else 422), in registration order but for uids"},
+    "command": {"anyOf": [
+        _object({"type": {"enum": ["reboot", "wifi_reset"]}}, extra=_VALUE),
+        _object({"type": {"const": "custom"}, "payload": _PAYLOAD}, extra=_VALUE),
+        _object({"type": {"const": "button"}, "button": {
+            **_BUTTON_ID, "description": "a command button id: each device is sent its own button of that id (one"
+            " without it: state no_button)"}}, extra=_VALUE),
+    ], "description": "what each device is sent, as its own endpoint sends it (reboot, wifi-reset, commands,"
+       " command-buttons/{id}/send); fields the type does not read are ignored"},
+    "ttl": {"type": "integer", "minimum": 1, "maximum": schemas.TTL_MAX,
+            "description": "seconds each command may wait to be sent: an offline device gets it when it is back"
+            " online, else it expires; without, offline devices get none (state offline)"},
+}, required=["target", "command"], extra=_VALUE)
+_BULK_QUERY = (
+    _path_param("bulk_id", _STRING, "the job's id"),
+    _query("state", _ref("BulkState"), "only the devices in this state"),
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": schemas.BULK_PAGE_MAX,
+                     "default": schemas.BULK_PAGE_DEFAULT}, "devices on the page"),
+    _query("offset", {"type": "integer", "minimum": 0, "maximum": jsonvalues.MAX_NUMBER, "default": 0},
+           "devices skipped before the page"),
+)
 _TELEMETRY_QUERY = (
     _query("key", _STRING, "one key only"),
     _time("from", "RFC 3339 date-time or unix seconds, inclusive"),
@@ -491,7 +568,7 @@ def _paths():
         device + "/commands": {
             "post": _device_op("Send a user-defined JSON command", {
                 "200": _answer('"Command sent."', _ref("CommandSent")), "409": _OFFLINE, "503": _NO_BRIDGE,
-            }, body=_json(_object({"payload": _PAYLOAD}, extra=_VALUE)), params=(_WAIT,)),
+            }, body=_json(_object({"payload": _PAYLOAD}, extra=_VALUE)), params=(_WAIT, _TTL)),
             "get": _device_op("Commands sent to the device, newest first", {
                 "200": _answer("Commands", _data({"type": "array", "items": _ref("Command")})), "422": _INVALID,
             }, params=(_limit(commands.HISTORY_DEFAULT, commands.HISTORY_MAX),)),
@@ -526,7 +603,7 @@ def _paths():
         device + "/command-buttons/{button_id}/send": {"post": _device_op("Send a saved button's payload", {
             "200": _answer('"Command sent."', _ref("CommandSent")), "409": _OFFLINE, "422": _INVALID,
             "503": _NO_BRIDGE,
-        }, params=(_BUTTON, _WAIT))},
+        }, params=(_BUTTON, _WAIT, _TTL))},
         device + "/firmwares": {
             "get": _device_op("Firmwares uploaded for the device", {
                 "200": _answer("Firmwares", _data({"type": "array", "items": _ref("Firmware")}))}),
@@ -560,6 +637,21 @@ def _paths():
         device + "/tags/{tag}": {"delete": _device_op("Remove a tag from the device", {
             "200": _answer('"Tag removed."', _ref("DeviceTags")),
         }, params=(_path_param("tag", _ref("Tag"), "the tag"),))},
+        "/v1/user/commands": {"post": _operation("Send one command to many of your devices at once (a bulk job)", {
+            "202": _answer("The job, stored with a command for each device that can take one; they are being"
+                           " published", _data(_ref("BulkJob"))),
+            "404": _message(f'"Group not found.", or uids that are no device of yours, the first'
+                            f' {groups.NAMED_AT_MOST} named: "Device not found: unix_a, unix_b (and 4 more)."'),
+            "503": _NO_BRIDGE,
+        }, body=_json(_BULK_REQUEST))},
+        "/v1/user/commands/bulk/{bulk_id}": {"get": _operation("A bulk job: its counts and a page of its devices", {
+            "200": _answer("The job and one page of its devices, in the job's order", _object({
+                "data": {"allOf": [_ref("BulkJob"), _object({
+                    "devices": {"type": "array", "items": _ref("BulkDevice")}})]},
+                "meta": _LIST_META})),
+            "404": _message(f'"{bulk.NOT_FOUND}", also for another user\'s job'),
+            "422": _INVALID,
+        }, params=_BULK_QUERY)},
         "/v1/user/tags": {"get": _operation("Every tag of your devices, sorted, with how many devices have it", {
             "200": _answer("Tags", _data({"type": "array", "items": _ref("TagCount")}))})},
         "/v1/user/groups": {
@@ -600,7 +692,8 @@ def document():
         "info": {
             "title": "mpfleet REST API",
             "version": "1",
-            "description": "Devices, command buttons, firmwares, tags and groups of the authenticated user (seed 004). "
+            "description": "Devices, command buttons, firmwares, tags, groups and bulk commands of the authenticated"
+            " user (seed 004). "
             "Every error is JSON: {\"message\"}, and for 422 also {\"errors\": {field: [messages]}}. A path without "
             "a route is 404 {\"message\": \"Not found.\"}; a known path with another method is 405 (responses/"
             "MethodNotAllowed). Text fields count their length as sent and are stripped of ASCII whitespace "

@@ -6,7 +6,7 @@ Boards' OTA downloads are not here: the device listener has its one route of its
 
 from aiohttp import web
 
-from .handlers import buttons, catalog, commands, devices, firmwares, groups, health, ota, tags, telemetry
+from .handlers import buttons, bulk, catalog, commands, devices, firmwares, groups, health, ota, tags, telemetry
 from .middlewares import public
 
 DEVICE = "/v1/user/devices/{uid}"
@@ -32,6 +32,8 @@ def setup_routes(app):
         web.post(DEVICE + "/commands", commands.send_command),
         web.get(DEVICE + "/commands", commands.list_commands),
         web.get(DEVICE + "/commands/{command_id}", commands.show_command),
+        web.post("/v1/user/commands", bulk.send_bulk),
+        web.get("/v1/user/commands/bulk/{bulk_id}", bulk.show_bulk),
 
         web.get(DEVICE + "/telemetry", telemetry.history),
         web.get(DEVICE + "/telemetry/latest", telemetry.latest),

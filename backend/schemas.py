@@ -37,14 +37,20 @@ _RULE_MESSAGES = {jsonvalues.TOO_DEEP: _TOO_DEEP, jsonvalues.BAD_NUMBER: _BAD_NU
 
 
 class _Fields:
-    """Reads fields of one body and collects every error before raising."""
+    """Reads fields of one body and collects every error before raising. Fields of an object inside it are read
+    by a _Fields of their own (nested()), which names them `outer.field` and collects into the same errors."""
 
-    def __init__(self, body):
+    def __init__(self, body, prefix="", errors=None):
         self.body = body
-        self.errors = {}
+        self.prefix = prefix
+        self.errors = {} if errors is None else errors
 
     def fail(self, field, message):
-        self.errors.setdefault(field, []).append(message)
+        self.errors.setdefault(self.prefix + field, []).append(message)
+
+    def name(self, field):
+        """The field as messages name it."""
+        return self.prefix + field
 
     def present(self, field):
         return field in self.body
@@ -54,54 +60,75 @@ class _Fields:
 
         The length counts the string as sent, as OpenAPI's maxLength does.
         """
-        value = self.body.get(field)
+        value, name = self.body.get(field), self.name(field)
         if value is None:
             if required:
-                self.fail(field, f"The {field} field is required.")
+                self.fail(field, f"The {name} field is required.")
             elif field in self.body and not nullable:
-                self.fail(field, f"The {field} field must be a string.")
+                self.fail(field, f"The {name} field must be a string.")
             return None
         if not isinstance(value, str):
-            self.fail(field, f"The {field} field must be a string.")
+            self.fail(field, f"The {name} field must be a string.")
             return None
         too_long = len(value) > max_len
         if strip:
             value = value.strip(_SPACE)
         if required and not value:
-            self.fail(field, f"The {field} field is required.")
+            self.fail(field, f"The {name} field is required.")
         elif too_long:
-            self.fail(field, f"The {field} field must not be greater than {max_len} characters.")
+            self.fail(field, f"The {name} field must not be greater than {max_len} characters.")
         return value
 
     def boolean(self, field, *, default):
         value = self.body.get(field, default)
         if not isinstance(value, bool):
-            self.fail(field, f"The {field} field must be true or false.")
+            self.fail(field, f"The {self.name(field)} field must be true or false.")
+        return value
+
+    def integer(self, field, *, low, high):
+        """An integer (a JSON number without a fraction; not a boolean) from `low` to `high`; None when absent."""
+        value = self.body.get(field)
+        if value is None and field not in self.body:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(field, f"The {self.name(field)} field must be an integer from {low} to {high}.")
+            return None
         return value
 
     def items(self, field, noun, *, most):
         """A list of 1 to `most` items (checked by the caller); [] when it is not one."""
-        value = self.body.get(field)
+        value, name = self.body.get(field), self.name(field)
         if value is None:
-            self.fail(field, f"The {field} field is required.")
+            self.fail(field, f"The {name} field is required.")
         elif not isinstance(value, list):
-            self.fail(field, f"The {field} field must be a list of {noun}.")
+            self.fail(field, f"The {name} field must be a list of {noun}.")
         elif not 1 <= len(value) <= most:
-            self.fail(field, f"The {field} field must hold 1 to {most} {noun}.")
+            self.fail(field, f"The {name} field must hold 1 to {most} {noun}.")
         else:
             return value
         return []
 
     def payload(self, field):
         """A JSON object that serializes to at most MAX_PAYLOAD_BYTES."""
-        value = self.body.get(field)
+        value, name = self.body.get(field), self.name(field)
         if value is None:
-            self.fail(field, f"The {field} field is required.")
+            self.fail(field, f"The {name} field is required.")
         elif not isinstance(value, dict):
-            self.fail(field, f"The {field} field must be a JSON object.")
+            self.fail(field, f"The {name} field must be a JSON object.")
         elif len(compact_json(value)) > MAX_PAYLOAD_BYTES:
-            self.fail(field, f"The {field} field must not be larger than {MAX_PAYLOAD_BYTES} bytes as JSON.")
+            self.fail(field, f"The {name} field must not be larger than {MAX_PAYLOAD_BYTES} bytes as JSON.")
         return value
+
+    def nested(self, field):
+        """The _Fields of the object in `field` (required), or None when it is missing or no object."""
+        value, name = self.body.get(field), self.name(field)
+        if value is None:
+            self.fail(field, f"The {name} field is required.")
+        elif not isinstance(value, dict):
+            self.fail(field, f"The {name} field must be a JSON object.")
+        else:
+            return _Fields(value, f"{name}.", self.errors)
+        return None
 
     def done(self):
         if self.errors:
@@ -232,58 +259,8 @@ def device_list(query, boards, *, fixed=()):
             fail(name, f"The {name} parameter is not known.")
         elif len(query.getall(name)) > 1:
             fail(name, f"The {name} parameter must be given once.")
-    filters = {}
-    status, platform, board = query.get("status"), query.get("platform"), query.get("board")
-    if status is not None:
-        if status in STATUSES:
-            filters["status"] = status
-        else:
-            fail("status", "The selected status is invalid.")
-    online = query.get("online")
-    if online is not None:
-        if online in ("true", "false"):
-            filters["online"] = online == "true"
-        else:
-            fail("online", "The online parameter must be true or false.")
-    if platform is not None:
-        if platform in {b.platform["key"] for b in boards.values()}:
-            filters["platform"] = platform
-        else:
-            fail("platform", "The selected platform is invalid.")
-    if board is not None:
-        if board in boards:
-            # A board belongs to one platform: naming both lets the list seek its indexes (another platform
-            # given as well keeps both, and matches nothing).
-            filters["board"] = board
-            filters.setdefault("platform", boards[board].platform["key"])
-        else:
-            fail("board", "The selected board is invalid.")
-    firmware = query.get("firmware")
-    if firmware is not None:
-        if _MD5.match(firmware):
-            filters["firmware_md5"] = firmware.lower()
-        elif 0 < len(firmware) <= VERSION_MAX:
-            filters["firmware_version"] = firmware
-        else:
-            fail("firmware", f"The firmware parameter must be an md5 or a version of 1 to {VERSION_MAX} characters.")
-    search = query.get("search")
-    if search is not None:
-        if len(search) > SEARCH_MAX:
-            fail("search", f"The search parameter must not be greater than {SEARCH_MAX} characters.")
-        elif search:
-            filters["search"] = search
-    tag = query.get("tag")
-    if tag is not None and "tag" not in fixed:
-        if _is_tag(tag):
-            filters["tag"] = tag
-        else:
-            fail("tag", f"The tag parameter must be {TAG_RULE}.")
-    group = query.get("group")
-    if group is not None and "group" not in fixed:
-        if _DIGITS.match(group) and 1 <= int(group) <= jsonvalues.MAX_NUMBER:
-            filters["group"] = int(group)
-        else:
-            fail("group", f"The group parameter must be an integer from 1 to {jsonvalues.MAX_NUMBER}.")
+    given = {name: query[name] for name in LIST_FILTERS if name in query and name not in fixed}
+    filters = _list_filters(given, boards, fail)
     sort = query.get("sort", "created_at")
     key = sort[1:] if sort.startswith("-") else sort
     if key not in SORT_KEYS:
@@ -291,6 +268,69 @@ def device_list(query, boards, *, fixed=()):
     if errors:
         raise ValidationError(errors)
     return filters, key, sort.startswith("-")
+
+
+def _list_filters(given, boards, fail, *, name_of=str, noun="parameter"):
+    """The device list's filters, {name: value as text (the query's form)} → {DeviceFilter field: value}; each bad
+    value goes to `fail(name, message)`, its message naming it `name_of(name)` and calling it a `noun` (the query's
+    parameters; a bulk command's target.filter fields)."""
+    filters = {}
+
+    def bad(name, rule):
+        fail(name, f"The {name_of(name)} {noun} {rule}.")
+
+    status, platform, board = given.get("status"), given.get("platform"), given.get("board")
+    if status is not None:
+        if status in STATUSES:
+            filters["status"] = status
+        else:
+            fail("status", f"The selected {name_of('status')} is invalid.")
+    online = given.get("online")
+    if online is not None:
+        if online in ("true", "false"):
+            filters["online"] = online == "true"
+        else:
+            bad("online", "must be true or false")
+    if platform is not None:
+        if platform in {b.platform["key"] for b in boards.values()}:
+            filters["platform"] = platform
+        else:
+            fail("platform", f"The selected {name_of('platform')} is invalid.")
+    if board is not None:
+        if board in boards:
+            # A board belongs to one platform: naming both lets the list seek its indexes (another platform
+            # given as well keeps both, and matches nothing).
+            filters["board"] = board
+            filters.setdefault("platform", boards[board].platform["key"])
+        else:
+            fail("board", f"The selected {name_of('board')} is invalid.")
+    firmware = given.get("firmware")
+    if firmware is not None:
+        if _MD5.match(firmware):
+            filters["firmware_md5"] = firmware.lower()
+        elif 0 < len(firmware) <= VERSION_MAX:
+            filters["firmware_version"] = firmware
+        else:
+            bad("firmware", f"must be an md5 or a version of 1 to {VERSION_MAX} characters")
+    search = given.get("search")
+    if search is not None:
+        if len(search) > SEARCH_MAX:
+            bad("search", f"must not be greater than {SEARCH_MAX} characters")
+        elif search:
+            filters["search"] = search
+    tag = given.get("tag")
+    if tag is not None:
+        if _is_tag(tag):
+            filters["tag"] = tag
+        else:
+            bad("tag", f"must be {TAG_RULE}")
+    group = given.get("group")
+    if group is not None:
+        if _DIGITS.match(group) and 1 <= int(group) <= jsonvalues.MAX_NUMBER:
+            filters["group"] = int(group)
+        else:
+            bad("group", f"must be an integer from 1 to {jsonvalues.MAX_NUMBER}")
+    return filters
 
 
 # --- Tags and groups ---------------------------------------------------------------------------
@@ -357,27 +397,41 @@ def group_update(body):
 def group_devices(body):
     """{uids: [uid, ...]} → the uids as given (whether they are the caller's devices is storage's to say)."""
     fields = _Fields(body)
-    uids = fields.items("uids", "device uids", most=GROUP_UIDS_MAX)
-    for position, uid in enumerate(uids):
-        if not isinstance(uid, str):
-            fields.fail(f"uids.{position}", f"The uids.{position} field must be a string.")
-        elif len(uid) > UID_MAX:
-            fields.fail(f"uids.{position}", f"The uids.{position} field must not be greater than {UID_MAX} characters.")
+    uids = _uids(fields, most=GROUP_UIDS_MAX)
     fields.done()
+    return uids
+
+
+def _uids(fields, *, most):
+    """The list of 1 to `most` device uids in the field `uids`, as given (errors naming `uids.N`)."""
+    uids = fields.items("uids", "device uids", most=most)
+    for position, uid in enumerate(uids):
+        name = fields.name(f"uids.{position}")
+        if not isinstance(uid, str):
+            fields.fail(f"uids.{position}", f"The {name} field must be a string.")
+        elif len(uid) > UID_MAX:
+            fields.fail(f"uids.{position}", f"The {name} field must not be greater than {UID_MAX} characters.")
     return uids
 
 
 def command_button(body):
     """{id, label, payload, confirm?} → (id, label, payload, confirm)."""
     fields = _Fields(body)
-    button_id = fields.text("id", required=True, max_len=BUTTON_ID_MAX, strip=False)
-    if button_id and not _BUTTON_ID.match(button_id):
-        fields.fail("id", "The id field must contain only lowercase letters, digits, dashes and underscores.")
+    button_id = _button_id(fields, "id")
     label = fields.text("label", required=True, max_len=LABEL_MAX)
     payload = fields.payload("payload")
     confirm = fields.boolean("confirm", default=False)
     fields.done()
     return button_id, label, payload, confirm
+
+
+def _button_id(fields, field):
+    """A button's id in `field`: required, BUTTON_ID_PATTERN, at most BUTTON_ID_MAX characters."""
+    button_id = fields.text(field, required=True, max_len=BUTTON_ID_MAX, strip=False)
+    if button_id and not _BUTTON_ID.match(button_id):
+        fields.fail(field, f"The {fields.name(field)} field must contain only lowercase letters, digits, dashes and"
+                    " underscores.")
+    return button_id
 
 
 def command(body):
@@ -386,6 +440,104 @@ def command(body):
     payload = fields.payload("payload")
     fields.done()
     return payload
+
+
+# --- Bulk commands (POST /v1/user/commands) and the offline queue -------------------------------
+# A job's commands are written in one transaction and its devices answered in pages: the most devices a job takes
+# bounds both. A ttl lets a command wait for its offline device, a week at most.
+
+BULK_MAX_DEVICES = 10_000
+BULK_TARGETS = ("uids", "tag", "group", "filter")
+BULK_COMMAND_TYPES = ("reboot", "wifi_reset", "custom", "button")
+BULK_PAGE_DEFAULT, BULK_PAGE_MAX = 100, 1000
+TTL_MAX = 7 * 86400
+
+
+def bulk_command(body, boards):
+    """{target: {uids | tag | group | filter}, command: {type, payload?, button?}, ttl?} → the fields of a
+    storage.bulk.BulkRequest, its `filters` as DeviceFilter fields (None for uids). A filter is the device list's
+    (LIST_FILTERS, checked as its query is), in JSON: `online` a boolean, `group` an integer, the others strings. A
+    `group` is only checked to be an id here: whether the caller has it is the handler's to ask. Fields that the
+    command's type does not read are ignored."""
+    fields = _Fields(body)
+    request = {"target": None, "uids": None, "filters": None, "type": None, "payload": None, "button": None}
+    target = fields.nested("target")
+    if target is not None:
+        kinds = [kind for kind in BULK_TARGETS if target.present(kind)]
+        if len(kinds) == 1 == len(target.body):
+            request.update(_bulk_target(target, kinds[0], boards))
+        else:
+            fields.fail("target", f"The target field must have exactly one of {', '.join(BULK_TARGETS)}.")
+    command = fields.nested("command")
+    if command is not None:
+        request.update(_bulk_command_fields(command))
+    request["ttl"] = fields.integer("ttl", low=1, high=TTL_MAX)
+    fields.done()
+    return request
+
+
+def _bulk_target(target, kind, boards):
+    """The one `kind` of a target (its _Fields) → {target as a job shows it, uids or filters}."""
+    if kind == "uids":
+        uids = _uids(target, most=BULK_MAX_DEVICES)
+        return {"target": {"type": "uids"}, "uids": list(dict.fromkeys(uid for uid in uids if isinstance(uid, str)))}
+    if kind == "tag":
+        tag = target.body["tag"]
+        if not _is_tag(tag):
+            target.fail("tag", f"The {target.name('tag')} field must be {TAG_RULE}.")
+        return {"target": {"type": "tag", "tag": tag}, "filters": {"tag": tag}}
+    if kind == "group":
+        group = target.integer("group", low=1, high=jsonvalues.MAX_NUMBER)
+        return {"target": {"type": "group", "group": group}, "filters": {"group": group}}
+    given = target.nested("filter")
+    if given is None:
+        return {}
+    filters = _list_filters(_filter_texts(given), boards, given.fail, name_of=given.name, noun="field")
+    return {"target": {"type": "filter", "filter": given.body}, "filters": filters}
+
+
+def _filter_texts(given):
+    """A target's filter object (its _Fields) → its values in the text of the device list's query."""
+    texts = {}
+    for name, value in given.body.items():
+        if name not in LIST_FILTERS:
+            given.fail(name, f"The {given.name(name)} field is not known.")
+        elif name == "online":  # what is no boolean reads as text that is no `true` or `false`
+            texts[name] = ("true" if value else "false") if isinstance(value, bool) else ""
+        elif name == "group":
+            texts[name] = str(value) if isinstance(value, int) and not isinstance(value, bool) else ""
+        elif isinstance(value, str):
+            texts[name] = value
+        else:
+            given.fail(name, f"The {given.name(name)} field must be a string.")
+    return texts
+
+
+def _bulk_command_fields(command):
+    """A bulk job's command (its _Fields) → {type, payload (custom), button (button)}."""
+    type_ = command.body.get("type")
+    if type_ is None:
+        command.fail("type", f"The {command.name('type')} field is required.")
+        return {}
+    if type_ not in BULK_COMMAND_TYPES:
+        command.fail("type", f"The selected {command.name('type')} is invalid.")
+        return {}
+    if type_ == "custom":
+        return {"type": type_, "payload": command.payload("payload")}
+    if type_ == "button":
+        return {"type": type_, "button": _button_id(command, "button")}
+    return {"type": type_}
+
+
+def bulk_size(count):
+    """Raise ValidationError unless `count` devices (more than BULK_MAX_DEVICES: too many) make a bulk job."""
+    if count == 0:
+        message = "The target matches no device."
+    elif count > BULK_MAX_DEVICES:
+        message = f"The target must not match more than {BULK_MAX_DEVICES} devices."
+    else:
+        return
+    raise ValidationError({"target": [message]})
 
 
 def firmware_upload(form, *, has_file):

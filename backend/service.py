@@ -11,6 +11,9 @@ in storage/, MQTT in bridge.py and broker/. The flows:
 - commands, paced per device: at most as many at a device (published, not final) as its queue holds
   (`cmd_queue` in its `status`, else one), the rest held in state `queued` and published in the order
   they were sent as earlier ones reach a final state; outcome() lets a request wait for the final state;
+  a command with a ttl may also wait for a device that is offline, until the ttl runs out;
+- bulk jobs (storage/bulk.py): one command to many devices, stored with all its commands in one transaction,
+  then published through each device's pacing, every device at once (_pump_many: one claim for them all);
 - the bridge's events (bridge.events is this object): a device's `status`, its acks, which move
   the pacing on, and its `ota` reports;
 - firmware uploads: upload_firmware() checks an ESP image for the device's board (esp_image.py: a full flash
@@ -36,7 +39,8 @@ from . import credentials, esp_image, schemas
 from .bridge import BridgeUnavailable
 from .broker.accounts import apply_access_change
 from .storage import NotFound
-from .storage.commands import AT_DEVICE, FINAL_STATES, new_command_id
+from .storage.bulk import BulkStore
+from .storage.commands import AT_DEVICE, DEVICE_DISABLED, DEVICE_OFFLINE, FINAL_STATES, new_command_id
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,8 @@ class Service:
         self._pumps_due = set()  # uids with a background pump scheduled that has not started yet
         self._tasks = set()
         self._closed = False
+        if not hasattr(storage, "bulk"):  # until Storage (storage/__init__.py) holds it, as it holds every store
+            storage.bulk = BulkStore(storage.db)
 
     async def close(self):
         self._closed = True
@@ -187,22 +193,24 @@ class Service:
 
     # --- commands -----------------------------------------------------------------------
 
-    async def send_command(self, device, type_, payload):
-        """Store a command for `device` and publish it as soon as the device has room for it.
+    async def send_command(self, device, type_, payload, *, ttl=None):
+        """Store a command for `device` and publish it as soon as the device has room for it; with a `ttl`
+        (seconds) also when the device is offline: it waits for it that long.
 
-        Returns the command: `sent`, or `queued` behind earlier ones still at the device. Raises
-        DeviceUnavailable (nothing stored) or BrokerUnavailable (stored as `failed`).
+        Returns the command: `sent`, or `queued` behind earlier ones still at the device (or for the device to
+        come back). Raises DeviceUnavailable (nothing stored) or BrokerUnavailable (stored as `failed`).
         """
         return await self._deliver(device, lambda: self.storage.commands.create(
-            device, type_, payload, hold=self.timeout_for(type_)))
+            device, type_, payload, hold=self.timeout_for(type_), ttl=ttl), may_wait=ttl is not None)
 
-    async def _deliver(self, device, store):
-        """Store a command by `store()` (awaited under the device's lock) and publish it when there is room.
-        Returns and raises as send_command (and whatever `store` raises: nothing is stored then)."""
+    async def _deliver(self, device, store, *, may_wait=False):
+        """Store a command by `store()` (awaited under the device's lock) and publish it when there is room;
+        `may_wait`: it may wait for an offline device. Returns and raises as send_command (and whatever `store`
+        raises: nothing is stored then)."""
         if device.status == "disabled":
-            raise DeviceUnavailable("Device is disabled.")
-        if not device.is_online:
-            raise DeviceUnavailable("Device is offline.")
+            raise DeviceUnavailable(DEVICE_DISABLED)
+        if not device.is_online and not may_wait:
+            raise DeviceUnavailable(DEVICE_OFFLINE)
         if not self.bridge.connected:
             raise _not_sent()
         async with self._lock(device.uid):
@@ -212,6 +220,20 @@ class Service:
         if command.id in failed:
             raise _not_sent()
         return next((c for c in published if c.id == command.id), command)
+
+    async def send_bulk(self, user_id, request):
+        """Store a bulk job of `request` (storage/bulk.py BulkRequest) with a command for each of its devices that
+        can take one, in one transaction, and publish them in a task of its own through each device's pacing, all
+        devices at once (_pump_many). Returns the job as stored: its commands `queued`, the other devices with
+        their outcome. Raises BrokerUnavailable (nothing stored), and what BulkStore.create raises (ValidationError
+        for a target of no device or too many, UnknownDevices)."""
+        if not self.bridge.connected:
+            raise _not_sent()
+        job, uids = await self.storage.bulk.create(
+            user_id, request, hold=self.timeout_for(request.command_type), most=schemas.BULK_MAX_DEVICES,
+            check_size=schemas.bulk_size)
+        self._background(self._pump_many(uids))
+        return job
 
     # --- firmwares ------------------------------------------------------------------------
 
@@ -386,10 +408,14 @@ class Service:
         if device is None or not (device.is_online and device.enabled):
             return [], set()
         claimed = await self.storage.commands.claim(device.id, command_window(device), timeout=self.timeout_for)
+        return await self._publish(device.uid, claimed)
+
+    async def _publish(self, uid, claimed):
+        """Publish commands claimed for device `uid`, in their order; hold its lock. Returns as _pump."""
         published, failed = [], set()
         for command in claimed:
             try:
-                await self.bridge.send_command(device.uid, command)
+                await self.bridge.send_command(uid, command)
             except BridgeUnavailable as error:
                 await self.storage.commands.fail(command.id, f"not published: {error}")
                 failed.add(command.id)
@@ -399,13 +425,57 @@ class Service:
         self._settle(failed)
         return published, failed
 
+    async def _pump_many(self, uids):
+        """_pump for many devices (a bulk job's): one claim for all of them, then each device's publishing under
+        its lock, every device at the same time. The locks are taken first, all of them and in one order (the
+        uids'), so that two pumps of many cannot each hold a lock the other waits for; a pump of one device takes
+        only its own."""
+        locks = {uid: self._lock(uid) for uid in sorted(set(uids))}
+        held, claimed = [], None
+        try:
+            for lock in locks.values():
+                await lock.acquire()
+                held.append(lock)
+            found = [await self.storage.devices.find(uid) for uid in locks]
+            ready = {device.id: device for device in found if device and device.is_online and device.enabled}
+            claimed = await self.storage.commands.claim_many(
+                {device_id: command_window(device) for device_id, device in ready.items()}, timeout=self.timeout_for)
+        except Exception:  # noqa: BLE001 - they stay queued: a device's next status or ack pumps it, else they expire
+            log.exception("could not claim the commands of %d devices", len(locks))
+        finally:
+            if claimed is None:
+                for lock in held:
+                    lock.release()
+        if claimed is None:
+            return
+        publishing = {ready[device_id].uid: commands for device_id, commands in claimed.items()}
+        for uid in locks.keys() - publishing.keys():
+            locks[uid].release()
+
+        async def publish(uid, commands):
+            try:
+                await self._publish(uid, commands)
+            except Exception:  # noqa: BLE001 - the rest go on; what was not published expires
+                log.exception("could not publish the bulk job's commands to %s", uid)
+            finally:
+                locks[uid].release()
+
+        await asyncio.gather(*(publish(uid, commands) for uid, commands in publishing.items()))
+
     def _pump_later(self, uid):
         """Pump `uid` in a task of its own: acks and expiry must not wait for a publish. Requests for a
         pump while one is scheduled and not started are one pump."""
         if self._closed or uid in self._pumps_due:
             return
         self._pumps_due.add(uid)
-        task = asyncio.get_running_loop().create_task(self._pump_uid(uid))
+        self._background(self._pump_uid(uid))
+
+    def _background(self, coroutine):
+        """Run `coroutine` in a task of the service's (cancelled by close())."""
+        if self._closed:
+            coroutine.close()
+            return
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -428,8 +498,9 @@ class Service:
     # --- the bridge's events (bridge.py:StorageEvents) ----------------------------------
 
     async def device_status(self, uid, report):
-        """A device's validated `status`. Offline, its held commands expire: they were never sent, and
-        with a clean session nothing reaches it later. Online, its queue size may have changed."""
+        """A device's validated `status`. Offline, its held commands expire, unless they have a ttl: they were
+        never sent, and with a clean session nothing reaches it later. Online, its queue size may have changed,
+        and what waited for it is published."""
         if not await self.storage.devices.apply_status(uid, report):
             return  # unknown or disabled
         if report["online"]:
@@ -437,7 +508,7 @@ class Service:
             self._pump_later(uid)
             return
         async with self._lock(uid):  # after a request's own publishing, so nothing it stored is left held
-            expired = await self.storage.commands.expire_queued(uid, WENT_OFFLINE)
+            expired = await self.storage.commands.expire_queued(uid, WENT_OFFLINE, keep_ttl=True)
             await self.storage.ota.close_with_commands(expired, "expired")
             self._settle(expired)
 

@@ -5,8 +5,8 @@ It must find no server error and no answer the document does not describe, and r
 operation that only ever got 404 (it never reached the code behind it) or that mostly refused the data
 the document calls valid (the document does not state a rule the server enforces) fails the run too.
 Real identifiers reach the code behind the 404s: an online device (tests/fake_device.py acks every
-command), its buttons, firmwares and a command, and devices of their own for the operations that change
-a device for good (disable it, delete it, clear its target).
+command), its buttons, firmwares, a command and a bulk job, and devices of their own for the operations that
+change a device for good (disable it, delete it, clear its target).
 """
 
 import asyncio
@@ -73,7 +73,7 @@ def config(server, ids):
     uses. Fixed values are given per operation: a global one would stand in wherever an operation's own
     dictionary draws nothing, and the deleting operations would delete the online device."""
     online = {"path.uid": ids["online"], "path.button_id": "send-me", "path.command_id": ids["command"],
-              "path.firmware_id": ids["firmware"], "path.group_id": ids["group"]}
+              "path.firmware_id": ids["firmware"], "path.group_id": ids["group"], "path.bulk_id": ids["bulk"]}
     special = {
         # The operations that change a device for good get a device of their own.
         "PATCH " + DEVICE: {"path.uid": ids["edited"]},
@@ -90,6 +90,8 @@ def config(server, ids):
         # caller's devices: the fuzzer's would fill the one and be refused by the other.
         "POST " + DEVICE + "/tags": {**online, "body.tags": ["fuzzed"]},
         "POST " + GROUP + "/devices": {**online, "body.uids": [ids["online"]]},
+        # A bulk job to the online device: the fuzzer's targets would name no device of the caller's.
+        "POST /v1/user/commands": {"body.target": {"uids": [ids["online"]]}},
     }
     no_responses = {"extra-data-sources": {"responses": False}}  # ids come from here only, not from answers
     lines = [
@@ -147,9 +149,11 @@ async def prepare(server):
     victims["members"] = [server.register(f"member-{i}")["uid"] for i in range(VICTIMS)]
     assert server.call("POST", f"/v1/user/groups/{group}/devices", {"uids": [uid, *victims["members"]]})[0] == 200
     assert server.call("POST", f"/v1/user/devices/{uid}/firmwares/set-target", {"md5": target["md5"]})[0] == 200
+    status, bulk = server.call("POST", "/v1/user/commands", {"target": {"group": group}, "command": {"type": "reboot"}})
+    assert status == 202, bulk
     ids = {
         "online": uid, "command": sent["id"], "firmware": target["id"], "md5": target["md5"],
-        "edited": edited, "group": group, "victims": victims,
+        "edited": edited, "group": group, "bulk": bulk["data"]["id"], "victims": victims,
     }
     return ids, device
 

@@ -1,8 +1,10 @@
-"""Commands to a device: reboot, Wi-Fi reset, user-defined payloads, and their history (OTA: ota.py).
+"""Commands to a device: reboot, Wi-Fi reset, user-defined payloads, and their history (OTA: ota.py; to many
+devices at once: bulk.py).
 
 The service layer stores, paces and publishes them (service.py). A request is answered at once with
 the command's state (`sent`, or `queued` behind earlier ones), or with `?wait=S` once the command is
-final, or after S seconds with the state it has then.
+final, or after S seconds with the state it has then. With `?ttl=S` an offline device is no refusal: the
+command waits for it up to S seconds.
 """
 
 from .. import schemas
@@ -30,10 +32,12 @@ async def send_command(request):
 
 
 async def deliver(request, device, type_, payload, message):
-    """Send a command and answer with it; with ?wait=S, once it is final or S seconds have passed."""
+    """Send a command and answer with it; with ?wait=S, once it is final or S seconds have passed; with ?ttl=S,
+    also to a device that is offline."""
     wait = common.int_query(request, "wait", default=0, low=0, high=WAIT_MAX)
+    ttl = common.int_query(request, "ttl", default=None, low=1, high=schemas.TTL_MAX)
     service = common.service(request)
-    command = await service.send_command(device, type_, payload)
+    command = await service.send_command(device, type_, payload, ttl=ttl)
     return command_sent(device, await service.outcome(device, command, wait), message)
 
 

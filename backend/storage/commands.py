@@ -1,7 +1,8 @@
 """Commands sent to devices and the states they go through (docs/api.md).
 
 `queued` (held here until the device has room: the service layer paces, claim() takes them in
-order) → `sent` (published) → `accepted` → `done` / `failed`, or `expired` past its deadline.
+order) → `sent` (published) → `accepted` → `done` / `failed`, or `expired` past its deadline. A command with
+a ttl stays queued while its device is offline, until the ttl runs out (migrations/009_bulk_commands.sql).
 """
 
 import json
@@ -22,8 +23,31 @@ AT_DEVICE_SQL = "(" + ", ".join(f"'{state}'" for state in AT_DEVICE) + ")"
 FINAL_STATES = ("done", "failed", "expired")
 NOT_ACKNOWLEDGED = "no acknowledgement in time"
 NOT_SENT = "not sent in time: earlier commands kept the device busy"
+NOT_SENT_IN_TTL = "not sent within its ttl"
+# Why a device gets no command (the seed's 409 messages; a bulk job's outcome for such a device).
+DEVICE_OFFLINE = "Device is offline."
+DEVICE_DISABLED = "Device is disabled."
 _ID_ALPHABET = string.ascii_letters + string.digits
 _COLUMNS = "id, type, payload, state, result, error, created_at, updated_at"
+_INSERT = ("INSERT INTO commands (id, device_id, type, payload, state, created_at, updated_at, expires_at, ttl)"
+           " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)")
+# The queued commands that fit at each device ([[device id, room], ...] as JSON: room is how many may be at it
+# at once), oldest first. The partial indexes of migrations/004 serve both probes.
+_CLAIMABLE = f"""
+WITH room AS (
+    SELECT json_extract(value, '$[0]') AS device_id, json_extract(value, '$[1]') AS most FROM json_each(?)
+), space AS (
+    SELECT device_id, most - (SELECT count(*) FROM commands WHERE commands.device_id = room.device_id
+                              AND state IN {AT_DEVICE_SQL}) AS free
+    FROM room
+), ranked AS (
+    SELECT commands.rowid AS position, free,
+           row_number() OVER (PARTITION BY commands.device_id ORDER BY commands.rowid) AS n
+    FROM space JOIN commands ON commands.device_id = space.device_id AND commands.state = 'queued'
+    WHERE free > 0
+)
+SELECT {_COLUMNS}, device_id FROM ranked JOIN commands ON commands.rowid = ranked.position WHERE n <= free
+ORDER BY commands.rowid"""
 
 
 @dataclass(frozen=True)
@@ -51,26 +75,32 @@ def new_command_id():
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(22))
 
 
-async def insert_command(tx, command_id, device_id, type_, payload, *, hold):
+async def insert_command(tx, command_id, device_id, type_, payload, *, hold, ttl=None):
     """Insert a `queued` command inside the transaction `tx` (also the OTA store's, with its job);
-    it expires after `hold` seconds unless claim() takes it first. Returns the Command."""
-    now = utc_now()  # under the write lock: created_at never runs against the rowid order
-    await tx.execute(
-        "INSERT INTO commands (id, device_id, type, payload, state, created_at, updated_at, expires_at)"
-        " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
-        (command_id, device_id, type_, json.dumps(payload), now, now, time.time() + hold),
-    )
+    it expires after `hold` seconds (its `ttl` instead, when it has one) unless claim() takes it first.
+    Returns the Command."""
+    now = await insert_commands(tx, [(command_id, device_id, type_, json.dumps(payload))], hold=hold, ttl=ttl)
     return Command(command_id, type_, payload, QUEUED, None, None, now, now)
+
+
+async def insert_commands(tx, rows, *, hold, ttl):
+    """Insert `queued` commands, (id, device id, type, payload as JSON) each, in one statement inside `tx` (a
+    bulk job's too), expiring as insert_command's. Returns their created_at."""
+    now = utc_now()  # under the write lock: created_at never runs against the rowid order
+    expires = time.time() + (hold if ttl is None else ttl)
+    await tx.executemany(_INSERT, [(*row[:4], now, now, expires, ttl) for row in rows])
+    return now
 
 
 class CommandStore:
     def __init__(self, db):
         self.db = db
 
-    async def create(self, device, type_, payload, *, hold):
-        """A new command in state `queued`; it expires after `hold` seconds unless claim() takes it first."""
+    async def create(self, device, type_, payload, *, hold, ttl=None):
+        """A new command in state `queued`; it expires after `hold` seconds (`ttl`, when given, also while the
+        device is offline) unless claim() takes it first."""
         async with self.db.transaction() as tx:
-            return await insert_command(tx, new_command_id(), device.id, type_, payload, hold=hold)
+            return await insert_command(tx, new_command_id(), device.id, type_, payload, hold=hold, ttl=ttl)
 
     async def list(self, device, *, limit):
         rows = await self.db.fetch_all(
@@ -90,29 +120,27 @@ class CommandStore:
     async def claim(self, device_id, room, *, timeout):
         """Move the device's oldest queued commands to `sent`: as many as fit beside those already at the
         device, `room` in all. Each then expires `timeout(its type)` seconds from now. Returns them, oldest
-        first.
+        first. (claim_many for one device.)"""
+        return (await self.claim_many({device_id: room}, timeout=timeout)).get(device_id, [])
 
-        One transaction: two callers cannot both take the last free place.
-        """
-        free = f"max(0, ? - (SELECT count(*) FROM commands WHERE device_id = ? AND state IN {AT_DEVICE_SQL}))"
-        (possible,) = await self.db.fetch_one(
-            f"SELECT {free} > 0 AND EXISTS (SELECT 1 FROM commands WHERE device_id = ? AND state = 'queued')",
-            (room, device_id, device_id),
-        )
-        if not possible:
-            return []  # nothing held, or no room: the usual cases, answered without a write transaction
+    async def claim_many(self, rooms, *, timeout):
+        """claim() for many devices at once ({device id: room}), in one transaction: two callers cannot both
+        take the last free place of a device. Returns {device id: its commands claimed, oldest first}."""
+        params = (json.dumps([[device_id, room] for device_id, room in rooms.items()]),)
+        if not await self.db.fetch_one(_CLAIMABLE + " LIMIT 1", params):
+            return {}  # nothing held, or no room: the usual cases, answered without a write transaction
         async with self.db.transaction() as tx:
-            rows = await tx.execute_fetchall(
-                f"SELECT {_COLUMNS} FROM commands WHERE device_id = ? AND state = 'queued' ORDER BY rowid"
-                f" LIMIT {free}",
-                (device_id, room, device_id),
-            )
+            rows = await tx.execute_fetchall(_CLAIMABLE, params)
             now = utc_now()
             await tx.executemany(
                 "UPDATE commands SET state = 'sent', updated_at = ?, expires_at = ? WHERE id = ?",
                 [(now, time.time() + timeout(row["type"]), row["id"]) for row in rows],
             )
-        return [replace(_command_from_row(row), state="sent", updated_at=now) for row in rows]
+        claimed = {}
+        for row in rows:
+            claimed.setdefault(row["device_id"], []).append(replace(_command_from_row(row), state="sent",
+                                                                    updated_at=now))
+        return claimed
 
     async def acknowledge(self, uid, command_id, state, *, result=None, error=None):
         """Apply a device's ack. Only the device the command was sent to can move it, only forward.
@@ -147,23 +175,22 @@ class CommandStore:
             return [tuple(row) for row in await tx.execute_fetchall(
                 # Literal states: SQLite uses the partial index commands_open only for them.
                 "UPDATE commands SET state = 'expired', updated_at = ?,"
-                " error = CASE state WHEN 'queued' THEN ? ELSE ? END"
+                " error = CASE WHEN state <> 'queued' THEN ? WHEN ttl IS NULL THEN ? ELSE ? END"
                 " WHERE state IN ('queued', 'sent', 'accepted') AND expires_at < ?"
                 " RETURNING id, (SELECT uid FROM devices WHERE devices.id = commands.device_id)",
-                (utc_now(), NOT_SENT, NOT_ACKNOWLEDGED, time.time() if now is None else now),
+                (utc_now(), NOT_ACKNOWLEDGED, NOT_SENT, NOT_SENT_IN_TTL, time.time() if now is None else now),
             )]
 
-    async def expire_queued(self, uid, error):
-        """Expire every queued command of device `uid` with `error`. Returns their ids."""
-        device = "(SELECT id FROM devices WHERE uid = ?)"
-        if not await self.db.fetch_one(
-            f"SELECT 1 FROM commands WHERE device_id = {device} AND state = 'queued' LIMIT 1", (uid,)
-        ):
+    async def expire_queued(self, uid, error, *, keep_ttl=False):
+        """Expire the queued commands of device `uid` with `error`: every one, or with `keep_ttl` those without a
+        ttl (a device gone offline: the others wait for it). Returns their ids."""
+        which = "device_id = (SELECT id FROM devices WHERE uid = ?) AND state = 'queued'" + (
+            " AND ttl IS NULL" if keep_ttl else "")
+        if not await self.db.fetch_one(f"SELECT 1 FROM commands WHERE {which} LIMIT 1", (uid,)):
             return []  # the usual case, answered without a write transaction
         async with self.db.transaction() as tx:
             rows = await tx.execute_fetchall(
-                "UPDATE commands SET state = 'expired', error = ?, updated_at = ?"
-                f" WHERE device_id = {device} AND state = 'queued' RETURNING id",
+                f"UPDATE commands SET state = 'expired', error = ?, updated_at = ? WHERE {which} RETURNING id",
                 (error, utc_now(), uid),
             )
         return [row[0] for row in rows]
