@@ -5,8 +5,9 @@ main() runs at every boot (main.py) and never returns:
   safe mode) and is unloaded before the link is made: code that ran once holds no heap;
 - in safe mode: connectivity and OTA only, no user module, said in `status`;
 - OTA (ota.py): the `ota` command starts a job the loop ticks like telemetry, between the link's turns; its state
-  is in ota.json. A boot that follows an OTA (on trial, or ota.json there) is watched by ota_boot.py until the
-  broker is reached: the app on trial confirmed, then ota.json's job carried on or reported;
+  is in ota.json. A boot that follows an OTA (on trial, or ota.json there) starts with ota_boot.py (the trial's
+  deadline for the link, the job's outcome judged), confirms the app once the broker answered (ota_confirm.py, from
+  status(), before the status on its md5 goes out), then carries ota.json's job on or reports it (ota_end.py);
 - commands are rare: each is parsed and run by commands.py, a built-in then by settings.py or admin.py (`ping`
   here), each module loaded for the command and unloaded before the next one loads; only their queue, the maker's
   custom handlers and the ack stay here. The queue holds _QUEUE commands, and `status` says so (cmd_queue): the
@@ -49,14 +50,13 @@ def main():
         cfg, settings, boot, safe, fw, after_ota = start.run(b, log)
         del start
         _unload("start")
-        watch = None
-        if after_ota:  # a boot after an OTA (start.py): ota_boot.py's watch, made before the app takes the heap
-            fw, watch = __import__("ota_boot").run(b, settings, fw)
+        until = image = None
+        if after_ota:  # a boot after an OTA (start.py): ota_boot.py, before the app takes the heap
+            fw, until, image = __import__("ota_boot").run(b, settings, fw)
             _unload("ota_boot")
         app = App(b, cfg, settings, boot, safe, fw)
-        if watch is not None:  # until the broker is reached (ota_watch.py)
-            app.ota = watch
-            watch.app = app
+        app.link.until = until  # on trial: the broker reached by then, or a reset (link.py)
+        app.after_ota = image
         app.run()
     except Exception as e:
         sys.print_exception(e)
@@ -86,9 +86,12 @@ class App:
         self._uptime_ms = 0
         self._last = time.ticks_ms()
         self._reached = False
-        # The OTA job (ota.py) while one runs, or ota_boot.py's watch of the boot after an OTA (main()). An instance
-        # attribute: the 14th of an App fits its table (17 slots), a 13th class attribute grew the class's (96 bytes).
+        # The OTA job (ota.py) while one runs, and, in the boot after an OTA until the broker is reached (main(),
+        # ota_boot.py), False or the fw.json of a running ESP32 image to be confirmed too (None on other boots).
+        # Instance attributes: the 14th and 15th of an App fit its table (17 slots), a 13th class attribute grew the
+        # class's (96 bytes).
         self.ota = None
+        self.after_ota = None
         self.link.on_up = self._on_up
         self._queue = []  # commands (bytes) waiting for the loop, and the starts (bytearray) of refused ones
         self._custom = {}  # custom command name -> the maker's handler(payload)
@@ -106,10 +109,12 @@ class App:
         gc.collect()
 
     def status(self):
-        """The retained `status` (connect.py publishes it once the broker answered CONNECT)."""
-        if self.ota is not None:  # the boot after an OTA: the new app is confirmed before its md5 goes out
-            self.ota.reached()
-        gc.collect()
+        """The retained `status` (online.py publishes it once the broker answered CONNECT)."""
+        if self.after_ota is not None:  # the boot after an OTA: the new app confirmed before its md5 goes out
+            gc.collect()  # (a module loads into a collected heap: its pieces then fit where they can)
+            __import__("ota_confirm").run(self, self.after_ota)
+            _unload("ota_partition")
+        _unload("ota_confirm")
         b = self.b
         return {
             "online": True,
@@ -145,6 +150,11 @@ class App:
                     f.write("0")
             except OSError:  # not logged here (a text costs 64 bytes of heap): start.py's write fails and says so
                 pass
+        if self.after_ota is not None:  # the boot after an OTA: its job carried on or reported (confirmed already)
+            self.after_ota = None
+            gc.collect()
+            __import__("ota_end").report(self)
+            _unload("ota_end")
         self.tele.flush()
         gc.collect()
         log("app: free heap %d after connect" % gc.mem_free())

@@ -13,13 +13,12 @@ cannot break the choice. Its files (docs/firmware.md):
 
 run() puts the directory and its lib/ before the rest of sys.path (the modules of the top of the flash are found
 after them) and says whether ota.json holds an OTA download that asked for a boot of its own: main.py then runs it
-(ota_run.py) before anything else is loaded. read(), write() and job() are the OTA job's too (ota_switch.py, ...), which import this
-module again.
+(ota_run.py) before anything else is loaded. read() and write() are the OTA job's too (ota_switch.py, ...), which
+import this module again.
 An app that cannot even be imported ends main.py: the unix port exits and the emulator restarts it (a trial boot
 counted); a board stops in the REPL until its next reset (main.py has no try: 192 bytes of heap every boot).
 """
 
-import json
 import os
 import sys
 
@@ -54,24 +53,6 @@ def run():
     # not its JSON: no parser and no names in the heap of every boot after an OTA (MicroPython's json writes ": ").
     job = read("ota.json")
     return job is not None and '"boot": true' in job
-
-
-def job():
-    """ota.json's OTA job (a dict with a "state"), or None; a torn or foreign file is removed. Here, in a module every
-    boot loads, so that its names cost no heap (the OTA's modules that read it: ota_run.py, ota_boot.py, ota_end.py)."""
-    try:
-        with open("ota.json") as f:
-            st = json.load(f)
-        st["state"]
-        return st
-    except OSError:
-        return None
-    except MemoryError:  # (no room to read it now: it stays, for a boot with room)
-        raise
-    except Exception as e:
-        print("ota: ota.json unreadable (%s): removed" % e)
-        os.remove("ota.json")
-        return None
 
 
 def read(name):

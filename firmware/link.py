@@ -22,13 +22,18 @@ socket and its time limit; the board's watchdog is the backstop there.
 
 TLS: the broker's certificate is verified against cfg["mqtt"]["ca"] and its name checked against
 cfg["mqtt"]["host"], except on a port that cannot verify (board.TLS_VERIFIES false, ESP8266): there the
-session is encrypted only, the link warns on every connect, and `verified` stays False.
+session is encrypted only, tlsctx.py warns when the context is made, every connect logs "tls UNVERIFIED", and
+`verified` stays False.
+
+After an OTA the new app is on trial (chooser.py): app.py sets `until`, and a failed attempt after it resets the
+board (a trial boot used up), so that a new app that never reaches the broker goes back to the previous one.
 
 Memory: the set-up code is loaded for one call and unloaded, one module at a time, after a gc.collect(): tlsctx.py
 makes the one SSLContext for good when the Link is made (the CA's PEM text is then dropped from the config),
-wifi.py joins Wi-Fi when it is down, connect.py does each connect;
-`status` is published only after the subscriptions, so a command sent on seeing the board online is not
-lost; a room for the TLS socket object is held between sessions (_TLS_ROOM).
+wifi.py joins Wi-Fi when it is down, connect.py does each connect (TCP, TLS, CONNECT), then online.py the
+subscriptions and `status` (published only after them, so a command sent on seeing the board online is not lost);
+the MQTT client is made once, with the Link; a room for the TLS socket object is held between sessions
+(_TLS_ROOM).
 """
 
 import gc
@@ -44,11 +49,14 @@ _IO_TIMEOUT_MS = const(10000)  # a read or write of the session
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
 _STABLE_MS = const(60000)  # a session that lasted this long resets the backoff
+_KEEPALIVE = const(60)  # seconds, as the protocol says; the link pings after half of it
 # The TLS socket object (its mbedTLS session state: 544 bytes on the 64-bit unix port, measured; less on a
 # 32-bit board) is one block of heap: a room for it is held from boot and between sessions, and let go just
-# before the handshake, so a fragmented heap still has the block. The SSLContext (~3 KB) is made once, at
-# boot; the handshake and the record buffers take (almost) nothing from this heap on the unix port.
-_TLS_ROOM = const(1024)
+# before the handshake, so a fragmented heap still has the block. It is just larger than the object (18 GC blocks
+# of 32 bytes): held while connect.py loads, a room of 1 KB was 448 bytes of the connect's peak for nothing. The
+# SSLContext (~3 KB) is made once, at boot; the handshake and the record buffers take (almost) nothing from this
+# heap on the unix port.
+_TLS_ROOM = const(576)
 
 
 class Link:
@@ -60,7 +68,6 @@ class Link:
         self.uid = cfg["mqtt"]["uid"]
         self._prefix = "mpfleet/v1/%s/" % self.uid
         self._subs = {}  # full topic (bytes) -> handler(msg bytes)
-        self._client = None  # the session's umqtt.simple MQTTClient
         self._sock = None  # the TLS socket of the session
         self._poll = select.poll()
         self._ctx = None
@@ -74,17 +81,26 @@ class Link:
         self._next = time.ticks_ms()  # the next attempt is due at this tick
         self._since = self._rx = self._tx = 0  # ticks: the session began, data last came in, went out
         self._ping_at = None
+        self.until = None  # on trial after an OTA: the ticks_ms by which the broker must be reached (app.py)
         self._room = bytearray(_TLS_ROOM)
         try:  # now, while the heap is young: the CA's PEM text and its decoding leave no holes behind
             self._setup("tlsctx")
         except Exception:  # a broken CA: every attempt fails and says why (connect.py tries it again)
             pass
-        # umqtt.simple (connect.py makes the session's client) now too, after the context: the context wants one
-        # block of ~3 KB, umqtt.simple ~5 KB in small pieces.
-        import umqtt.simple
+        # umqtt.simple now too, after the context: the context wants one block of ~3 KB, umqtt.simple ~5 KB in small
+        # pieces. Its client is made once, here, and serves every session (its connect() starts each afresh): made
+        # at each connect, its pieces (an attribute table of 272 bytes among them) were what a 32 KB board's
+        # fragmented heap could not find. Bytes throughout: umqtt.simple counts the length of a string with len().
+        from umqtt.simple import MQTTClient
+
+        mqtt = cfg["mqtt"]
+        uid = self.uid.encode()
+        c = self._client = MQTTClient(uid, mqtt["host"], mqtt["port"], uid, mqtt["password"].encode(), _KEEPALIVE)
+        c.set_last_will((self._prefix + "status").encode(), b'{"online":false}', True, 1)
+        c.set_callback(self._on_message)
 
     def _setup(self, name):
-        """run(self) of the link's module `name` (tlsctx, wifi, connect), loaded for the call only."""
+        """run(self) of the link's module `name` (tlsctx, wifi, connect, online), loaded for the call only."""
         gc.collect()
         try:
             __import__(name).run(self)
@@ -110,8 +126,13 @@ class Link:
             if not self._board.wifi_connected():
                 self._setup("wifi")
             self._setup("connect")
+            self._setup("online")
         except Exception as e:  # every failure of an attempt is a failed attempt
             self._drop("connect failed", e)
+            u = self.until
+            if u is not None and time.ticks_diff(time.ticks_ms(), u) > 0:  # a trial boot (chooser.py) is over
+                self._log("link: trial over: reset")
+                self._board.reset()
             return
         if self.on_up:
             self.on_up()
@@ -120,7 +141,6 @@ class Link:
         """End the session (if any) and schedule the next attempt."""
         lasted = time.ticks_diff(time.ticks_ms(), self._since) if self.up else 0
         self.up = False
-        self._client = None
         s = self._sock
         if s is not None:
             self._sock = None
@@ -156,8 +176,8 @@ class Link:
     def publish(self, name, data, retain=False):
         """Publish `data` (bytes or str) on topic `name` below the device's prefix, at QoS 1; False when down
         or failed."""
-        if isinstance(data, str):
-            data = data.encode()  # umqtt.simple's remaining length is len(data): bytes, not characters
+        if isinstance(data, str):  # umqtt.simple's remaining length is len(data): bytes, not characters
+            data = memoryview(data)  # (a view of its bytes: no copy in the heap)
         return self.up and self._io(self._client.publish, (self._prefix + name).encode(), data, retain, 1)
 
     def wait(self, timeout):
@@ -187,8 +207,7 @@ class Link:
                 self._ping_at = None  # the broker answered (PINGRESP or anything)
             elif time.ticks_diff(now, self._ping_at) > _IO_TIMEOUT_MS:
                 raise OSError(ETIMEDOUT, "no answer to ping")
-        # The keepalive the session was made with (connect.py: the protocol's 60 s), half of it in ms.
-        if self._ping_at is None and time.ticks_diff(now, self._tx) >= self._client.keepalive * 500:
+        if self._ping_at is None and time.ticks_diff(now, self._tx) >= _KEEPALIVE * 500:
             self._ping_at = now
             self._client.ping()
 

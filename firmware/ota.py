@@ -7,7 +7,7 @@ loaded, so this module stays small (a board at its smallest heap has ~4 KB free 
 - less: in a boot of its own (ota_run.py, the MQTT session dropped on purpose): ota.json gets the command as it came
   (state "new", boot true), `downloading` 0 is reported and the board resets; that boot checks and runs it.
   ota.json is written in place here (no room for chooser.py's atomic write): a torn file is removed at the next
-  boot (chooser.job), and the backend sends the command again when the board is back with the job still `sent`.
+  boot (ota_boot.job), and the backend sends the command again when the board is back with the job still `sent`.
 
     ota(app, cmd_id, payload) -> app    (app: the job acks by itself once it is over; a ValueError for a command it
                                         refuses, which app.py acks `failed`)

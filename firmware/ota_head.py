@@ -68,10 +68,10 @@ def _head(job):
     st = job.st
     name = st["dir"] + "/bundle.head"
     if st.get("fresh"):  # a new job: what an earlier one left there goes
-        import ota_end
+        import ota_fail
 
-        ota_end.rmtree(st["dir"])
-        del sys.modules["ota_end"]  # (fail() loads it again if it comes to that)
+        ota_fail.rmtree(st["dir"])
+        del sys.modules["ota_fail"]  # (a failure loads it again if it comes to that)
         st["fresh"] = False
         job.save()
     try:

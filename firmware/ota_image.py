@@ -6,7 +6,7 @@ The download starts where the slot got to (ota.json `offset`, saved every _SAVE_
 is written whole (ota_partition.write; the last one may be short), from the job's 4096-byte buffer. Then
 ota_partition.digest() reads the slot back: md5 and sha256 against the command's (ValueError when they differ).
 ota_switch.py then records and boots the slot (ota_partition.apply), which boots pending verification: the
-bootloader goes back to the old image at the next reset unless the new app confirms (ota_end.outcome).
+bootloader goes back to the old image at the next reset unless the new app confirms (ota_confirm.py).
 """
 
 import time

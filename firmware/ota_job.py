@@ -7,7 +7,7 @@ phase's module and the HTTPS client:
                 ota_verify (read back: md5, sha256, size), ota_switch
     esp32-app:  ota_image (the image into the next OTA partition, read back), ota_switch
 
-    begin(app, st)              app.ota = Job(app, st): ota.py for a command, ota_boot.py / ota_run.py after a boot
+    begin(app, st)              app.ota = Job(app, st): ota.py for a command, ota_end.py / ota_own.py after a boot
     job.tick()                  in the main loop: _TICK_MS of the phase's work (its step(job, deadline) -> True when
                                 the phase is done)
 
@@ -15,7 +15,7 @@ A board without room for the job beside the app (ota_new.py) runs it in a boot o
 
 Errors: an OSError (network, TLS, a timeout, a dropped connection) or a MemoryError of a step is retried where the
 download got to, after a backoff of 1 s doubling to 30 s, _TRIES times in a row without a byte of progress; any other
-error (a verification, an answer that does not fit, HTTP 403/404) fails the job at once (ota_end.py: `ota` `failed`
+error (a verification, an answer that does not fit, HTTP 403/404) fails the job at once (ota_fail.py: `ota` `failed`
 and the ack with the reason, the staging removed).
 
 ota.json: the command's url, md5, sha256, size, version, kind, and id, state ("downloading", "verified",
@@ -55,8 +55,8 @@ def begin(app, st):
 def done(app):
     """The job is over (or none runs): its modules leave the heap."""
     app.ota = None  # (not `del`: MicroPython keeps a deleted attribute's value in its slot)
-    for name in _BUNDLE + _IMAGE + ("ota", "ota_job", "ota_end", "httpget", "ota_partition", "chooser", "settings",
-                                    "ports"):
+    for name in _BUNDLE + _IMAGE + ("ota", "ota_job", "ota_end", "ota_fail", "httpget", "ota_partition", "chooser",
+                                    "settings", "ports"):
         _unload(name)
     gc.collect()
 
@@ -83,7 +83,8 @@ def report(app, st, state, progress=None, error=None):
     gc.collect()
     detail = progress if error is None else error
     print("ota: %s%s (free heap %d)" % (state, "" if detail is None else " %s" % detail, gc.mem_free()))
-    return app.link.publish("ota", json.dumps(body))
+    link = app.link
+    return link.up and link.publish("ota", json.dumps(body))  # (a boot of its own has no session)
 
 
 def entry(line):
@@ -141,9 +142,6 @@ class Job:
     def save(self):
         save(self.st)
 
-    def reached(self):
-        """(app.py's status(): a reconnect while the job runs; nothing to confirm)"""
-
     def open(self, first, last):
         """The download of bytes first..last (last None: to the end) as job.get, connected in the room kept for it."""
         from httpget import Get
@@ -181,7 +179,7 @@ class Job:
         for name in self.phases:
             _unload(name)
         gc.collect()
-        import ota_end
+        import ota_fail
 
-        ota_end.fail(self, e)
+        ota_fail.fail(self, e)
         done(self.app)

@@ -2,7 +2,8 @@
 it is (bundle: <dir>/fw.json {"version", "md5"}; esp32-app: ota_partition.apply(), which records the slot and sets
 it to boot); `applying`; app.trial ("<from> <boots>", ota_boot.py's ota_trial_boots); for a bundle app.ptr names the
 staging directory (chooser.py); reset. app.trial goes first: a power cut before app.ptr leaves the old app on a
-harmless trial of itself. The new app reports (ota_end.outcome, after its boot).
+harmless trial of itself. The new app reports once it reached the broker (ota_boot.py judges the outcome,
+ota_end.py sends it).
 """
 
 import json
@@ -15,6 +16,7 @@ def step(job, deadline):
     st = job.st
     app = job.app
     st["state"] = "verified"
+    st["boot"] = False  # the download is over: no boot of its own follows (chooser.py)
     ota.save(st)
     ota.report(app, st, "verified")
     if st["kind"] == "bundle":

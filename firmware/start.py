@@ -11,7 +11,7 @@ so none of this code stays in the heap.
 - the running app's version and md5 for `status`: fw.json of its directory (chooser.py put it first on sys.path),
   {"version", "md5"} of what an OTA installed (ota_boot.py puts the running ESP32 slot's in its place while an
   OTA of the image is not over);
-- whether an OTA left its files (app.trial: on trial; ota.json: a job): ota_boot.py then watches the boot.
+- whether an OTA left its files (app.trial: on trial; ota.json: a job): ota_boot.py then starts the boot.
 """
 
 import json
@@ -30,7 +30,7 @@ _FORGET_WIFI = "forget_wifi"  # left by the wifi_reset command (admin.py)
 def run(b, log):
     """(cfg, settings, boot, safe, fw, after_ota) of this boot: the checked config, the settings commands change
     (settings.py), {"reason", "count"}, safe mode, the firmware, and whether an OTA left its files (app.trial: the
-    app is on trial, chooser.py; ota.json: a job): ota_boot.py then watches the boot."""
+    app is on trial, chooser.py; ota.json: a job): ota_boot.py then starts the boot."""
     _lib_first()
     reason, count = b.boot()
     log("app: boot %d (%s), firmware %s on %s" % (count, reason, VERSION, b.PLATFORM))

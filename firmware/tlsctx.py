@@ -2,9 +2,9 @@
 
 run(link) puts it into link._ctx. With the port's TLS_VERIFIES the broker's certificate is checked against
 mqtt.ca (CERT_REQUIRED) and its name against mqtt.host (connect.py gives it to the handshake); else (ESP8266,
-axTLS) CERT_NONE: encrypted only. The CA goes into the context (mbedTLS keeps it outside the heap) and its PEM
-text is dropped from the config: it is not needed again. Raises ValueError (or the TLS module's error) for a
-CA that cannot be used.
+axTLS) CERT_NONE: encrypted only, and a warning says so (once per boot here: every connect logs "tls
+UNVERIFIED"). The CA goes into the context (mbedTLS keeps it outside the heap) and its PEM text is dropped from the
+config: it is not needed again. Raises ValueError (or the TLS module's error) for a CA that cannot be used.
 """
 
 
@@ -29,5 +29,6 @@ def run(link):
         ctx.load_verify_locations(a2b_base64(pem[start + 27 : end].replace("\r", "").replace("\n", "").strip()))
     else:
         ctx.verify_mode = tls.CERT_NONE
+        link._log("link: WARNING: this port cannot verify the broker's certificate; TLS unverified")
     mqtt["ca"] = None
     link._ctx = ctx

@@ -25,9 +25,10 @@ from .micropython import check, run
 FIRMWARE_MODULES = [
     "admin.mpy", "app.mpy", "commands.mpy", "config.mpy", "link.mpy", "main.py", "md5.mpy", "ports/__init__.mpy",
     "settings.mpy", "ports/_esp.mpy", "ports/esp32.mpy", "ports/esp8266.mpy", "ports/unix.mpy", "setup.mpy",
-    "start.mpy", "telemetry.mpy", "tlsctx.mpy", "user.mpy", "connect.mpy", "ussl.mpy", "wifi.mpy",
-    "chooser.mpy", "cmd_refused.mpy", "httpget.mpy", "ota.mpy", "ota_boot.mpy", "ota_end.mpy", "ota_files.mpy", "ota_head.mpy",
-    "ota_image.mpy", "ota_job.mpy", "ota_new.mpy", "ota_run.mpy", "ota_switch.mpy", "ota_verify.mpy", "ota_watch.mpy",
+    "start.mpy", "telemetry.mpy", "tlsctx.mpy", "user.mpy", "connect.mpy", "online.mpy", "ussl.mpy", "wifi.mpy",
+    "chooser.mpy", "cmd_refused.mpy", "httpget.mpy", "ota.mpy", "ota_boot.mpy", "ota_confirm.mpy", "ota_end.mpy",
+    "ota_fail.mpy", "ota_files.mpy", "ota_head.mpy", "ota_image.mpy", "ota_job.mpy", "ota_new.mpy", "ota_own.mpy",
+    "ota_run.mpy", "ota_switch.mpy", "ota_verify.mpy",
     "ota_partition.mpy", "ports/unix_partition.mpy",  # the partition method's (firmware/ota_partition.py)
     "ports/unix_setup.mpy",  # the unix board's setup listener, loaded in setup mode only
 ]

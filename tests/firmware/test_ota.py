@@ -282,7 +282,7 @@ async def test_a_new_app_that_fails_is_rolled_back_within_its_trial(
     if what == "crash":
         assert "RuntimeError: broken on purpose" in log
     else:
-        assert "ota: on trial and the broker not reached in time: reset" in log
+        assert "link: trial over: reset" in log
     assert log.count("chooser: app 'a' on trial") == TRIAL["ota_trial_boots"]
 
 
