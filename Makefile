@@ -26,6 +26,7 @@ bench: $(STAMP) bench-tools mosquitto
 	$(BIN)/python bench/mqtt_bench.py
 	$(BIN)/python bench/firmware_memory.py
 	$(BIN)/python bench/ota_bench.py
+	$(BIN)/python bench/bulk_bench.py
 
 venv: $(STAMP)
 

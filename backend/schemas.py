@@ -110,24 +110,25 @@ class _Fields:
 
     def payload(self, field):
         """A JSON object that serializes to at most MAX_PAYLOAD_BYTES."""
-        value, name = self.body.get(field), self.name(field)
-        if value is None:
-            self.fail(field, f"The {name} field is required.")
-        elif not isinstance(value, dict):
-            self.fail(field, f"The {name} field must be a JSON object.")
-        elif len(compact_json(value)) > MAX_PAYLOAD_BYTES:
-            self.fail(field, f"The {name} field must not be larger than {MAX_PAYLOAD_BYTES} bytes as JSON.")
+        value = self.json_object(field)
+        if value is not None and len(compact_json(value)) > MAX_PAYLOAD_BYTES:
+            self.fail(field, f"The {self.name(field)} field must not be larger than {MAX_PAYLOAD_BYTES} bytes as JSON.")
         return value
 
     def nested(self, field):
         """The _Fields of the object in `field` (required), or None when it is missing or no object."""
+        value = self.json_object(field)
+        return None if value is None else _Fields(value, f"{self.name(field)}.", self.errors)
+
+    def json_object(self, field):
+        """The JSON object in `field` (required), or None when it is missing or no object."""
         value, name = self.body.get(field), self.name(field)
         if value is None:
             self.fail(field, f"The {name} field is required.")
         elif not isinstance(value, dict):
             self.fail(field, f"The {name} field must be a JSON object.")
         else:
-            return _Fields(value, f"{name}.", self.errors)
+            return value
         return None
 
     def done(self):

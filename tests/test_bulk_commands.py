@@ -8,21 +8,12 @@ import pytest
 from mpfleet.backend import keys, schemas
 from mpfleet.backend.bridge import BridgeUnavailable
 
-from .conftest import Backend
 from .fake_device import FakeDevice
 from .polling import eventually, online_detail
+from .test_command_pacing import backend  # noqa: F401: the app with a command timeout a test picks
 
 BULK = "/v1/user/commands"
 FINAL = ("done", "failed", "expired")
-
-
-@pytest.fixture
-async def backend(request, tmp_path):
-    """The app with a command timeout a test can pick (`@pytest.mark.parametrize("backend", [seconds])`)."""
-    backend = Backend(tmp_path / "var", command_timeout=getattr(request, "param", 60.0))
-    await backend.start()
-    yield backend
-    await backend.stop()
 
 
 class Fleet:
@@ -49,7 +40,7 @@ class Fleet:
 
 
 @pytest.fixture
-async def fleet(api, backend):
+async def fleet(api, backend):  # noqa: F811
     fleet = Fleet(api, backend)
     yield fleet
     for device in fleet.playing:
@@ -212,7 +203,7 @@ async def test_a_disabled_device_gets_nothing_even_with_a_ttl(api, fleet):
     assert await history(api, off["uid"]) == []
 
 
-async def test_an_unpublished_command_fails_its_device(api, fleet, backend, monkeypatch):
+async def test_an_unpublished_command_fails_its_device(api, fleet, backend, monkeypatch):  # noqa: F811
     boards = [await fleet.add(f"board-{i}") for i in range(2)]
 
     async def no_broker(uid, command):
@@ -234,7 +225,7 @@ class SilentDevice(FakeDevice):
         pass
 
 
-async def test_a_job_is_one_transaction_and_its_devices_are_claimed_in_one(api, fleet, backend, monkeypatch):
+async def test_a_job_is_one_transaction_and_one_claim(api, fleet, backend, monkeypatch):  # noqa: F811
     devices = [(await fleet.add(f"silent-{i}", device_class=SilentDevice, queue=4))["device"] for i in range(20)]
     database = backend.storage.db
     opened = []  # the write transactions of the request and what it started (maintenance's expiry rounds aside)

@@ -26,10 +26,11 @@ def test_the_page_has_an_example_of_every_client_command():
     commands = {line.split()[1] for block in bash_blocks() for line in block.splitlines()
                 if line.startswith("mpfleet ")}
     assert commands >= {"login", "logout", "devices", "device", "cmd", "commands", "buttons", "button", "firmware",
-                        "ota", "telemetry", "reboot", "wifi-reset", "bundle"}
+                        "ota", "telemetry", "reboot", "wifi-reset", "bundle", "bulk"}
     text = "\n".join(bash_blocks())
     for sub in ("device show", "device edit", "device rm", "button add", "button send", "button rm", "firmware upload",
-                "firmware list", "firmware target", "firmware edit", "firmware rm", "mpfleet watch"):
+                "firmware list", "firmware target", "firmware edit", "firmware rm", "mpfleet watch", "bulk show",
+                "--ttl"):
         assert sub in text, sub
 
 

@@ -4,15 +4,15 @@
     api.py        JSON over HTTP; every failure one CommandError with the API's message
     multipart.py  the streamed multipart body of a firmware upload
     output.py     tables, --json, progress bars (rich)
-    waiting.py    reading something again until it is over (a command, an OTA job)
-    options.py    what every client command has (--url, --token, --json, --wait)
+    waiting.py    reading something again until it is over (a command, an OTA job, a bulk command)
+    options.py    what every client command has (--url, --token, --json, --wait, --ttl)
     the rest      one group of commands each
 """
 
-from . import buttons, commands, devices, firmware, groups, health, ota, session, tags, telemetry, watch
+from . import buttons, bulk, commands, devices, firmware, groups, health, ota, session, tags, telemetry, watch
 
 
 def add_parsers(subparsers):
     """Every client command on `subparsers` (argparse subparsers)."""
-    for group in (session, devices, tags, groups, commands, buttons, firmware, ota, telemetry, health, watch):
+    for group in (session, devices, tags, groups, commands, buttons, bulk, firmware, ota, telemetry, health, watch):
         group.add_parsers(subparsers)

@@ -2,7 +2,7 @@
 
 from . import output
 from .commands import deliver
-from .options import add_command, add_device, add_wait, connect, device_path, json_object
+from .options import add_command, add_device, add_ttl, add_wait, connect, device_path, json_object
 
 
 def add_parsers(commands):
@@ -34,6 +34,7 @@ def add_parsers(commands):
                        description="Send the payload a button holds (POST .../command-buttons/ID/send).")
     add_device(send)
     send.add_argument("id", metavar="ID", help="the button's id")
+    add_ttl(send)
     add_wait(send)
 
 

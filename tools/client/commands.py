@@ -3,7 +3,7 @@ command history (POST .../reboot, .../wifi-reset, .../commands; GET .../commands
 
 from ..errors import CommandError
 from . import output, waiting
-from .options import add_command, add_device, add_wait, connect, device_path, json_object
+from .options import add_command, add_device, add_ttl, add_wait, connect, device_path, json_object
 
 FINAL = ("done", "failed", "expired")
 POLL_INTERVAL = 0.25  # seconds between two reads of a command's state
@@ -15,9 +15,10 @@ def add_parsers(commands):
             commands, name, run=_built_in(path),
             help=f"send {what} command to a device",
             description=f"Send {what} command to a device (POST /v1/user/devices/UID/{path}). The device must "
-            "be online (else the API refuses it: 409).",
+            "be online (else the API refuses it: 409), unless --ttl lets the command wait for it.",
         )
         add_device(parser)
+        add_ttl(parser)
         add_wait(parser)
 
     cmd = add_command(
@@ -29,6 +30,7 @@ def add_parsers(commands):
     )
     add_device(cmd)
     cmd.add_argument("payload", metavar="PAYLOAD", help="the command, a JSON object: '{\"cmd\": \"ping\"}'")
+    add_ttl(cmd)
     add_wait(cmd)
 
     history = add_command(
@@ -56,9 +58,9 @@ def send_custom(args):
 
 
 def deliver(args, api, path, body=None):
-    """POST a command to `path` and report it; with args.wait, report its final state instead, and raise
-    CommandError unless it is done."""
-    answer = api.post(path, body)
+    """POST a command to `path` (with args.ttl) and report it; with args.wait, report its final state instead, and
+    raise CommandError unless it is done."""
+    answer = api.post(path, body, ttl=args.ttl)
     if not args.wait:
         if args.json:
             return output.emit_json(answer)

@@ -44,6 +44,16 @@ def add_parsers(commands):
 
 def add_list_options(parser, *, group=True):
     """The device list's filters, sort and page (`group`: with --group; a group's own list has it in its path)."""
+    add_filter_options(parser, group=group)
+    parser.add_argument("--sort", metavar="KEY",
+                        help="name, last_seen_at or created_at (the default); a leading - for descending, written --sort=-name")
+    parser.add_argument("--limit", type=int, metavar="N", help="devices per page, 1 to 100 (default 50)")
+    parser.add_argument("--offset", type=int, metavar="N", help="devices to skip (default 0)")
+
+
+def add_filter_options(parser, *, group=True):
+    """The device list's filters (docs/api.md, the device list), each an option; --online / --not-online are
+    args.online "true" / "false", as the list's query takes them."""
     parser.add_argument("--status", choices=("pending", "online", "offline", "disabled"), help="only this status")
     online = parser.add_mutually_exclusive_group()
     online.add_argument("--online", dest="online", action="store_const", const="true", help="only online devices")
@@ -56,10 +66,6 @@ def add_list_options(parser, *, group=True):
     parser.add_argument("--tag", metavar="TAG", help="only devices with this tag (see `mpfleet tags`)")
     if group:
         parser.add_argument("--group", type=int, metavar="ID", help="only devices in this group (see `mpfleet groups`)")
-    parser.add_argument("--sort", metavar="KEY",
-                        help="name, last_seen_at or created_at (the default); a leading - for descending, written --sort=-name")
-    parser.add_argument("--limit", type=int, metavar="N", help="devices per page, 1 to 100 (default 50)")
-    parser.add_argument("--offset", type=int, metavar="N", help="devices to skip (default 0)")
 
 
 PAGE = 100  # the API's largest page

@@ -4,6 +4,8 @@ import argparse
 import json
 from urllib.parse import quote
 
+from mpfleet.backend import schemas
+
 from ..errors import CommandError
 from . import config
 from .api import Api
@@ -39,14 +41,31 @@ def connect(args):
     return Api(config.resolve(args.url, args.token))
 
 
-def add_wait(parser, what="the command"):
-    """--wait and --timeout of a command that sends a command to a device."""
+def add_wait(parser, what="the command", *, done="it is done"):
+    """--wait and --timeout of a command that sends a command to a device (or to many: `what` and `done` say)."""
     parser.add_argument("--wait", action="store_true",
-                        help=f"wait until {what} is final (done, failed or expired), polling the device's command "
-                        "history; exit 1 unless it is done")
+                        help=f"wait until {what} is final (done, failed or expired), polling the server; exit 1 "
+                        f"unless {done}")
     parser.add_argument("--timeout", type=positive_seconds, default=90.0, metavar="SECONDS",
                         help="with --wait: give up after this long (default: 90; the server expires a command "
                         "after 60 s without its answer)")
+
+
+def add_ttl(parser, offline="the server refuses it (409)"):
+    """--ttl of a command that sends a command: how long it may wait for an offline device."""
+    parser.add_argument("--ttl", type=whole_seconds, metavar="SECONDS",
+                        help="an offline device gets the command when it is back online, if that is within SECONDS "
+                        f"(1 to {schemas.TTL_MAX}, a week); without --ttl {offline}")
+
+
+def whole_seconds(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 second or more")
+    return value
 
 
 def positive_seconds(text):
