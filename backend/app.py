@@ -4,6 +4,7 @@ from aiohttp import web
 
 from . import keys, lifecycle
 from .config import Settings
+from .events import EventHub
 from .middlewares import bearer_auth, json_errors, rate_limit
 from .rate_limits import RateLimiter
 from .routes import setup_routes
@@ -13,6 +14,8 @@ def init_app(settings=None):
     settings = settings or Settings()
     app = web.Application(middlewares=[rate_limit, json_errors, bearer_auth])
     app[keys.SETTINGS] = settings
+    app[keys.EVENTS] = EventHub()
+    app.on_shutdown.append(_end_live_events)
     app[keys.RATE_LIMITER] = RateLimiter({"read": settings.rate_limit_read, "write": settings.rate_limit_write})
     app.cleanup_ctx.extend([
         lifecycle.storage_ctx,
@@ -24,3 +27,8 @@ def init_app(settings=None):
     ])
     setup_routes(app)
     return app
+
+
+async def _end_live_events(app):
+    """Before the server waits for its open requests: each WebSocket of the live events closes (1001)."""
+    app[keys.EVENTS].end_all()

@@ -7,6 +7,7 @@ from .broker.accounts import DeviceAccounts, MqttPublic
 from .broker.endpoint import BrokerEndpoint
 from .config import Settings
 from .device_http import OtaPublic
+from .events import EventHub
 from .ota_tokens import TokenSigner
 from .rate_limits import RateLimiter
 from .service import Service
@@ -24,3 +25,4 @@ TELEMETRY = web.AppKey("telemetry", TelemetryBatches)  # telemetry rows on their
 OTA_PUBLIC = web.AppKey("ota_public", OtaPublic)  # how boards reach the device listener (OTA downloads)
 OTA_TOKENS = web.AppKey("ota_tokens", TokenSigner)  # signs and checks download tokens
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)  # requests per minute per token (middlewares.rate_limit)
+EVENTS = web.AppKey("events", EventHub)  # the users' live events (events.py, handlers/events.py)

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from . import credentials, device_http, keys, maintenance
 from .bridge import Bridge, StorageEvents
+from .events import LiveEvents
 from .broker.accounts import EmbeddedAccounts, MqttPublic
 from .broker.endpoint import BrokerEndpoint
 from .http_server import AppRunner
@@ -167,7 +168,7 @@ async def service_ctx(app):
     service = Service(app[keys.STORAGE], bridge, app[keys.DEVICE_ACCOUNTS], app[keys.SETTINGS],
                       ota=(app[keys.OTA_PUBLIC], app[keys.OTA_TOKENS]))
     app[keys.SERVICE] = service
-    bridge.events = service
+    bridge.events = LiveEvents(service, app[keys.STORAGE], app[keys.EVENTS])  # the service, then the live events
     task = asyncio.create_task(bridge.run())
     try:
         await bridge.wait_connected(timeout=10)

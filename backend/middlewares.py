@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 UNAUTHENTICATED = "Unauthenticated."
 _PUBLIC_MARK = "mpfleet_public"  # the attribute public() sets on a handler
+_QUERY_TOKEN_MARK = "mpfleet_query_token"  # the attribute token_in_query() sets
 USER = web.RequestKey("user", User)  # the authenticated caller
 
 # The HTTP status of each error of the service layer (service.py); its message is the API's text already.
@@ -94,6 +95,13 @@ def public(handler):
     return handler
 
 
+def token_in_query(handler):
+    """Let a route's handler take its token from `?token=` too, when there is no Authorization header: a browser's
+    WebSocket cannot send one (routes.py: the live events). Returns the handler."""
+    setattr(handler, _QUERY_TOKEN_MARK, True)
+    return handler
+
+
 @web.middleware
 async def bearer_auth(request, handler):
     """Every route needs `Authorization: Bearer <token>` of a known user unless its handler is public().
@@ -104,6 +112,8 @@ async def bearer_auth(request, handler):
     if match.http_exception is None and not getattr(match.handler, _PUBLIC_MARK, False):
         user = None
         token = _bearer_token(request.headers.get("Authorization", ""))
+        if token is None and getattr(match.handler, _QUERY_TOKEN_MARK, False):
+            token = _bearer_token("Bearer " + request.query.get("token", ""))
         if token is not None:
             user = await request.app[keys.STORAGE].users.for_token(token)
         if user is None:

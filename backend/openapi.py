@@ -16,7 +16,7 @@ from mpfleet.boards import OTA_METHODS, catalog, platforms
 
 from . import jsonvalues, schemas
 from .config import MAX_FIRMWARE_BYTES
-from .handlers import commands, health, telemetry
+from .handlers import commands, events, health, telemetry
 from .storage import bulk, groups, ota
 
 
@@ -589,6 +589,12 @@ def _paths():
             "200": _answer("Health", _data(_ref("Health")))})},
         "/v1/user/stats": {"get": _operation("Your fleet in figures", {
             "200": _answer("Stats", _data(_ref("Stats")))})},
+        "/v1/user/events": {"get": _operation(
+            "Your live events over a WebSocket: device_status_update, command_update, ota_progress (docs/api.md)", {
+                "101": {"description": "Switched to a WebSocket: each message one JSON object with a `type`"},
+                "400": _message(f'Not a WebSocket upgrade: "{events.NOT_A_WEBSOCKET}"'),
+            }, params=(_query("token", _STRING, "the API token, for a browser's WebSocket, which cannot send an "
+                              "Authorization header"),))},
         device + "/command-buttons": {
             "get": _device_op("Saved command buttons", {
                 "200": _answer("Buttons", _data({"type": "array", "items": _ref("CommandButton")}))}),

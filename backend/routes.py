@@ -6,8 +6,9 @@ Boards' OTA downloads are not here: the device listener has its one route of its
 
 from aiohttp import web
 
-from .handlers import buttons, bulk, catalog, commands, devices, firmwares, groups, health, ota, tags, telemetry
-from .middlewares import public
+from .handlers import (buttons, bulk, catalog, commands, devices, events, firmwares, groups, health, ota, tags,
+                       telemetry)
+from .middlewares import public, token_in_query
 
 DEVICE = "/v1/user/devices/{uid}"
 GROUP = r"/v1/user/groups/{group_id:\d+}"
@@ -40,6 +41,7 @@ def setup_routes(app):
         web.get(DEVICE + "/presence", health.presence),
         web.get(DEVICE + "/health", health.device_health),
         web.get("/v1/user/stats", health.stats),
+        web.get("/v1/user/events", token_in_query(events.live_events)),
 
         web.get(DEVICE + "/command-buttons", buttons.list_buttons),
         web.post(DEVICE + "/command-buttons", buttons.create_button),
