@@ -27,6 +27,7 @@ bench: $(STAMP) bench-tools mosquitto
 	$(BIN)/python bench/firmware_memory.py
 	$(BIN)/python bench/ota_bench.py
 	$(BIN)/python bench/bulk_bench.py
+	$(BIN)/python bench/events_bench.py
 
 venv: $(STAMP)
 
