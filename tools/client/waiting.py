@@ -1,4 +1,5 @@
-"""Following something on the server until it is over, by reading it again: the API has no stream of events."""
+"""Following something on the server until it is over, by reading it again (simpler than the live event stream, and
+it sees every end: an expiry, an OTA job's outcome)."""
 
 import time
 

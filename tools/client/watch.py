@@ -1,7 +1,8 @@
 """`mpfleet watch`: devices' status changes as they happen, until Ctrl-C.
 
-The API has no stream of events, so this polls the device list (GET /v1/user/devices) every --interval seconds
-and prints what changed between two reads: a status change shorter than the interval can be missed.
+It polls the device list (GET /v1/user/devices) every --interval seconds and prints what changed between two
+reads, so it also sees what the live event stream does not carry (a disable, a deletion); a status change shorter
+than the interval can be missed. A program that needs every change reads GET /v1/user/events (docs/api.md).
 """
 
 import time
@@ -17,9 +18,9 @@ def add_parsers(commands):
         commands, "watch", run=run,
         help="print devices' status changes as they happen (until Ctrl-C)",
         description="Print each device's status (pending, online, offline, disabled), then every change, one line "
-        "each, until Ctrl-C (or SIGINT), which ends it with exit status 0. The API has no event stream: this "
-        "polls the device list (GET /v1/user/devices) every --interval seconds, so a change shorter than that can "
-        "be missed. A device registered meanwhile shows up, a deleted one is reported as `deleted`. With --json "
+        "each, until Ctrl-C (or SIGINT), which ends it with exit status 0. It polls the device list "
+        "(GET /v1/user/devices) every --interval seconds, so a change shorter than that can be missed (the live "
+        "event stream, GET /v1/user/events, has every change a device reports). A device registered meanwhile shows up, a deleted one is reported as `deleted`. With --json "
         'each line is a JSON object: {"at", "uid", "name", "status", "previous"} (previous is null on the first read).',
     )
     parser.add_argument("uids", nargs="*", metavar="UID", help="only these devices (default: all of yours)")
