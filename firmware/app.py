@@ -113,7 +113,6 @@ class App:
         if self.after_ota is not None:  # the boot after an OTA: the new app confirmed before its md5 goes out
             gc.collect()  # (a module loads into a collected heap: its pieces then fit where they can)
             __import__("ota_confirm").run(self, self.after_ota)
-            _unload("ota_partition")
         _unload("ota_confirm")
         b = self.b
         return {

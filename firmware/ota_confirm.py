@@ -10,6 +10,7 @@ come between the two). Small on purpose: it loads in the middle of a connect.
 """
 
 import os
+import sys
 
 
 def run(app, image):
@@ -24,6 +25,7 @@ def run(app, image):
         print("ota: the broker reached on trial: the app is confirmed")
     if image:
         __import__("ota_partition").confirm(app.b)
+        del sys.modules["ota_partition"]
         import json
 
         with open(image, "w") as f:

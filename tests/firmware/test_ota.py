@@ -293,6 +293,8 @@ async def test_a_reboot_mid_download_resumes_and_never_reports_success_early(
     ota_server.pause = 0.05  # ~1.2 s for the bundle: time to pull the plug
     uid = registered["uid"]
     flash = board_flash(source_flash, tmp_path, registered)
+    # An outcome an earlier job left unsent (its app went back before it reached the broker): never sent.
+    (flash / "ota.out").write_text(json.dumps(["ota-old", "updated", None, {"version": "0.0.9", "md5": "0" * 32}]))
     async with Board(flash) as board, Watch(backend, uid) as watch:
         await eventually(lambda: online_detail(api, uid))
         await watch.command("ota-kill", ota_payload(ota_server, data))
@@ -306,6 +308,7 @@ async def test_a_reboot_mid_download_resumes_and_never_reports_success_early(
         assert ack["state"] == "done" and ack["result"]["md5"] == md5, board.log()
         await eventually(lambda: fw_of(api, uid, md5))
     assert "--- exit -9" in board.log()
+    assert not [a for a in watch.acks if a["id"] == "ota-old"] and not watch.states("ota-old")
     states = watch.states("ota-kill")
     assert states.count("updated") == 1 and states.index("verified") > states.index("downloading")
     ranges = [r for r, _ in ota_server.requests]
