@@ -11,7 +11,7 @@ from .devices import add_filter_options
 from .options import add_command, add_ttl, add_wait, connect, json_object
 
 POLL_INTERVAL = 0.5  # seconds between two reads of a job
-TARGETS = ("--uid UID..., --tag TAG, --group ID, the device list's filters (--online, --board KEY, ...) or --all")
+TARGETS = "--uid UID..., --tag TAG, --group ID, the device list's filters (--online, --board KEY, ...) or --all"
 
 
 def add_parsers(commands):
