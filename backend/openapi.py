@@ -17,7 +17,7 @@ from mpfleet.boards import OTA_METHODS, catalog, platforms
 from . import jsonvalues, schemas
 from .config import MAX_FIRMWARE_BYTES
 from .handlers import commands, events, health, telemetry
-from .storage import bulk, groups, ota
+from .storage import bulk, campaigns, groups, ota
 
 
 def _ref(name):
@@ -181,6 +181,60 @@ SCHEMAS = {
                                  " when it got none"}),
         "result": {"description": "what the device returned with its final ack, or null"},
         "error": _nullable({"type": "string", "description": "the command's error, or why there is no command"}),
+    }),
+    "CampaignState": {
+        "enum": list(campaigns.STATES),
+        "description": "running (waves start one after the other) <-> paused (no device gets an OTA until resumed);"
+        " halted (by itself: too many failures, see `reason`), cancelled, completed (every device past its job):"
+        " those three are over, and its devices without a job are skipped",
+    },
+    "CampaignDeviceState": {
+        "enum": list(campaigns.DEVICE_STATES),
+        "description": "pending (its wave has not started), waiting (its wave started while it was offline, disabled"
+        " or in another OTA: it gets the OTA when it is back and free), its OTA job's state (OtaState), or an"
+        " outcome without a job: up_to_date (it runs the md5 already), no_firmware (no firmware of that md5 is"
+        " uploaded for it), not_applicable (its board cannot apply the firmware's kind), skipped (the campaign was"
+        " over before it got its OTA)",
+    },
+    "CampaignCounts": {"type": "object", "propertyNames": _ref("CampaignDeviceState"),
+                       "additionalProperties": {"type": "integer", "minimum": 1},
+                       "description": "how many devices are in each state (those with none left out)"},
+    "Campaign": _object({
+        "id": {"type": "string", "description": "the campaign's id, see GET /v1/user/campaigns/{id}"},
+        "name": _STRING, "md5": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "target": _object({
+            "type": {"enum": list(schemas.BULK_TARGETS)}, "tag": _ref("Tag"), "group": {"type": "integer"},
+            "filter": {"type": "object"}}, required=["type"]),
+        "wave_size": {"type": "integer", "minimum": 1, "description": "devices a wave (from wave_percent, when that"
+                      " was given)"},
+        "wave_percent": _nullable({"type": "integer", "minimum": 1, "maximum": 100}),
+        "pause_seconds": {"type": "integer", "minimum": 0}, "max_failure_percent": _PERCENT,
+        "state": _ref("CampaignState"),
+        "reason": _nullable({"type": "string", "description": "why it halted"}),
+        "wave": {"type": "integer", "minimum": 0, "description": "the wave started last (0: none yet)"},
+        "wave_count": {"type": "integer", "minimum": 0, "maximum": schemas.CAMPAIGN_MAX_WAVES},
+        "device_count": _COUNT, "counts": _ref("CampaignCounts"),
+        "attempted": {**_COUNT, "description": "devices given an OTA job"},
+        "failures": {**_COUNT, "description": "devices whose job failed, rolled back or expired"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "ended_at": _TIME,
+    }),
+    "CampaignWave": _object({
+        "number": {"type": "integer", "minimum": 1}, "size": {"type": "integer", "minimum": 1},
+        "started_at": _TIME,
+        "final_at": {**_TIME, "description": "when every job of it was seen over (its pause counts from then)"},
+        "counts": _ref("CampaignCounts"),
+    }),
+    "CampaignDetail": {"allOf": [_ref("Campaign"), _object({
+        "waves": {"type": "array", "items": _ref("CampaignWave"), "maxItems": schemas.CAMPAIGN_MAX_WAVES}})]},
+    "CampaignDevice": _object({
+        "uid": _STRING, "wave": {"type": ["integer", "null"], "minimum": 1,
+                                 "description": "null: in no wave (up_to_date, no_firmware at the start)"},
+        "job_id": _nullable({"type": "string", "description": "its OTA job (GET /v1/user/devices/{uid}/ota?all=true;"
+                             " the id of its `ota` command)"}),
+        "state": _ref("CampaignDeviceState"),
+        "error": _nullable({"type": "string", "description": "its job's error, or why it has none (yet)"}),
     }),
     "CommandSent": _object({
         "message": _STRING, "device_uid": _STRING,
@@ -500,6 +554,44 @@ _BULK_QUERY = (
     _query("offset", {"type": "integer", "minimum": 0, "maximum": jsonvalues.MAX_NUMBER, "default": 0},
            "devices skipped before the page"),
 )
+_CAMPAIGN_REQUEST = {**_object({
+    "name": _text(schemas.NAME_MAX, required=True),
+    "md5": {"type": "string", "pattern": schemas.MD5_PATTERN,
+            "description": "the firmware, any case: each device of the target must have one of this md5 uploaded (one"
+            " without it: no_firmware; none with it: 422)"},
+    "target": {**_BULK_REQUEST["properties"]["target"], "description": "as a bulk command's: exactly one of uids,"
+               f" tag, group, filter, selecting 1 to {schemas.BULK_MAX_DEVICES} devices (else 422); waves follow its"
+               " order"},
+    "wave_size": {"type": "integer", "minimum": 1, "maximum": schemas.BULK_MAX_DEVICES,
+                  "description": f"devices a wave; at most {schemas.CAMPAIGN_MAX_WAVES} waves (else 422)"},
+    "wave_percent": {"type": "integer", "minimum": 1, "maximum": 100,
+                     "description": "devices a wave as a percentage of those to update, rounded up"},
+    "pause_seconds": {"type": "integer", "minimum": 0, "maximum": schemas.CAMPAIGN_PAUSE_MAX, "default": 0,
+                      "description": "between the end of a wave (every job of it over) and the start of the next"},
+    "max_failure_percent": {
+        "type": "integer", "minimum": 0, "maximum": 100, "default": schemas.CAMPAIGN_FAILURE_PERCENT,
+        "description": "the campaign halts when the devices whose job failed, rolled back or expired are more than"
+        f" this share of those given a job, once {schemas.CAMPAIGN_HALT_MIN_ATTEMPTED} were"},
+}, required=["name", "md5", "target"], extra=_VALUE),
+    "oneOf": [{"required": ["wave_size"]}, {"required": ["wave_percent"]}]}
+_CAMPAIGN_ID = _path_param("campaign_id", _STRING, "the campaign's id")
+_PAGE = (
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": schemas.BULK_PAGE_MAX,
+                     "default": schemas.BULK_PAGE_DEFAULT}, "devices on the page"),
+    _query("offset", {"type": "integer", "minimum": 0, "maximum": jsonvalues.MAX_NUMBER, "default": 0},
+           "devices skipped before the page"),
+)
+_NO_CAMPAIGN = _message(f'"{campaigns.NOT_FOUND}", also for another user\'s campaign')
+_CAMPAIGN_ANSWER = _object({"message": _STRING, "data": _ref("CampaignDetail")})
+
+
+def _campaign_change(summary, message, allowed):
+    return {"post": _operation(summary, {
+        "200": _answer(f'"{message}"', _CAMPAIGN_ANSWER), "404": _NO_CAMPAIGN,
+        "409": _message(f"The campaign is not {allowed}: the message says what it is"),
+    }, params=(_CAMPAIGN_ID,))}
+
+
 _TELEMETRY_QUERY = (
     _query("key", _STRING, "one key only"),
     _time("from", "RFC 3339 date-time or unix seconds, inclusive"),
@@ -658,6 +750,39 @@ def _paths():
             "404": _message(f'"{bulk.NOT_FOUND}", also for another user\'s job'),
             "422": _INVALID,
         }, params=_BULK_QUERY)},
+        "/v1/user/campaigns": {
+            "get": _operation("Your OTA campaigns, newest first, a page at a time", {
+                "200": _answer("One page of campaigns", _object({
+                    "data": {"type": "array", "items": _ref("Campaign")}, "meta": _LIST_META})),
+                "422": _INVALID,
+            }, params=(_query("state", _ref("CampaignState"), "only campaigns in this state"),
+                       _query("limit", {"type": "integer", "minimum": 1, "maximum": schemas.CAMPAIGN_PAGE_MAX,
+                                        "default": schemas.CAMPAIGN_PAGE_DEFAULT}, "campaigns on the page"),
+                       _PAGE[1])),
+            "post": _operation("Start an OTA campaign: one firmware to many of your devices, in waves", {
+                "201": _answer("The campaign, its first wave starting", _data(_ref("CampaignDetail"))),
+                "404": _message(f'"Group not found.", or uids that are no device of yours, the first'
+                                f' {groups.NAMED_AT_MOST} named: "Device not found: unix_a, unix_b (and 4 more)."'),
+            }, body=_json(_CAMPAIGN_REQUEST)),
+        },
+        "/v1/user/campaigns/{campaign_id}": {"get": _operation("A campaign: its counts and its waves", {
+            "200": _answer("The campaign", _data(_ref("CampaignDetail"))), "404": _NO_CAMPAIGN,
+        }, params=(_CAMPAIGN_ID,))},
+        "/v1/user/campaigns/{campaign_id}/devices": {"get": _operation(
+            "A page of the campaign's devices, in its order, each with its wave, OTA job and state", {
+                "200": _answer("One page of its devices", _object({
+                    "data": {"type": "array", "items": _ref("CampaignDevice")}, "meta": _LIST_META})),
+                "404": _NO_CAMPAIGN, "422": _INVALID,
+            }, params=(_CAMPAIGN_ID, _query("state", _ref("CampaignDeviceState"), "only the devices in this state"),
+                       _query("wave", {"type": "integer", "minimum": 1, "maximum": schemas.CAMPAIGN_MAX_WAVES},
+                              "only the devices of this wave"), *_PAGE))},
+        "/v1/user/campaigns/{campaign_id}/pause": _campaign_change(
+            "Pause a running campaign: no device gets an OTA until it is resumed", "Campaign paused.", "running"),
+        "/v1/user/campaigns/{campaign_id}/resume": _campaign_change(
+            "Resume a paused campaign", "Campaign resumed.", "paused"),
+        "/v1/user/campaigns/{campaign_id}/cancel": _campaign_change(
+            "Cancel a running or paused campaign: its devices without a job are skipped", "Campaign cancelled.",
+            "running or paused"),
         "/v1/user/tags": {"get": _operation("Every tag of your devices, sorted, with how many devices have it", {
             "200": _answer("Tags", _data({"type": "array", "items": _ref("TagCount")}))})},
         "/v1/user/groups": {
@@ -693,6 +818,8 @@ def _paths():
 
 @cache
 def document():
+    from . import openapi_alarms  # (it builds on this module's helpers)
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -708,9 +835,9 @@ def document():
             "(GET, HEAD) or writes (the rest), counted a minute at a time; past the limit, 429 with Retry-After "
             "(`mpfleet serve --rate-limit-read N --rate-limit-write N`; 0 is no limit, and no headers).",
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **openapi_alarms.paths()},
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **openapi_alarms.SCHEMAS},
             "responses": {"MethodNotAllowed": _METHOD_NOT_ALLOWED},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },

@@ -461,20 +461,27 @@ def bulk_command(body, boards):
     `group` is only checked to be an id here: whether the caller has it is the handler's to ask. Fields that the
     command's type does not read are ignored."""
     fields = _Fields(body)
-    request = {"target": None, "uids": None, "filters": None, "type": None, "payload": None, "button": None}
-    target = fields.nested("target")
-    if target is not None:
-        kinds = [kind for kind in BULK_TARGETS if target.present(kind)]
-        if len(kinds) == 1 == len(target.body):
-            request.update(_bulk_target(target, kinds[0], boards))
-        else:
-            fields.fail("target", f"The target field must have exactly one of {', '.join(BULK_TARGETS)}.")
+    request = {**_target(fields, boards), "type": None, "payload": None, "button": None}
     command = fields.nested("command")
     if command is not None:
         request.update(_bulk_command_fields(command))
     request["ttl"] = fields.integer("ttl", low=1, high=TTL_MAX)
     fields.done()
     return request
+
+
+def _target(fields, boards):
+    """The `target` field of a body (its _Fields) that names devices as a bulk job does → {target as a job shows it,
+    uids, filters} (None each where it is not one)."""
+    chosen = {"target": None, "uids": None, "filters": None}
+    target = fields.nested("target")
+    if target is not None:
+        kinds = [kind for kind in BULK_TARGETS if target.present(kind)]
+        if len(kinds) == 1 == len(target.body):
+            chosen.update(_bulk_target(target, kinds[0], boards))
+        else:
+            fields.fail("target", f"The target field must have exactly one of {', '.join(BULK_TARGETS)}.")
+    return chosen
 
 
 def _bulk_target(target, kind, boards):
@@ -541,6 +548,59 @@ def bulk_size(count):
     raise ValidationError({"target": [message]})
 
 
+# --- OTA campaigns (POST /v1/user/campaigns) -------------------------------------------------------
+# A campaign's target is a bulk job's, and takes as many devices. Its waves are listed whole in its detail, so they
+# are bounded: 100 waves at most, the number waves of 1 % make. Failures halt it only once enough devices were tried
+# that one failure is not the whole story.
+
+CAMPAIGN_MAX_WAVES = 100
+CAMPAIGN_PAUSE_MAX = 7 * 86400  # seconds between two waves
+CAMPAIGN_FAILURE_PERCENT = 10  # the default max_failure_percent
+CAMPAIGN_HALT_MIN_ATTEMPTED = 5  # devices given an OTA before the failure share can halt a campaign
+CAMPAIGN_PAGE_DEFAULT, CAMPAIGN_PAGE_MAX = 50, 100  # campaigns in a page of the list
+
+
+def new_campaign(body, boards):
+    """{name, md5, target, wave_size | wave_percent, pause_seconds?, max_failure_percent?} → {name, md5 (lowercase),
+    target, uids, filters (as bulk_command's), wave_size, wave_percent (one of them None), pause_seconds,
+    max_failure_percent}. A target group is only checked to be an id (the handler asks whether the caller has it)."""
+    fields = _Fields(body)
+    campaign = {
+        "name": fields.text("name", required=True, max_len=NAME_MAX),
+        "md5": _md5(fields, "md5"),
+        **_target(fields, boards),
+        "wave_size": fields.integer("wave_size", low=1, high=BULK_MAX_DEVICES),
+        "wave_percent": fields.integer("wave_percent", low=1, high=100),
+        "pause_seconds": fields.integer("pause_seconds", low=0, high=CAMPAIGN_PAUSE_MAX),
+        "max_failure_percent": fields.integer("max_failure_percent", low=0, high=100),
+    }
+    if fields.present("wave_size") == fields.present("wave_percent"):
+        fields.fail("wave_size", "The campaign must have exactly one of the wave_size and wave_percent fields.")
+    if campaign["pause_seconds"] is None:
+        campaign["pause_seconds"] = 0
+    if campaign["max_failure_percent"] is None:
+        campaign["max_failure_percent"] = CAMPAIGN_FAILURE_PERCENT
+    fields.done()
+    return campaign
+
+
+def campaign_wave_size(with_firmware, to_update, *, wave_size, wave_percent):
+    """The devices a wave of a campaign takes, for `to_update` devices that need the update of the `with_firmware`
+    devices of its target that have its firmware: `wave_size`, or `wave_percent` of them (rounded up; at least one).
+    Raises ValidationError when no device has the firmware, or when the waves would be more than
+    CAMPAIGN_MAX_WAVES."""
+    if with_firmware == 0:
+        raise ValidationError({"md5": ["No device of the target has a firmware with this md5: upload it to each"
+                                       " device that is to get it."]})
+    size = wave_size if wave_size is not None else max(1, -(-to_update * wave_percent // 100))
+    least = -(-to_update // CAMPAIGN_MAX_WAVES)
+    if size < least:
+        raise ValidationError({"wave_size": [
+            f"The wave_size field must be at least {least} for the {to_update} devices to update: a campaign has at"
+            f" most {CAMPAIGN_MAX_WAVES} waves."]})
+    return size
+
+
 def firmware_upload(form, *, has_file):
     """Multipart text fields {name, version?, notes?} → keyword arguments for storage."""
     fields = _Fields(form)
@@ -571,11 +631,18 @@ def firmware_update(body):
 def firmware_md5(body):
     """{md5} → the md5 in lowercase hex."""
     fields = _Fields(body)
-    md5 = fields.text("md5", required=True, max_len=32, strip=False)
-    if md5 and not _MD5.match(md5):
-        fields.fail("md5", "The md5 field must be 32 hexadecimal characters.")
+    md5 = _md5(fields, "md5")
     fields.done()
-    return md5.lower()
+    return md5
+
+
+def _md5(fields, field):
+    """An md5 in `field` (required, 32 hexadecimal characters in any case) → in lowercase (None when it fails)."""
+    md5 = fields.text(field, required=True, max_len=32, strip=False)
+    if md5 and not _MD5.match(md5):
+        fields.fail(field, f"The {fields.name(field)} field must be 32 hexadecimal characters.")
+        return None
+    return md5 and md5.lower()
 
 
 # --- Device messages (MQTT, docs/protocol.md) ------------------------------------------

@@ -12,22 +12,27 @@ from . import common
 
 
 async def send_bulk(request):
-    """{target, command, ttl?} (schemas.bulk_command) → 202 with the job at once, while its commands are published.
-    A target group the caller does not have is 404 (as uids that are no device of theirs); a group in a target's
-    filter is 422, as the device list's `group` is."""
+    """{target, command, ttl?} (schemas.bulk_command) → 202 with the job at once, while its commands are published
+    (the target's group checked by target_filters)."""
     fields = schemas.bulk_command(await common.json_object(request), catalog())
-    user_id = common.user(request).id
+    bulk = BulkRequest(**{**fields, "filters": await target_filters(request, fields)})
+    job = await common.service(request).send_bulk(common.user(request).id, bulk)
+    return json_response({"data": _job(job)}, status=202)
+
+
+async def target_filters(request, fields):
+    """The DeviceFilter of a validated target (`fields`: schemas.bulk_command's, or an OTA campaign's), None for
+    uids, once the caller is known to have its group: a target group they do not have is 404 (as uids that are no
+    device of theirs), a group in a target's filter 422 (as the device list's `group` is)."""
     group = (fields["filters"] or {}).get("group")
     if group is not None:
         try:
-            await common.storage(request).groups.check_owner(user_id, group)
+            await common.storage(request).groups.check_owner(common.user(request).id, group)
         except NotFound:
             if fields["target"]["type"] == "group":
                 raise
             raise ValidationError({"target.filter.group": ["The selected target.filter.group is invalid."]}) from None
-    filters = None if fields["filters"] is None else DeviceFilter(**fields["filters"])
-    job = await common.service(request).send_bulk(user_id, BulkRequest(**{**fields, "filters": filters}))
-    return json_response({"data": _job(job)}, status=202)
+    return None if fields["filters"] is None else DeviceFilter(**fields["filters"])
 
 
 async def show_bulk(request):

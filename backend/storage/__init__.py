@@ -9,6 +9,7 @@ from pathlib import Path
 from .access import AccessStore, PendingAccess
 from .blobs import BlobStore, TooLarge
 from .buttons import Button, ButtonStore
+from .campaigns import CampaignStore
 from .commands import Command, CommandStore
 from .database import Database
 from .devices import Device, DeviceStore
@@ -49,6 +50,7 @@ class Storage:
         self.groups = GroupStore(self.db)
         self.presence = PresenceStore(self.db)
         self.stats = StatsStore(self.db)
+        self.campaigns = CampaignStore(self.db)
 
     async def open(self):
         """Open (creating or migrating) the database and clear what a crash left behind."""

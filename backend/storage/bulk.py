@@ -86,7 +86,8 @@ class BulkStore:
         command = {"type": request.type, "payload": request.payload, "button": request.button}
         payload = json.dumps(request.payload)
         async with self.db.transaction() as tx:
-            devices = await _targets(tx, user_id, request, most)
+            devices = await target_devices(tx, user_id, uids=request.uids, filters=request.filters,
+                                           button=request.button, most=most)
             check_size(len(devices))
             job_id, commands, members, uids = new_command_id(), [], [], []
             for position, (uid, device_id, enabled, online, button_payload) in enumerate(devices):
@@ -134,24 +135,25 @@ class BulkStore:
         return page, job.device_count if state is None else job.counts.get(state, 0)
 
 
-async def _targets(tx, user_id, request, most):
-    """[(uid, device id, enabled, online, the button's payload as stored or None)] of the devices the request
-    selects, in the job's order: the uids' (raises UnknownDevices for those that are no device of the user's),
-    else by registration, `most` + 1 at most."""
-    button = "(SELECT payload FROM command_buttons WHERE device_id = devices.id AND button_id = ?)"
-    if request.uids is not None:
+async def target_devices(tx, user_id, *, uids, filters, most, button=None):
+    """[(uid, device id, enabled, online, the payload of its `button` as stored or None)] of the devices a target
+    selects (`uids`, else `filters`: a DeviceFilter), in the job's order: the uids' (raises UnknownDevices for those
+    that are no device of the user's), else by registration, `most` + 1 at most. In the caller's transaction `tx`;
+    an OTA campaign's targets are resolved here too (storage/campaigns.py)."""
+    payload = "(SELECT payload FROM command_buttons WHERE device_id = devices.id AND button_id = ?)"
+    if uids is not None:
         rows = await tx.execute_fetchall(
-            f"SELECT json_each.value, devices.id, enabled, is_online, {button} FROM json_each(?)"
+            f"SELECT json_each.value, devices.id, enabled, is_online, {payload} FROM json_each(?)"
             " LEFT JOIN devices ON devices.uid = json_each.value AND devices.user_id = ? ORDER BY json_each.key",
-            (request.button, json.dumps(request.uids), user_id))
+            (button, json.dumps(uids), user_id))
         unknown = [row[0] for row in rows if row[1] is None]
         if unknown:
             raise UnknownDevices(unknown)
     else:
-        where, params = request.filters.where()
+        where, params = filters.where()
         rows = await tx.execute_fetchall(
-            f"SELECT uid, id, enabled, is_online, {button} FROM devices WHERE user_id = ?{where} ORDER BY id LIMIT ?",
-            (request.button, user_id, *params, most + 1))
+            f"SELECT uid, id, enabled, is_online, {payload} FROM devices WHERE user_id = ?{where} ORDER BY id LIMIT ?",
+            (button, user_id, *params, most + 1))
     return [tuple(row) for row in rows]
 
 
