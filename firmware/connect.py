@@ -30,7 +30,7 @@ _TCP_TIMEOUT_S = const(10)  # the TCP connect and the TLS handshake; then the se
 _link = None  # the link connecting
 
 
-def socket():
+def socket(*args):
     """umqtt.simple's socket.socket() during a connect: the link."""
     return _link
 
