@@ -39,7 +39,6 @@ from . import credentials, esp_image, schemas
 from .bridge import BridgeUnavailable
 from .broker.accounts import apply_access_change
 from .storage import NotFound
-from .storage.bulk import BulkStore
 from .storage.commands import AT_DEVICE, DEVICE_DISABLED, DEVICE_OFFLINE, FINAL_STATES, new_command_id
 
 log = logging.getLogger(__name__)
@@ -107,8 +106,6 @@ class Service:
         self._pumps_due = set()  # uids with a background pump scheduled that has not started yet
         self._tasks = set()
         self._closed = False
-        if not hasattr(storage, "bulk"):  # until Storage (storage/__init__.py) holds it, as it holds every store
-            storage.bulk = BulkStore(storage.db)
 
     async def close(self):
         self._closed = True

@@ -9,6 +9,7 @@ from pathlib import Path
 from .access import AccessStore, PendingAccess
 from .blobs import BlobStore, TooLarge
 from .buttons import Button, ButtonStore
+from .bulk import BulkStore
 from .campaigns import CampaignStore
 from .commands import Command, CommandStore
 from .database import Database
@@ -50,6 +51,7 @@ class Storage:
         self.groups = GroupStore(self.db)
         self.presence = PresenceStore(self.db)
         self.stats = StatsStore(self.db)
+        self.bulk = BulkStore(self.db)
         self.campaigns = CampaignStore(self.db)
 
     async def open(self):
