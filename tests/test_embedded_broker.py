@@ -17,6 +17,7 @@ import time
 import aiomqtt
 import pytest
 from mpfleet.backend import telemetry_batches
+from mpfleet.backend.broker.amqtt_fixes import FixedBroker, _SubscriptionTable
 from mpfleet.backend.broker.embedded import TLS_READ_BUFFER, EmbeddedBroker
 from mpfleet.backend.broker.limits import MAX_PACKET_BYTES
 from mpfleet.backend.broker.tls import ensure_certificates
@@ -630,3 +631,26 @@ async def raw_connect(port, client_id, password, *, keepalive, will=None, ca_fil
     """Connect (over TLS when given a CA), send CONNECT, check the CONNACK; then stay silent."""
     context = tls_context(ca_file) if ca_file else None
     return await open_session(port, context, client_id, password, keepalive=keepalive, will=will, username=username)
+
+
+def test_fault_h_the_subscription_table_finds_a_topics_filters_without_matching_every_one():
+    """A message is matched against the wildcard filters only, and looked up for its own topic (amqtt_fixes H)."""
+    class Matcher:  # amqtt's _matches, counted
+        calls = 0
+
+        def _matches(self, topic, a_filter):
+            Matcher.calls += 1
+            return FixedBroker._matches(None, topic, a_filter)
+
+    table = _SubscriptionTable()
+    for n in range(100):
+        table[f"mpfleet/v1/dev{n}/cmd"] = []
+    table["mpfleet/v1/+/status"] = []
+    table["mpfleet/#"] = []
+    assert sorted(table.matching(Matcher(), "mpfleet/v1/dev7/cmd")) == ["mpfleet/#", "mpfleet/v1/dev7/cmd"]
+    assert Matcher.calls == 2  # the two wildcard filters, not the 102
+    assert sorted(table.matching(Matcher(), "mpfleet/v1/dev7/status")) == ["mpfleet/#", "mpfleet/v1/+/status"]
+    del table["mpfleet/#"]
+    assert table.matching(Matcher(), "mpfleet/v1/dev7/cmd") == ["mpfleet/v1/dev7/cmd"]
+    table.clear()
+    assert table.matching(Matcher(), "mpfleet/v1/dev7/status") == [] and not table.wildcards
