@@ -11,6 +11,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import time
 
 import pytest
 from mpfleet.backend.bundle_format import read_manifest
@@ -34,6 +35,9 @@ def server(tmp_path_factory):
     server.stop()
 
 
+EMULATORS = {}  # uid -> the `mpfleet emulate` process of board(), for a test that pauses it
+
+
 @pytest.fixture(scope="module")
 def board(server, tmp_path_factory):
     """The uid of a board provisioned and emulated through the command line, online."""
@@ -48,6 +52,7 @@ def board(server, tmp_path_factory):
     with open(log, "w") as out:
         emulator = subprocess.Popen([MPFLEET, "emulate", str(flash)], stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True, env={**os.environ, **_cache_env()})
+    EMULATORS[uid] = emulator
     try:
         wait_until(lambda: server.call("GET", f"/v1/user/devices/{uid}")[1]["data"]["status"] == "online",
                    timeout=60, what="the emulated board online")
@@ -75,10 +80,14 @@ def home(tmp_path):
 
 def run(home, *args, env=None, timeout=90):
     """`mpfleet ARGS` as a user in `home` types it (no MPFLEET_* variables unless `env` gives them)."""
+    return subprocess.run([MPFLEET, *args], capture_output=True, text=True, timeout=timeout, env=user_env(home, env))
+
+
+def user_env(home, env=None):
+    """The environment of a user in `home`: no MPFLEET_* variables unless `env` gives them."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MPFLEET_")}
-    full = {**clean, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "COLUMNS": "200",
+    return {**clean, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "COLUMNS": "200",
             **_cache_env(), **(env or {})}
-    return subprocess.run([MPFLEET, *args], capture_output=True, text=True, timeout=timeout, env=full)
 
 
 def as_user(server, home, *args, env=None, **kw):
@@ -476,9 +485,20 @@ def test_ota_takes_up_the_job_already_running(server, board, home, tmp_path):
     uploaded = as_json(as_user(server, home, "firmware", "upload", board, str(out), "--name", "v4", "--json"))
     ok(as_user(server, home, "firmware", "target", board, uploaded["md5"]))
     jobs = len(server.call("GET", f"/v1/user/devices/{board}/ota?all=true")[1]["data"])
-    status, started = server.call("POST", f"/v1/user/devices/{board}/ota")
-    assert status == 200, started
-    job = as_json(as_user(server, home, "ota", board, "--json", timeout=120))
+    paused = EMULATORS[board].pid
+    os.killpg(paused, signal.SIGSTOP)  # the job cannot end before `mpfleet ota` has read it (an incremental OTA
+    try:  # takes a second or two)
+        status, started = server.call("POST", f"/v1/user/devices/{board}/ota")
+        assert status == 200, started
+        follower = subprocess.Popen([MPFLEET, "ota", board, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env=user_env(home, {"MPFLEET_URL": server.url,
+                                                                   "MPFLEET_TOKEN": server.token}))
+        time.sleep(3)  # it starts (0.3 s) and reads the job: still `sent`
+    finally:
+        os.killpg(paused, signal.SIGCONT)
+    out, err = follower.communicate(timeout=120)
+    assert follower.returncode == 0, err
+    job = json.loads(out)
     assert (job["id"], job["state"]) == (started["id"], "updated")
     assert len(server.call("GET", f"/v1/user/devices/{board}/ota?all=true")[1]["data"]) == jobs + 1  # not another
 
