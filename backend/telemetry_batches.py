@@ -36,6 +36,8 @@ class TelemetryBatches:
         self.stats = Counter() if stats is None else stats  # received / malformed / rows stored ...
         self.room = asyncio.Event()  # set while the backlog is below MAX_BACKLOG_ROWS
         self.room.set()
+        # Called with the rows of each committed batch; it must return at once (alarms.py queues them).
+        self.on_stored = None
         self._rows = []
         self._committed = asyncio.get_running_loop().create_future()  # of the batch being filled
         self._writing = 0  # rows of the batch being written
@@ -113,6 +115,8 @@ class TelemetryBatches:
         else:
             if not committed.done():  # (cancelled by a waiter: setting it would end this writer for good)
                 committed.set_result(None)
+            if self.on_stored is not None:
+                self.on_stored(rows)
         finally:
             self._writing = 0
             if len(self._rows) < MAX_BACKLOG_ROWS:

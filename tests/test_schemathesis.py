@@ -6,7 +6,8 @@ operation that only ever got 404 (it never reached the code behind it) or that m
 the document calls valid (the document does not state a rule the server enforces) fails the run too.
 Real identifiers reach the code behind the 404s: an online device (tests/fake_device.py acks every
 command), its buttons, firmwares, a command and a bulk job, and devices of their own for the operations that
-change a device for good (disable it, delete it, clear its target).
+change a device for good (disable it, delete it, clear its target); alarm rules, alarms the online device's
+telemetry raised, and notification channels (the one tested posts to this server, which answers at once).
 """
 
 import asyncio
@@ -32,6 +33,12 @@ SEED = 1
 VICTIMS = 40  # resources to delete, one a case: more than the cases a deleting operation gets
 DEVICE = "/v1/user/devices/{uid}"
 GROUP = "/v1/user/groups/{group_id}"
+RULE = "/v1/user/rules/{rule_id}"
+ALARM = "/v1/user/alarms/{alarm_id}"
+CHANNEL = "/v1/user/notifications/channels/{channel_id}"
+# A user has at most 100 alarm rules and 20 channels: victims (and alarms to acknowledge and resolve, one a rule) of
+# each kind, and room for the fuzzer's own.
+RULE_VICTIMS, CHANNEL_VICTIMS = 25, 10
 
 
 def upload(server, uid, content, name):
@@ -77,7 +84,8 @@ def config(server, ids):
     uses. Fixed values are given per operation: a global one would stand in wherever an operation's own
     dictionary draws nothing, and the deleting operations would delete the online device."""
     online = {"path.uid": ids["online"], "path.button_id": "send-me", "path.command_id": ids["command"],
-              "path.firmware_id": ids["firmware"], "path.group_id": ids["group"], "path.bulk_id": ids["bulk"]}
+              "path.firmware_id": ids["firmware"], "path.group_id": ids["group"], "path.bulk_id": ids["bulk"],
+              "path.rule_id": ids["rule"], "path.alarm_id": ids["alarm"], "path.channel_id": ids["channel"]}
     special = {
         # The operations that change a device for good get a device of their own.
         "PATCH " + DEVICE: {"path.uid": ids["edited"]},
@@ -96,6 +104,12 @@ def config(server, ids):
         "POST " + GROUP + "/devices": {**online, "body.uids": [ids["online"]]},
         # A bulk job to the online device: the fuzzer's targets would name no device of the caller's.
         "POST /v1/user/commands": {"body.target": {"uids": [ids["online"]]}},
+        "DELETE " + RULE: {"path.rule_id": _drawn("rules")},
+        "POST " + ALARM + "/acknowledge": {"path.alarm_id": _drawn("acknowledged")},
+        "POST " + ALARM + "/resolve": {"path.alarm_id": _drawn("resolved")},
+        "DELETE " + CHANNEL: {"path.channel_id": _drawn("channels")},
+        # The fuzzer's URLs go to another channel than the one tested (which posts to this server).
+        "PUT " + CHANNEL: {"path.channel_id": ids["edited_channel"]},
     }
     no_responses = {"extra-data-sources": {"responses": False}}  # ids come from here only, not from answers
     lines = [
@@ -161,8 +175,41 @@ async def prepare(server):
     ids = {
         "online": uid, "command": sent["id"], "firmware": target["id"], "md5": target["md5"],
         "edited": edited, "group": group, "bulk": bulk["data"]["id"], "victims": victims,
+        **await _alarms(server, device, victims),
     }
     return ids, device
+
+
+async def _alarms(server, device, victims):
+    """Alarm rules and the alarms the online device's telemetry raises (each rule its own: one to show, and some to
+    acknowledge and to resolve, drawn one a case, as a second acknowledge of an alarm is 409), and channels."""
+    def rule(name):
+        status, made = server.call("POST", "/v1/user/rules", {
+            "name": name, "rule_type": "threshold", "config": {"key": "t", "op": ">", "value": 0},
+            "scope_type": "device", "scope_device_id": device.uid})
+        assert status == 201, made
+        return made["data"]["id"]
+
+    shown = rule("shown")
+    raising = {kind: [rule(f"{kind}-{i}") for i in range(RULE_VICTIMS)] for kind in ("acknowledged", "resolved")}
+    victims["rules"] = [rule(f"victim-{i}") for i in range(RULE_VICTIMS)]
+    await device.publish("telemetry", {"values": {"t": 1}})
+    alarms, deadline = {}, time.monotonic() + 10
+    while len(alarms) < 3 * RULE_VICTIMS + 1 and time.monotonic() < deadline:
+        alarms = {a["rule_id"]: a["id"] for a in server.call("GET", "/v1/user/alarms?limit=100")[1]["data"]}
+        await asyncio.sleep(0.05)
+    for kind, rules in raising.items():
+        victims[kind] = [alarms[rule_id] for rule_id in rules]
+
+    def channel(name, url):
+        status, made = server.call("POST", "/v1/user/notifications/channels", {
+            "name": name, "channel_type": "webhook", "config": {"url": url, "secret": "a-secret-of-16-chars"}})
+        assert status == 201, made
+        return made["data"]["id"]
+
+    tested = channel("tested", f"{server.url}/v1/platforms")  # a POST there is 405 at once
+    victims["channels"] = [channel(f"victim-{i}", f"{server.url}/v1/boards") for i in range(CHANNEL_VICTIMS)]
+    return {"rule": shown, "alarm": alarms[shown], "channel": tested, "edited_channel": channel("edited", server.url)}
 
 
 async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(tmp_path):

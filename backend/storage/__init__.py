@@ -7,6 +7,8 @@ errors of `errors.py`.
 from pathlib import Path
 
 from .access import AccessStore, PendingAccess
+from .alarm_rules import RuleStore
+from .alarms import AlarmStore
 from .blobs import BlobStore, TooLarge
 from .buttons import Button, ButtonStore
 from .bulk import BulkStore
@@ -17,6 +19,7 @@ from .devices import Device, DeviceStore
 from .errors import Conflict, NotFound, StorageError
 from .firmwares import Firmware, FirmwareStore
 from .groups import Group, GroupStore
+from .notifications import ChannelStore
 from .ota import Job, OtaStore
 from .presence import PresenceEvent, PresenceStore
 from .stats import StatsStore
@@ -53,6 +56,9 @@ class Storage:
         self.stats = StatsStore(self.db)
         self.bulk = BulkStore(self.db)
         self.campaigns = CampaignStore(self.db)
+        self.rules = RuleStore(self.db)  # alarm rules
+        self.alarms = AlarmStore(self.db)
+        self.channels = ChannelStore(self.db)  # notification channels and their delivery log
 
     async def open(self):
         """Open (creating or migrating) the database and clear what a crash left behind."""
