@@ -29,7 +29,7 @@ ROUND_SECONDS = 5.0  # offline, missing_data and reconnect_rate are evaluated th
 BATCH_QUEUE = 50  # telemetry batches waiting for their threshold rules (at most 20 batches a second arrive)
 RULES_REFRESH_SECONDS = 10.0  # the threshold rules are read again at least this often (a device's deletion)
 BEHIND_LOG_SECONDS = 60.0
-PERIODIC_TYPES = ("offline", "missing_data", "reconnect_rate")
+ANNOUNCED_AT_ONCE = 100  # changes told without letting the event loop run anything else (~40 µs each)
 
 
 class AlarmService:
@@ -147,9 +147,9 @@ class AlarmService:
         self._next_round = time.monotonic() + ROUND_SECONDS
         now = time.time()
         observations = []
-        for rule_type in PERIODIC_TYPES:
-            holds_now = {"offline": self.rules.offline_since, "missing_data": self.rules.data_missing_since,
-                         "reconnect_rate": self.rules.disconnects}[rule_type]
+        conditions = {"offline": self.rules.offline_since, "missing_data": self.rules.data_missing_since,
+                      "reconnect_rate": self.rules.disconnects}  # what holds now: {device id: its fact}
+        for rule_type, holds_now in conditions.items():
             for rule in await self.rules.enabled(rule_type):
                 found = await holds_now(rule, now)
                 held = await self.alarms.holding(rule.id)
@@ -165,7 +165,9 @@ class AlarmService:
 
     async def _announce(self, changes):
         """Tell each change: the live events of the alarm's user, and its webhooks when its rule sends them."""
-        for change in changes:
+        for number, change in enumerate(changes, 1):
+            if number % ANNOUNCED_AT_ONCE == 0:
+                await asyncio.sleep(0)  # a storm of changes (a fleet gone offline) lets requests in between
             alarm = await self.alarms.find(change.alarm_id)
             if alarm is None:
                 continue

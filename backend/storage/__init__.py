@@ -66,4 +66,5 @@ class Storage:
         self.blobs.sweep(await self.firmwares.referenced_md5s())
 
     async def close(self):
+        await self.rules.close()
         await self.db.close()
