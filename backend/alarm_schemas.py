@@ -150,7 +150,7 @@ def _actions(fields):
     for position, action in enumerate(actions):
         if action not in ACTIONS:
             fields.fail(f"actions.{position}", f"The actions.{position} field must be one of {', '.join(ACTIONS)}.")
-    return sorted(set(actions) | {"create_alarm"}, key=ACTIONS.index) if all(a in ACTIONS for a in actions) else []
+    return [action for action in ACTIONS if action in actions or action == "create_alarm"]  # each once, in order
 
 
 def _config(fields, rule_type):

@@ -187,7 +187,7 @@ class WebhookSender:
         except TimeoutError:
             error = f"no answer within {timeout:g} s"
         except aiohttp.ClientConnectorError as failure:
-            error = f"cannot connect: {failure.os_error.strerror or failure.os_error}"
+            error = f"cannot connect: {failure.os_error.strerror or failure.os_error or type(failure).__name__}"
         except (aiohttp.ClientError, ValueError) as failure:  # (ValueError: a URL yarl takes but aiohttp cannot use)
             error = f"{type(failure).__name__}: {failure}"[:300]
         if status is not None and not 200 <= status < 300:
