@@ -29,6 +29,14 @@ async def api(backend):
 
 
 @pytest.fixture
+async def events(api):
+    """The user's live events (a WebSocket), closed after the test however it ends."""
+    ws = await watch(api)
+    yield ws
+    await ws.close()
+
+
+@pytest.fixture
 async def boards():
     """The boards a test made (closed after it)."""
     made = []
@@ -126,9 +134,9 @@ def at(stamp):
 # --- waves ---------------------------------------------------------------------------------------
 
 
-async def test_waves_go_one_after_the_other_each_once_the_one_before_is_final(api, boards):
+async def test_waves_go_one_after_the_other_each_once_the_one_before_is_final(api, boards, events):
     fleet = [await board(api, boards) for _ in range(3)]
-    ws = await watch(api)
+    ws = events
     campaign = await start(api, {"uids": [b.uid for b in fleet]}, wave_size=1)
     assert (campaign["state"], campaign["wave_count"], campaign["wave_size"]) == ("running", 3, 1)
     assert campaign["counts"] == {"pending": 3} and [w["size"] for w in campaign["waves"]] == [1, 1, 1]
@@ -161,7 +169,6 @@ async def test_waves_go_one_after_the_other_each_once_the_one_before_is_final(ap
     await event_where(ws, lambda e: e["state"] == "completed")
     for b in fleet:  # each an ordinary OTA job, on the device's own history
         assert (await b.job())["state"] == "updated"
-    await ws.close()
 
 
 async def test_the_next_wave_waits_its_pause_after_the_one_before_is_final(api, boards):
@@ -253,9 +260,10 @@ async def test_failures_within_the_threshold_or_before_the_minimum_count_do_not_
 # --- pause, resume, cancel -----------------------------------------------------------------------
 
 
-async def test_a_paused_campaign_starts_no_wave_until_resumed_and_a_cancelled_one_skips_the_rest(api, boards):
+async def test_a_paused_campaign_starts_no_wave_until_resumed_and_a_cancelled_one_skips_the_rest(api, boards,
+                                                                                                  events):
     fleet = [await board(api, boards) for _ in range(3)]
-    ws = await watch(api)
+    ws = events
     campaign = await start(api, {"uids": [b.uid for b in fleet]}, wave_size=1)
     path = f"{CAMPAIGNS}/{campaign['id']}"
     await ota_command(fleet[0])
@@ -284,7 +292,6 @@ async def test_a_paused_campaign_starts_no_wave_until_resumed_and_a_cancelled_on
         status, body = await api.post(f"{path}/{action}")
         assert status == 409 and body["message"].endswith("this one is cancelled."), body
     await event_where(ws, lambda e: e["state"] == "cancelled")
-    await ws.close()
 
 
 # --- offline devices, restarts -------------------------------------------------------------------
