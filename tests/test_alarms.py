@@ -406,6 +406,20 @@ async def test_another_users_alarms_are_not_found_and_not_listed(api, other_api,
     assert (await api.get("/v1/user/alarms/9223372036854775808"))[0] == 404
 
 
+async def test_resolved_alarms_go_after_the_retention_and_open_ones_stay(backend, api, devices, device):
+    board = await devices.connect(device)
+    gone, kept = await make_rule(api, name="gone"), await make_rule(api, name="kept", config={"key": "temp", "op": ">",
+                                                                                              "value": 10})
+    await send(board, {"temp": 40})
+    old = await alarm_where(api, lambda a: True, rule=gone["id"])
+    assert (await api.post(f"/v1/user/alarms/{old['id']}/resolve"))[0] == 200
+    open_one = await alarm_where(api, lambda a: True, rule=kept["id"])
+    days = backend.settings.telemetry_retention_days
+    assert await backend.storage.alarms.prune(days, now=time.time() + days * 86400 + 60) == 1
+    assert (await api.get(f"/v1/user/alarms/{old['id']}"))[0] == 404
+    assert (await detail(api, open_one["id"]))["status"] == "active"
+
+
 # --- the telemetry path never waits ---------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ Each change is a timeline entry (at, event, the status after it, actor `rule` or
 """
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -110,6 +111,13 @@ class AlarmStore:
                     if change is not None:
                         changes.append(change)
         return changes
+
+    async def prune(self, older_than_days, now=None):
+        """Delete the alarms resolved more than `older_than_days` ago, with their timelines. Returns how many."""
+        cutoff = (time.time() if now is None else now) - older_than_days * 86400
+        async with self.db.transaction() as tx:
+            cursor = await tx.execute("DELETE FROM alarms WHERE status = 'resolved' AND resolved_at < ?", (cutoff,))
+        return cursor.rowcount
 
     async def holding(self, rule_id):
         """The ids of the devices whose alarm of the rule last saw its condition hold."""

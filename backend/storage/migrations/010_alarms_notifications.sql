@@ -54,6 +54,8 @@ CREATE INDEX alarms_by_rule ON alarms(rule_id, device_id, id);  -- a rule's late
 CREATE INDEX alarms_holding ON alarms(rule_id, device_id) WHERE holding;
 -- At most one alarm of a rule and a device is open.
 CREATE UNIQUE INDEX alarms_open ON alarms(rule_id, device_id) WHERE status <> 'resolved';
+-- Resolved alarms are kept as long as telemetry (storage.alarms.AlarmStore.prune).
+CREATE INDEX alarms_resolved ON alarms(resolved_at) WHERE status = 'resolved';
 
 -- The timeline of an alarm: each change with when, who (the rule's evaluation or the user) and why; the newest
 -- 100 of an alarm are kept (a flapping condition reopens the same alarm).
