@@ -244,7 +244,8 @@ def paths():
         channel + "/test": {"post": _channel_op(
             f"Post a test event to the channel now, once (at most {webhooks.TEST_TIMEOUT_SECONDS:g} s)", {
                 "200": _answer('"Test notification delivered." or "Test notification failed.", with the attempt (in'
-                               " the delivery log too)", _object({"message": _STRING, "data": _ref("WebhookAttempt")}))})},
+                               " the delivery log too)",
+                               _object({"message": _STRING, "data": _ref("WebhookAttempt")}))})},
         channel + "/deliveries": {"get": _channel_op("The channel's delivery attempts, newest first", {
             "200": _answer(f"One page of attempts (the newest {notifications.DELIVERIES_KEPT} are kept)",
                            _page_of("WebhookAttempt")), "422": _INVALID,

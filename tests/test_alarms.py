@@ -244,7 +244,8 @@ async def test_an_alarm_resolved_by_hand_while_its_condition_holds_stays_resolve
     alarm = await alarm_where(api, lambda a: a["rule_id"] == rule["id"])
     status, answer = await api.post(f"/v1/user/alarms/{alarm['id']}/resolve")  # no body: no note
     assert status == 200 and answer["data"]["status"] == "resolved" and answer["data"]["timeline"][-1]["note"] is None
-    assert (await api.post(f"/v1/user/alarms/{alarm['id']}/resolve"))[1] == {"message": "The alarm is already resolved."}
+    assert (await api.post(f"/v1/user/alarms/{alarm['id']}/resolve"))[1] == {
+        "message": "The alarm is already resolved."}
     assert (await api.post(f"/v1/user/alarms/{alarm['id']}/acknowledge"))[1] == {
         "message": "A resolved alarm cannot be acknowledged."}
     await send(board, {"temp": 41})  # still holds: nothing new
