@@ -53,12 +53,12 @@ class Campaigns:
     async def create(self, user_id, request):
         """Store a campaign of `request` (schemas.new_campaign's fields, `filters` a DeviceFilter or None) and start
         its first wave at once (in the flow's task). Returns the campaign as stored. Raises ValidationError (a
-        target of no device or too many, no device with the firmware, too many waves) or UnknownDevices; nothing is
-        stored then."""
+        target of no device or too many, too many waves), UnknownDevices, or NotFound (no device of the target has
+        the firmware); nothing is stored then."""
         campaign = await self.storage.campaigns.create(
             user_id, request, most=schemas.BULK_MAX_DEVICES, check_size=schemas.bulk_size,
-            wave_size_of=lambda with_firmware, to_update: schemas.campaign_wave_size(
-                with_firmware, to_update, wave_size=request["wave_size"], wave_percent=request["wave_percent"]))
+            wave_size_of=lambda to_update: schemas.campaign_wave_size(
+                to_update, wave_size=request["wave_size"], wave_percent=request["wave_percent"]))
         self._publish(campaign)
         self._wake.set()
         return campaign

@@ -558,7 +558,7 @@ _CAMPAIGN_REQUEST = {**_object({
     "name": _text(schemas.NAME_MAX, required=True),
     "md5": {"type": "string", "pattern": schemas.MD5_PATTERN,
             "description": "the firmware, any case: each device of the target must have one of this md5 uploaded (one"
-            " without it: no_firmware; none with it: 422)"},
+            " without it: no_firmware; none with it: 404)"},
     "target": {**_BULK_REQUEST["properties"]["target"], "description": "as a bulk command's: exactly one of uids,"
                f" tag, group, filter, selecting 1 to {schemas.BULK_MAX_DEVICES} devices (else 422); waves follow its"
                " order"},
@@ -761,8 +761,9 @@ def _paths():
                        _PAGE[1])),
             "post": _operation("Start an OTA campaign: one firmware to many of your devices, in waves", {
                 "201": _answer("The campaign, its first wave starting", _data(_ref("CampaignDetail"))),
-                "404": _message(f'"Group not found.", or uids that are no device of yours, the first'
-                                f' {groups.NAMED_AT_MOST} named: "Device not found: unix_a, unix_b (and 4 more)."'),
+                "404": _message(f'"Group not found.", uids that are no device of yours, the first'
+                                f' {groups.NAMED_AT_MOST} named: "Device not found: unix_a, unix_b (and 4 more).", or'
+                                f' "{campaigns.NONE_WITH_FIRMWARE}"'),
             }, body=_json(_CAMPAIGN_REQUEST)),
         },
         "/v1/user/campaigns/{campaign_id}": {"get": _operation("A campaign: its counts and its waves", {

@@ -584,14 +584,10 @@ def new_campaign(body, boards):
     return campaign
 
 
-def campaign_wave_size(with_firmware, to_update, *, wave_size, wave_percent):
-    """The devices a wave of a campaign takes, for `to_update` devices that need the update of the `with_firmware`
-    devices of its target that have its firmware: `wave_size`, or `wave_percent` of them (rounded up; at least one).
-    Raises ValidationError when no device has the firmware, or when the waves would be more than
+def campaign_wave_size(to_update, *, wave_size, wave_percent):
+    """The devices a wave of a campaign takes, for `to_update` devices that need its update: `wave_size`, or
+    `wave_percent` of them (rounded up; at least one). Raises ValidationError when the waves would be more than
     CAMPAIGN_MAX_WAVES."""
-    if with_firmware == 0:
-        raise ValidationError({"md5": ["No device of the target has a firmware with this md5: upload it to each"
-                                       " device that is to get it."]})
     size = wave_size if wave_size is not None else max(1, -(-to_update * wave_percent // 100))
     least = -(-to_update // CAMPAIGN_MAX_WAVES)
     if size < least:

@@ -7,7 +7,8 @@ the document calls valid (the document does not state a rule the server enforces
 Real identifiers reach the code behind the 404s: an online device (tests/fake_device.py acks every
 command), its buttons, firmwares, a command and a bulk job, and devices of their own for the operations that
 change a device for good (disable it, delete it, clear its target); alarm rules, alarms the online device's
-telemetry raised, and notification channels (the one tested posts to this server, which answers at once).
+telemetry raised, and notification channels (the one tested posts to this server, which answers at once); OTA
+campaigns to a device that stays offline.
 """
 
 import asyncio
@@ -36,6 +37,7 @@ GROUP = "/v1/user/groups/{group_id}"
 RULE = "/v1/user/rules/{rule_id}"
 ALARM = "/v1/user/alarms/{alarm_id}"
 CHANNEL = "/v1/user/notifications/channels/{channel_id}"
+CAMPAIGN = "/v1/user/campaigns/{campaign_id}"
 # A user has at most 100 alarm rules and 20 channels: victims (and alarms to acknowledge and resolve, one a rule) of
 # each kind, and room for the fuzzer's own.
 RULE_VICTIMS, CHANNEL_VICTIMS = 25, 10
@@ -85,7 +87,8 @@ def config(server, ids):
     dictionary draws nothing, and the deleting operations would delete the online device."""
     online = {"path.uid": ids["online"], "path.button_id": "send-me", "path.command_id": ids["command"],
               "path.firmware_id": ids["firmware"], "path.group_id": ids["group"], "path.bulk_id": ids["bulk"],
-              "path.rule_id": ids["rule"], "path.alarm_id": ids["alarm"], "path.channel_id": ids["channel"]}
+              "path.rule_id": ids["rule"], "path.alarm_id": ids["alarm"], "path.channel_id": ids["channel"],
+              "path.campaign_id": ids["campaign"]}
     special = {
         # The operations that change a device for good get a device of their own.
         "PATCH " + DEVICE: {"path.uid": ids["edited"]},
@@ -110,6 +113,10 @@ def config(server, ids):
         "DELETE " + CHANNEL: {"path.channel_id": _drawn("channels")},
         # The fuzzer's URLs go to another channel than the one tested (which posts to this server).
         "PUT " + CHANNEL: {"path.channel_id": ids["edited_channel"]},
+        # Campaigns to the offline device that has the firmware (they wait for it, and stay running); a
+        # cancellation succeeds once.
+        "POST /v1/user/campaigns": {"body.target": {"uids": [ids["away"]]}, "body.md5": ids["md5"]},
+        "POST " + CAMPAIGN + "/cancel": {"path.campaign_id": _drawn("campaigns")},
     }
     no_responses = {"extra-data-sources": {"responses": False}}  # ids come from here only, not from answers
     lines = [
@@ -156,7 +163,8 @@ async def prepare(server):
     for button in ["send-me", *victims["buttons"]]:
         assert server.call("POST", f"/v1/user/devices/{uid}/command-buttons",
                            {"id": button, "label": button, "payload": {"cmd": "x"}})[0] == 201
-    target = upload(server, uid, bundle_format.pack("2.0", [("app.mpy", b"target")]), "target")  # OTA-able
+    image = bundle_format.pack("2.0", [("app.mpy", b"target")])  # OTA-able
+    target = upload(server, uid, image, "target")
     victims["firmwares"] = [upload(server, uid, b"\x01%d" % i, "victim")["id"] for i in range(VICTIMS)]
     victims["devices"] = [server.register(f"victim-{i}")["uid"] for i in range(VICTIMS)]
     edited = server.register("edited")["uid"]
@@ -175,7 +183,7 @@ async def prepare(server):
     ids = {
         "online": uid, "command": sent["id"], "firmware": target["id"], "md5": target["md5"],
         "edited": edited, "group": group, "bulk": bulk["data"]["id"], "victims": victims,
-        **await _alarms(server, device, victims),
+        **await _alarms(server, device, victims), **_campaigns(server, image, victims),
     }
     return ids, device
 
@@ -210,6 +218,22 @@ async def _alarms(server, device, victims):
     tested = channel("tested", f"{server.url}/v1/platforms")  # a POST there is 405 at once
     victims["channels"] = [channel(f"victim-{i}", f"{server.url}/v1/boards") for i in range(CHANNEL_VICTIMS)]
     return {"rule": shown, "alarm": alarms[shown], "channel": tested, "edited_channel": channel("edited", server.url)}
+
+
+def _campaigns(server, image, victims):
+    """An offline device with the firmware `image`, and campaigns of it to that device, which wait for it and so stay
+    running: one to show, pause and resume, and some to cancel, drawn one a case."""
+    away = server.register("away")["uid"]
+    md5 = upload(server, away, image, "target")["md5"]
+
+    def campaign(name):
+        status, made = server.call("POST", "/v1/user/campaigns", {
+            "name": name, "md5": md5, "target": {"uids": [away]}, "wave_size": 1})
+        assert status == 201, made
+        return made["data"]["id"]
+
+    victims["campaigns"] = [campaign(f"victim-{i}") for i in range(VICTIMS)]
+    return {"away": away, "campaign": campaign("fuzzed")}
 
 
 async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(tmp_path):

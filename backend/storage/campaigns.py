@@ -32,6 +32,8 @@ DEVICE_STATES = (*WAITING, *JOB_OPEN, *JOB_FINAL, *OUTCOMES)
 FAILURES = ("failed", "rolled_back", "expired")  # what counts towards halting
 UP_TO_DATE = "The device runs this firmware already."
 NO_FIRMWARE = MD5_NOT_FOUND
+# As set-target answers an md5 no firmware of the device has (404).
+NONE_WITH_FIRMWARE = "No device of the target has a firmware with this md5: upload it to each device that is to get it."
 
 
 def _in(states):
@@ -122,9 +124,9 @@ class CampaignStore:
         """Store a campaign of `request` (schemas.new_campaign's fields, `filters` a DeviceFilter or None) with its
         devices and waves, in one transaction, `running`. Returns the Campaign.
 
-        `check_size(how many devices the target selects, `most` + 1 at most)` and `wave_size_of(devices with the
-        firmware, devices to update)` (→ the devices a wave) run inside it: what they raise stores nothing; so does
-        UnknownDevices for uids that are no device of the user's.
+        `check_size(how many devices the target selects, `most` + 1 at most)` and `wave_size_of(devices to update)`
+        (→ the devices a wave) run inside it: what they raise stores nothing; so do UnknownDevices for uids that are
+        no device of the user's, and NotFound when no device of the target has a firmware of the md5.
         """
         md5 = request["md5"]
         async with self.db.transaction() as tx:
@@ -135,9 +137,10 @@ class CampaignStore:
                 " devices.id AND firmwares.md5 = ?) FROM devices WHERE id IN (SELECT value FROM json_each(?))",
                 (md5, md5, json.dumps([target[1] for target in targets])))
             facts = {device_id: (bool(current), bool(has)) for device_id, current, has in rows}
-            with_firmware = sum(has for _, has in facts.values())
+            if not any(has for _, has in facts.values()):
+                raise NotFound(NONE_WITH_FIRMWARE)
             to_update = sum(has and not current for current, has in facts.values())
-            size = wave_size_of(with_firmware, to_update)
+            size = wave_size_of(to_update)
             campaign_id, members, ordinal = new_command_id(), [], 0
             for position, target in enumerate(targets):
                 current, has = facts[target[1]]

@@ -48,14 +48,20 @@ def add_parsers(commands):
 
 def _add_sender(bulk, name, type_, help, description):
     parser = add_command(bulk, name, run=lambda args: send(args, type_), help=help, description=description)
+    add_target_options(parser)
+    add_ttl(parser, offline="an offline device gets none (state offline)")
+    add_wait(parser, "every device's command", done="every one is done")
+    return parser
+
+
+def add_target_options(parser):
+    """The devices a command goes to (target_of reads them): --uid, --all, or the device list's filters. An OTA
+    campaign's are the same (campaigns.py)."""
     target = parser.add_argument_group("target", "--uid (repeatable), --all, or the device list's filters, which "
                                        "combine (--tag or --group alone: that tag's or group's devices)")
     target.add_argument("--uid", action="append", metavar="UID", dest="uids", help="a device (repeat for more)")
     target.add_argument("--all", action="store_true", help="every device of yours")
     add_filter_options(target)
-    add_ttl(parser, offline="an offline device gets none (state offline)")
-    add_wait(parser, "every device's command", done="every one is done")
-    return parser
 
 
 def send(args, type_):
