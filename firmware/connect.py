@@ -27,6 +27,7 @@ from micropython import const
 from umqtt import simple  # loaded at boot already (link.py)
 
 _TCP_TIMEOUT_S = const(10)  # the TCP connect and the TLS handshake; then the session's own limits (link.py)
+_KEEPALIVE = const(60)  # seconds, as the protocol says; the link pings after half of the session's keepalive
 _link = None  # the link connecting
 
 
@@ -44,6 +45,7 @@ def run(link):
     mqtt = link._cfg["mqtt"]
     log("link: connecting to %s:%d" % (mqtt["host"], mqtt["port"]))
     client = link._client
+    client.keepalive = _KEEPALIVE  # (in its CONNECT)
     link._wait = True
     link.connect = _tcp_tls
     _link = link

@@ -49,7 +49,6 @@ _IO_TIMEOUT_MS = const(10000)  # a read or write of the session
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
 _STABLE_MS = const(60000)  # a session that lasted this long resets the backoff
-_KEEPALIVE = const(60)  # seconds, as the protocol says; the link pings after half of it
 # The TLS socket object (its mbedTLS session state: 544 bytes on the 64-bit unix port, measured; less on a
 # 32-bit board) is one block of heap: a room for it is held from boot and between sessions, and let go just
 # before the handshake, so a fragmented heap still has the block. It is just larger than the object (18 GC blocks
@@ -88,14 +87,15 @@ class Link:
         except Exception:  # a broken CA: every attempt fails and says why (connect.py tries it again)
             pass
         # umqtt.simple now too, after the context: the context wants one block of ~3 KB, umqtt.simple ~5 KB in small
-        # pieces. Its client is made once, here, and serves every session (its connect() starts each afresh): made
-        # at each connect, its pieces (an attribute table of 272 bytes among them) were what a 32 KB board's
-        # fragmented heap could not find. Bytes throughout: umqtt.simple counts the length of a string with len().
+        # pieces. Its client is made once, here, and serves every session (its connect() starts each afresh, with
+        # the keepalive connect.py gives it): made at each connect, its pieces (an attribute table of 272 bytes among
+        # them) were what a 32 KB board's fragmented heap could not find. Bytes throughout: umqtt.simple counts the
+        # length of a string with len().
         from umqtt.simple import MQTTClient
 
         mqtt = cfg["mqtt"]
         uid = self.uid.encode()
-        c = self._client = MQTTClient(uid, mqtt["host"], mqtt["port"], uid, mqtt["password"].encode(), _KEEPALIVE)
+        c = self._client = MQTTClient(uid, mqtt["host"], mqtt["port"], uid, mqtt["password"].encode())
         c.set_last_will((self._prefix + "status").encode(), b'{"online":false}', True, 1)
         c.set_callback(self._on_message)
 
@@ -207,7 +207,8 @@ class Link:
                 self._ping_at = None  # the broker answered (PINGRESP or anything)
             elif time.ticks_diff(now, self._ping_at) > _IO_TIMEOUT_MS:
                 raise OSError(ETIMEDOUT, "no answer to ping")
-        if self._ping_at is None and time.ticks_diff(now, self._tx) >= _KEEPALIVE * 500:
+        # The keepalive of the session (connect.py: the protocol's 60 s), half of it in ms.
+        if self._ping_at is None and time.ticks_diff(now, self._tx) >= self._client.keepalive * 500:
             self._ping_at = now
             self._client.ping()
 
