@@ -23,7 +23,9 @@ def init_app(settings=None):
         lifecycle.device_http_ctx,
         lifecycle.bridge_ctx,
         lifecycle.service_ctx,
+        lifecycle.alarms_ctx,
         lifecycle.maintenance_ctx,
+        lifecycle.campaigns_ctx,
     ])
     setup_routes(app)
     return app

@@ -9,7 +9,9 @@ from pathlib import Path
 from aiohttp import web
 
 from . import credentials, device_http, keys, maintenance
+from .alarms import AlarmService
 from .bridge import Bridge, StorageEvents
+from .campaigns import Campaigns
 from .events import LiveEvents
 from .broker.accounts import EmbeddedAccounts, MqttPublic
 from .broker.endpoint import BrokerEndpoint
@@ -18,6 +20,7 @@ from .listeners import ListenerError, bind
 from .ota_tokens import TokenSigner
 from .service import Service
 from .storage import Storage
+from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +184,35 @@ async def service_ctx(app):
     await service.close()
 
 
+async def alarms_ctx(app):
+    """The alarm rules' evaluation (alarms.py: its task, fed by the telemetry batches after each commit) and the
+    webhook deliveries (webhooks.py: its HTTP client and channel tasks). Telemetry stored after it stops is not
+    evaluated; deliveries still queued are not sent."""
+    storage, batches = app[keys.STORAGE], app[keys.TELEMETRY]
+    webhooks = app[keys.WEBHOOKS] = WebhookSender(storage.channels)
+    await webhooks.start()
+    alarms = app[keys.ALARMS] = AlarmService(storage, app[keys.EVENTS], webhooks)
+    batches.on_stored = alarms.telemetry_stored
+    task = asyncio.create_task(alarms.run())
+    yield
+    batches.on_stored = None
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await webhooks.close()
+
+
 async def maintenance_ctx(app):
-    task = asyncio.create_task(maintenance.run(app[keys.SERVICE], app[keys.STORAGE], app[keys.SETTINGS]))
+    task = asyncio.create_task(maintenance.run(app[keys.SERVICE], app[keys.STORAGE], app[keys.SETTINGS],
+                                               alarms=app[keys.ALARMS]))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def campaigns_ctx(app):
+    """The OTA campaigns' flow (campaigns.py) and its task, which steps them every second."""
+    campaigns = app[keys.CAMPAIGNS] = Campaigns(app[keys.STORAGE], app[keys.SERVICE], app[keys.EVENTS])
+    task = asyncio.create_task(campaigns.run())
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

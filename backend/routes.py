@@ -6,12 +6,16 @@ Boards' OTA downloads are not here: the device listener has its one route of its
 
 from aiohttp import web
 
-from .handlers import (buttons, bulk, catalog, commands, devices, events, firmwares, groups, health, ota, tags,
-                       telemetry)
+from .handlers import (alarms, buttons, bulk, campaigns, catalog, commands, devices, events, firmwares, groups, health,
+                       notifications, ota, rules, tags, telemetry)
 from .middlewares import public, token_in_query
 
 DEVICE = "/v1/user/devices/{uid}"
 GROUP = r"/v1/user/groups/{group_id:\d+}"
+RULE = r"/v1/user/rules/{rule_id:\d+}"
+ALARM = r"/v1/user/alarms/{alarm_id:\d+}"
+CHANNEL = r"/v1/user/notifications/channels/{channel_id:\d+}"
+CAMPAIGN = "/v1/user/campaigns/{campaign_id}"
 
 
 def setup_routes(app):
@@ -35,6 +39,13 @@ def setup_routes(app):
         web.get(DEVICE + "/commands/{command_id}", commands.show_command),
         web.post("/v1/user/commands", bulk.send_bulk),
         web.get("/v1/user/commands/bulk/{bulk_id}", bulk.show_bulk),
+        web.get("/v1/user/campaigns", campaigns.list_campaigns),
+        web.post("/v1/user/campaigns", campaigns.create_campaign),
+        web.get(CAMPAIGN, campaigns.show_campaign),
+        web.get(CAMPAIGN + "/devices", campaigns.list_campaign_devices),
+        web.post(CAMPAIGN + "/pause", campaigns.pause_campaign),
+        web.post(CAMPAIGN + "/resume", campaigns.resume_campaign),
+        web.post(CAMPAIGN + "/cancel", campaigns.cancel_campaign),
 
         web.get(DEVICE + "/telemetry", telemetry.history),
         web.get(DEVICE + "/telemetry/latest", telemetry.latest),
@@ -42,6 +53,23 @@ def setup_routes(app):
         web.get(DEVICE + "/health", health.device_health),
         web.get("/v1/user/stats", health.stats),
         web.get("/v1/user/events", token_in_query(events.live_events)),
+
+        web.get("/v1/user/rules", rules.list_rules),
+        web.post("/v1/user/rules", rules.create_rule),
+        web.get(RULE, rules.show_rule),
+        web.put(RULE, rules.update_rule),
+        web.delete(RULE, rules.delete_rule),
+        web.get("/v1/user/alarms", alarms.list_alarms),
+        web.get(ALARM, alarms.show_alarm),
+        web.post(ALARM + "/acknowledge", alarms.acknowledge_alarm),
+        web.post(ALARM + "/resolve", alarms.resolve_alarm),
+        web.get("/v1/user/notifications/channels", notifications.list_channels),
+        web.post("/v1/user/notifications/channels", notifications.create_channel),
+        web.get(CHANNEL, notifications.show_channel),
+        web.put(CHANNEL, notifications.update_channel),
+        web.delete(CHANNEL, notifications.delete_channel),
+        web.post(CHANNEL + "/test", notifications.test_channel),
+        web.get(CHANNEL + "/deliveries", notifications.list_deliveries),
 
         web.get(DEVICE + "/command-buttons", buttons.list_buttons),
         web.post(DEVICE + "/command-buttons", buttons.create_button),
