@@ -12,6 +12,7 @@ import signal
 import stat
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from mpfleet.backend.bundle_format import read_manifest
@@ -561,13 +562,28 @@ def test_watch_prints_status_changes(server, board, home):
         watcher.send_signal(signal.SIGINT)
         try:
             _, err = watcher.communicate(timeout=30)
-        except subprocess.TimeoutExpired:  # (seen once, on a machine loaded 4x over: never leave it running)
+        except subprocess.TimeoutExpired:  # (seen in full runs under load: what it was doing, then never left running)
+            state = _process_state(watcher.pid)
             watcher.kill()
             watcher.communicate()
-            raise
+            raise AssertionError(f"mpfleet watch did not end within 30 s of SIGINT: {state}") from None
     assert watcher.returncode == 0, err  # Ctrl-C is how it ends
     wait_until(lambda: server.call("GET", f"/v1/user/devices/{board}")[1]["data"]["status"] == "online",
                timeout=30, what="the board back online")
+
+
+def _process_state(pid):
+    """What /proc says of process `pid`: its state, its threads and where each waits, its pending and blocked
+    signals (the evidence a watch that does not end on SIGINT leaves)."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        lines = (proc / "status").read_text().splitlines()
+        status = {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
+        threads = {t.name: (t / "wchan").read_text() for t in (proc / "task").iterdir()}
+    except OSError as error:
+        return f"gone ({error})"
+    keys = ("State", "Threads", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    return ", ".join(f"{k} {status.get(k)}" for k in keys) + f", waiting in {threads}"
 
 
 # -- reboot and Wi-Fi reset last: the board goes away
