@@ -26,7 +26,7 @@ import logging
 from . import schemas
 from .service import NotApplicable, ServiceError
 from .storage import Conflict, NotFound
-from .storage.campaigns import ACTIVE, NO_FIRMWARE, UP_TO_DATE, now_ms, seconds_since
+from .storage.campaigns import ACTIVE, NO_FIRMWARE, UNFINISHED, UP_TO_DATE, now_ms, seconds_since
 from .storage.commands import DEVICE_DISABLED, DEVICE_OFFLINE
 
 log = logging.getLogger(__name__)
@@ -121,13 +121,15 @@ class Campaigns:
             started = await campaigns.start_wave(campaign)
             if started is not None:
                 await self._start_due(started)
-                campaign = started
-        if campaign.state == "running":
-            await campaigns.complete(campaign)
-        self._publish(await campaigns.get(campaign.user_id, campaign.id))
+        campaign = await campaigns.get(campaign.user_id, campaign.id)
+        if campaign.state == "running" and campaign.wave == campaign.wave_count and not any(
+                state in UNFINISHED for state in campaign.counts):
+            campaign = await campaigns.complete(campaign) or campaign
+        self._publish(campaign)
 
     async def _start_due(self, campaign):
         """Give the OTA to the campaign's devices that are due, one after the other, while it is running."""
+        await self.storage.campaigns.park_offline(campaign, offline=DEVICE_OFFLINE, disabled=DEVICE_DISABLED)
         for member in await self.storage.campaigns.due(campaign):
             if await self.storage.campaigns.state_of(campaign.id) != "running":
                 return  # paused or cancelled meanwhile: the others wait, or were skipped

@@ -11,21 +11,15 @@ from mpfleet.backend.errors import ValidationError
 
 from .polling import eventually
 from .test_live_events import watch
-from .test_ota_backend import NEW, OLD, Board, form, md5, start_backend
+from .test_ota_backend import NEW, OLD, Board, form, md5, ota_backend, start_backend  # noqa: F401: a fixture
 
 CAMPAIGNS = "/v1/user/campaigns"
 
 
 @pytest.fixture
-async def backend(tmp_path):
-    backend = await start_backend(tmp_path)
-    yield backend
-    await backend.stop()
-
-
-@pytest.fixture
-async def api(backend):
-    return await backend.api_for("alice")
+def backend(ota_backend):
+    """The app whose device listener boards reach (test_ota_backend's); conftest's `api` is its alice."""
+    return ota_backend
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ served backend and a board emulated through the command line (tests/test_client.
 bundle; a registered board that never connects plays the one offline at its wave."""
 
 import hashlib
-import json
 
 import pytest
 from mpfleet.tools import cli

@@ -87,9 +87,7 @@ def list_campaigns(args):
     output.table(["ID", "Name", "State", "Wave", "Devices", "Counts", "Created"], [
         (c["id"], c["name"], c["state"], f"{c['wave']}/{c['wave_count']}", c["device_count"], _counts(c),
          c["created_at"]) for c in campaigns], title="Campaigns")
-    if campaigns and meta["offset"] + len(campaigns) < meta["total"]:
-        output.note(f"{meta['offset'] + 1}-{meta['offset'] + len(campaigns)} of {meta['total']} (--offset "
-                    f"{meta['offset'] + len(campaigns)} for the next page)")
+    _note_more(meta, len(campaigns))
 
 
 def start_campaign(args):
@@ -169,9 +167,14 @@ def _print(campaign, answer):
     devices, meta = answer["data"], answer["meta"]
     output.table(["UID", "Wave", "State", "Job", "Error"],
                  [(d["uid"], d["wave"], d["state"], d["job_id"], d["error"]) for d in devices], title="Devices")
-    if devices and meta["offset"] + len(devices) < meta["total"]:
-        output.note(f"{meta['offset'] + 1}-{meta['offset'] + len(devices)} of {meta['total']} (--offset "
-                    f"{meta['offset'] + len(devices)} for the next page)")
+    _note_more(meta, len(devices))
+
+
+def _note_more(meta, shown):
+    """Which of how many a page shows, when there are more (on a terminal)."""
+    end = meta["offset"] + shown
+    if shown and end < meta["total"]:
+        output.note(f"{meta['offset'] + 1}-{end} of {meta['total']} (--offset {end} for the next page)")
 
 
 def _path(campaign_id, *rest):
