@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 from mpfleet.backend import schemas
 from mpfleet.backend.errors import ValidationError
+from mpfleet.backend.storage import campaigns as storage_campaigns
 
 from .polling import eventually
 from .test_live_events import watch
@@ -291,7 +292,9 @@ async def test_a_paused_campaign_starts_no_wave_until_resumed_and_a_cancelled_on
 # --- offline devices, restarts -------------------------------------------------------------------
 
 
-async def test_a_device_offline_at_its_wave_gets_the_ota_when_it_returns(api, boards):
+@pytest.mark.parametrize("few_waiting", [200, 0], ids=["among the waiting", "among the online"])
+async def test_a_device_offline_at_its_wave_gets_the_ota_when_it_returns(api, boards, monkeypatch, few_waiting):
+    monkeypatch.setattr(storage_campaigns, "_FEW_WAITING", few_waiting)  # how the step looks for devices back
     away = await board(api, boards, online=False)
     here = await board(api, boards)
     campaign = await start(api, {"uids": [away.uid, here.uid]}, wave_size=2)
