@@ -547,8 +547,11 @@ def test_telemetry_history_filtered_by_key_and_time(server, board, home):
 
 def test_watch_prints_status_changes(server, board, home):
     env = {**os.environ, "HOME": str(home), "MPFLEET_URL": server.url, "MPFLEET_TOKEN": server.token}
+    # SIGINT as a terminal gives it: a pytest started as a background job of a non-interactive shell (`make test &`)
+    # passes SIGINT on ignored, and Python then installs no KeyboardInterrupt (seen in /proc: SigIgn with SIGINT).
     watcher = subprocess.Popen([MPFLEET, "watch", board, "--json", "--interval", "0.2"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
+                               stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = json.loads(watcher.stdout.readline())
         assert (first["uid"], first["status"], first["previous"]) == (board, "online", None)
