@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import sqlite3
@@ -61,6 +62,15 @@ def cpu_seconds(pid):
     """utime + stime of a process, all its threads included."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def stop_and_clean(backend, work_dir, keep):
+    """The end of a benchmark run on one Backend: stop it, then keep its work dir (saying where) or remove it."""
+    backend.stop()
+    if keep:
+        print(f"work dir kept: {work_dir}")
+    else:
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 BENCH_RATE_LIMIT = str(10**9)  # requests a minute per token

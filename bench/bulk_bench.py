@@ -14,13 +14,12 @@ whatever the figures.
 """
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from backend import Backend
+from backend import Backend, stop_and_clean
 from mqtt_bench import LoadProcess, load_spec, wait_until
 
 DEVICES = 1000
@@ -103,11 +102,7 @@ def main():
         for path, figures in results.items():
             report(path, args.devices, figures)
     finally:
-        backend.stop()
-        if args.keep:
-            print(f"work dir kept: {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        stop_and_clean(backend, work_dir, args.keep)
     return 0
 
 

@@ -15,7 +15,6 @@ Run: `.venv/bin/python bench/events_bench.py` (--watchers N, --keep). Exit code 
 import argparse
 import asyncio
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from backend import Backend
+from backend import Backend, stop_and_clean
 from mqtt_bench import bench_ingest
 
 WATCHERS = 100
@@ -132,11 +131,7 @@ def main():
             time.sleep(2)  # the last events on their way
         report(alone, watched, flapped[0], watchers)
     finally:
-        backend.stop()
-        if args.keep:
-            print(f"work dir kept: {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        stop_and_clean(backend, work_dir, args.keep)
     return 0
 
 

@@ -50,7 +50,6 @@ import asyncio
 import http.client
 import json
 import queue
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -59,7 +58,7 @@ import threading
 import time
 from pathlib import Path
 
-from backend import Backend, cpu_seconds, memory_kb, write_json
+from backend import Backend, cpu_seconds, memory_kb, stop_and_clean, write_json
 from tests.numbered_publisher import NumberedPublisher  # importable: backend.py puts the repository on sys.path
 
 LOAD = Path(__file__).with_name("mqtt_load.py")
@@ -565,11 +564,7 @@ def main():
             results["mosquitto"].append(late_registrations(backend, fleet_size))
         print_summary(results)
     finally:
-        backend.stop()
-        if args.keep:
-            print(f"work dir kept: {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        stop_and_clean(backend, work_dir, args.keep)
     return 0
 
 
