@@ -71,7 +71,10 @@ class EventHub:
         for subscription in list(self._subscribers.get(user_id, ())):
             subscription.offer(event)
 
-    def watching(self, user_id):
+    def watching(self, user_id=None):
+        """Whether the user (or, without one, anyone) has a subscription open."""
+        if user_id is None:
+            return any(self._subscribers.values())
         return bool(self._subscribers.get(user_id))
 
     def end_all(self):
@@ -88,6 +91,8 @@ class LiveEvents:
         self.inner, self.storage, self.hub = inner, storage, hub
 
     async def device_status(self, uid, report):
+        if not self.hub.watching():  # nobody watches: no read on the bridge's path
+            return await self.inner.device_status(uid, report)
         before = await self.storage.presence.status_of(uid)
         await self.inner.device_status(uid, report)
         if before is None or not self.hub.watching(before.user_id):
@@ -109,6 +114,8 @@ class LiveEvents:
                                   "progress": progress, "error": error})
 
     async def _publish(self, uid, event):
+        if not self.hub.watching():
+            return
         owner = await self.storage.presence.status_of(uid)
         if owner is not None and self.hub.watching(owner.user_id):
             self.hub.publish(owner.user_id, {**event, "timestamp": _now()})
