@@ -1,34 +1,37 @@
 """A device's health, 0 to 100, from what the backend has seen of it over the last day (docs/api.md, Health):
 
-    score = 0.4 x uptime + 0.3 x stability + 0.3 x freshness        (each component 0-100; rounded)
+    score = 0.3 x uptime + 0.25 x stability + 0.25 x freshness + 0.2 x alarms     (each component 0-100; rounded)
 
 - uptime: the share of the window it was online; the window is the last 24 h, or since it was first seen when
   that is later;
 - stability: 100, less 10 for each disconnect of its own (its will, a dropped session; a backend restart does not
   count), less 20 for each boot (it came back on another boot count), less 50 while it runs in safe mode;
 - freshness: 100 while its last telemetry is at most 2 periods old, 0 from 10 periods on, linear between; the
-  period is the median gap between its last samples (the firmware's default, 60 s, with fewer than two).
+  period is the median gap between its last samples (the firmware's default, 60 s, with fewer than two);
+- alarms: 100, less 50 for each open alarm (active or acknowledged: acknowledging says someone knows, not that it is
+  over) of severity critical, 25 for each warning, 10 for each info.
 
-A device never seen (pending) or disabled has no score: None, and its status says why. Alarms join the formula
-when alarm rules exist.
+A device never seen (pending) or disabled has no score: None, and its status says why.
 """
 
 import statistics
 from datetime import datetime
 
 WINDOW_S = 86400.0
-WEIGHTS = {"uptime": 0.4, "stability": 0.3, "freshness": 0.3}
+WEIGHTS = {"uptime": 0.3, "stability": 0.25, "freshness": 0.25, "alarms": 0.2}
 DISCONNECT_COST, BOOT_COST, SAFE_MODE_COST = 10, 20, 50
 FRESH_PERIODS, STALE_PERIODS = 2, 10
 DEFAULT_PERIOD_S = 60.0  # the firmware's telemetry period when nothing says otherwise
+ALARM_COSTS = {"critical": 50, "warning": 25, "info": 10}  # alarm_schemas.SEVERITIES
 BOOTS = ("booted", "rebooted")
 
 
-def health(device, *, events, before, sample_times, now):
+def health(device, *, events, before, sample_times, open_alarms, now):
     """{"score", "status", "components"} of `device` (storage.Device) at unix time `now`.
 
     events: its presence events of the window, any order; before: its last event before the window (or None);
-    sample_times: the times of its last telemetry samples (unix seconds, any order)."""
+    sample_times: the times of its last telemetry samples (unix seconds, any order); open_alarms: {severity: how
+    many} of its open alarms."""
     if device.status in ("pending", "disabled"):
         return {"score": None, "status": device.status, "components": None}
     events = sorted(events, key=lambda e: e.at)
@@ -37,6 +40,7 @@ def health(device, *, events, before, sample_times, now):
         "uptime": _uptime(device, events, before, start, now),
         "stability": _stability(device, events),
         "freshness": _freshness(sample_times, now),
+        "alarms": _alarms(open_alarms),
     }
     score = round(sum(WEIGHTS[name] * part["score"] for name, part in components.items()))
     return {"score": score, "status": device.status, "components": components}
@@ -91,3 +95,9 @@ def _freshness(sample_times, now):
     else:
         score = round(100 * (STALE_PERIODS - periods) / (STALE_PERIODS - FRESH_PERIODS))
     return {"score": score, "last_data_age_seconds": round(now - times[-1], 1), "period_seconds": round(period, 1)}
+
+
+def _alarms(open_alarms):
+    counts = {severity: open_alarms.get(severity, 0) for severity in ALARM_COSTS}
+    score = 100 - sum(ALARM_COSTS[severity] * n for severity, n in counts.items())
+    return {"score": max(0, score), "open": counts}

@@ -287,7 +287,8 @@ SCHEMAS = {
     }),
     "Health": _object({
         "score": {"type": ["integer", "null"], "minimum": 0, "maximum": 100,
-                  "description": "0.4 uptime + 0.3 stability + 0.3 freshness over the last day (docs/api.md); null "
+                  "description": "0.3 uptime + 0.25 stability + 0.25 freshness + 0.2 alarms over the last day "
+                  "(docs/api.md); null "
                   "for a device never seen or disabled"},
         "status": _ref("DeviceStatus"),
         "components": _nullable(_object({
@@ -298,6 +299,8 @@ SCHEMAS = {
             "freshness": _object({"score": _PERCENT,
                                   "last_data_age_seconds": {"type": ["number", "null"]},
                                   "period_seconds": {"type": "number", "exclusiveMinimum": 0}}),
+            "alarms": _object({"score": _PERCENT,
+                               "open": _object({"critical": _COUNT, "warning": _COUNT, "info": _COUNT})}),
         })),
     }),
     "Stats": _object({

@@ -433,3 +433,32 @@ async def test_batches_beyond_the_evaluation_queue_are_skipped_counted_and_logge
             service.telemetry_stored([("unix_x", "temp", time.time(), 99)])
     assert service.stats["threshold_batches_skipped"] == 3
     assert "batches were not evaluated" in caplog.text
+
+
+# --- the health score's alarms component ----------------------------------------------------------------
+
+
+async def test_open_alarms_lower_the_devices_health_until_resolved(api, devices):
+    registered = await api.register()
+    uid = registered["uid"]
+    board = await devices.connect(registered)
+    path = f"/v1/user/devices/{uid}/health"
+    _, body = await api.get(path)
+    assert body["data"]["components"]["alarms"] == {"score": 100, "open": {"critical": 0, "warning": 0, "info": 0}}
+    await make_rule(api, severity="critical", auto_resolve=False)
+    await make_rule(api, name="also", severity="warning", auto_resolve=False)
+    await send(board, {"temp": 40})
+    alarm = await alarm_where(api, lambda a: a["severity"] == "critical")
+    await alarm_where(api, lambda a: a["severity"] == "warning")
+    _, body = await api.get(path)
+    assert body["data"]["components"]["alarms"] == {"score": 25, "open": {"critical": 1, "warning": 1, "info": 0}}
+    parts = body["data"]["components"]
+    assert body["data"]["score"] == round(0.3 * parts["uptime"]["score"] + 0.25 * parts["stability"]["score"]
+                                          + 0.25 * parts["freshness"]["score"] + 0.2 * 25)
+    # Acknowledged is still open; resolved is not.
+    assert (await api.post(f"/v1/user/alarms/{alarm['id']}/acknowledge", json={}))[0] == 200
+    _, body = await api.get(path)
+    assert body["data"]["components"]["alarms"]["open"]["critical"] == 1
+    assert (await api.post(f"/v1/user/alarms/{alarm['id']}/resolve", json={}))[0] == 200
+    _, body = await api.get(path)
+    assert body["data"]["components"]["alarms"] == {"score": 75, "open": {"critical": 0, "warning": 1, "info": 0}}

@@ -10,10 +10,11 @@ from .test_client import as_json, as_user, board, home, ok, refused, server  # n
 def test_health_of_an_online_board_as_a_table_and_as_json(server, board, home):
     data = as_json(as_user(server, home, "health", board, "--json"))
     assert data["status"] == "online" and 0 <= data["score"] <= 100
-    assert set(data["components"]) == {"uptime", "stability", "freshness"}
+    assert set(data["components"]) == {"uptime", "stability", "freshness", "alarms"}
     table = ok(as_user(server, home, "health", board)).stdout
     assert f"Health of {board}" in table and "score" in table and "/100 (online)" in table
     assert "stability" in table and "disconnects" in table
+    assert "open critical 0, warning 0, info 0" in table
 
 
 def test_presence_shows_the_board_first_seen(server, board, home):

@@ -117,6 +117,7 @@ async def test_health_falls_with_a_disconnect_and_with_safe_mode_and_rises_with_
     data = await eventually(fresh)
     assert data["components"]["freshness"]["period_seconds"] == 10.0
     assert data["components"]["stability"] == {"score": 100, "disconnects": 0, "boots": 0, "safe_mode": False}
+    assert data["components"]["alarms"] == {"score": 100, "open": {"critical": 0, "warning": 0, "info": 0}}
     assert data["components"]["uptime"]["score"] == 100
     assert data["score"] == 100
     await board.disconnect()
@@ -183,10 +184,10 @@ def test_uptime_is_the_share_of_the_window_online():
     day = 86400
     events = [event(now - day / 2, "offline", "online", "disconnected"), event(now - day / 4, "online", "offline")]
     before = event(now - 2 * day, "online", "pending", "first_seen")
-    uptime = health(Device(), events=events, before=before, sample_times=[now], now=now)["components"]["uptime"]
+    uptime = health(Device(), events=events, before=before, sample_times=[now], open_alarms={}, now=now)["components"]["uptime"]
     assert uptime == {"score": 75, "online_share": 0.75, "window_seconds": day}
     # No event before the window: what the first one changed from
-    uptime = health(Device(), events=events, before=None, sample_times=[now], now=now)["components"]["uptime"]
+    uptime = health(Device(), events=events, before=None, sample_times=[now], open_alarms={}, now=now)["components"]["uptime"]
     assert uptime["online_share"] == 0.75
 
 
@@ -196,6 +197,16 @@ def test_freshness_falls_linearly_from_2_to_10_periods():
     scores = []
     for age_periods in (1, 2, 6, 10, 20):
         times = [t + 600 - 60 * age_periods for t in samples]
-        scores.append(health(Device(), events=[], before=None, sample_times=times, now=now)
+        scores.append(health(Device(), events=[], before=None, sample_times=times, open_alarms={}, now=now)
                       ["components"]["freshness"]["score"])
     assert scores == [100, 100, 50, 0, 0]
+
+
+def test_the_score_weighs_its_four_components():
+    now = 1_900_000_000.0
+    times = [now - 20, now - 10, now]
+    data = health(Device(), events=[], before=None, sample_times=times, open_alarms={"critical": 1, "info": 1}, now=now)
+    assert data["components"]["alarms"] == {"score": 40, "open": {"critical": 1, "warning": 0, "info": 1}}
+    assert data["score"] == round(0.3 * 100 + 0.25 * 100 + 0.25 * 100 + 0.2 * 40)  # 88
+    flooded = health(Device(), events=[], before=None, sample_times=times, open_alarms={"critical": 3}, now=now)
+    assert flooded["components"]["alarms"]["score"] == 0

@@ -31,7 +31,9 @@ async def device_health(request):
     events = await storage.presence.history(device, since=since, limit=PRESENCE_MAX)
     before = await storage.presence.last_before(device, since)
     times = await storage.telemetry.recent_times(device, SAMPLES_FOR_PERIOD)
-    return json_response({"data": formula.health(device, events=events, before=before, sample_times=times, now=now)})
+    open_alarms = await storage.alarms.open_by_severity(device.id)
+    return json_response({"data": formula.health(device, events=events, before=before, sample_times=times,
+                                                 open_alarms=open_alarms, now=now)})
 
 
 async def stats(request):

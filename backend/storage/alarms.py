@@ -168,6 +168,13 @@ class AlarmStore:
             (alarm.id,))
         return [Entry(*row) for row in rows]
 
+    async def open_by_severity(self, device_id):
+        """{severity: how many} of the device's open alarms (active or acknowledged): the health score's part."""
+        rows = await self.db.fetch_all(
+            "SELECT severity, count(*) FROM alarms WHERE device_id = ? AND status IN (?, ?) GROUP BY severity",
+            (device_id, *OPEN))
+        return dict(rows)
+
     async def list(self, user_id, *, status=None, severity=None, device=None, rule=None, limit, offset):
         """One page of the user's alarms, newest first, and how many match: `status` one of the statuses or `open`
         (active or acknowledged), `severity`, `device` a uid (another user's: none), `rule` an id."""

@@ -9,9 +9,9 @@ PRESENCE_SHOWN = 20  # events `mpfleet presence` shows unless told
 
 def add_parsers(commands):
     health = add_command(commands, "health", run=show_health, help="a device's health score and what makes it",
-                         description="The device's health, 0 to 100 (GET /v1/user/devices/UID/health): 0.4 x uptime "
-                         "+ 0.3 x stability + 0.3 x freshness over the last day (docs/api.md says how each is "
-                         "counted). A device never seen, or disabled, has no score.")
+                         description="The device's health, 0 to 100 (GET /v1/user/devices/UID/health): a weighted sum "
+                         "of its uptime, stability, freshness and open alarms over the last day (docs/api.md gives "
+                         "the formula). A device never seen, or disabled, has no score.")
     health.add_argument("uid", metavar="UID", help="the device's uid (see `mpfleet devices`)")
 
     presence = add_command(commands, "presence", run=show_presence, help="a device's changes of status",
@@ -34,7 +34,8 @@ def show_health(args):
     score = "none" if data["score"] is None else f"{data['score']}/100"
     rows = [("score", f"{score} ({data['status']})")]
     for name, part in (data["components"] or {}).items():
-        details = ", ".join(f"{key} {output.cell(value)}" for key, value in part.items() if key != "score")
+        details = ", ".join(f"{key} {_counts(value) if isinstance(value, dict) else output.cell(value)}"
+                            for key, value in part.items() if key != "score")
         rows.append((name, f"{part['score']}/100: {details}"))
     output.fields(rows, title=f"Health of {args.uid}")
 
