@@ -124,8 +124,11 @@ class BulkStore:
     async def devices(self, job, *, state=None, limit, offset):
         """(a page of the job's devices, of `state` only when given, in the job's order; how many there are)."""
         which = "" if state is None else " AND m.state = ?"
+        # Of one state: its index, which holds the job's order too (the primary key follows in it); without
+        # statistics SQLite walked every device of the job by the primary key instead (EXPLAIN QUERY PLAN).
+        index = "" if state is None else " INDEXED BY bulk_job_devices_by_state"
         rows = await self.db.fetch_all(
-            "SELECT uid, m.state, command_id, result, error FROM bulk_job_devices AS m"
+            f"SELECT uid, m.state, command_id, result, error FROM bulk_job_devices AS m{index}"
             " JOIN devices ON devices.id = m.device_id LEFT JOIN commands ON commands.id = m.command_id"
             f" WHERE job_id = ?{which} ORDER BY position LIMIT ? OFFSET ?",
             (job.id, *(() if state is None else (state,)), limit, offset))
