@@ -4,6 +4,7 @@ unix port running the firmware). One server and one board for the module; the te
 the board online.
 """
 
+import argparse
 import hashlib
 import json
 import os
@@ -609,15 +610,27 @@ def _boots(server, uid):
     return server.call("GET", f"/v1/user/devices/{uid}")[1]["data"]["meta"]["boot"]["count"]
 
 
-@pytest.mark.parametrize("command", [
-    ["login"], ["logout"], ["devices"], ["device", "show"], ["device", "edit"], ["device", "rm"], ["reboot"],
-    ["wifi-reset"], ["cmd"], ["commands"], ["buttons"], ["button", "add"], ["button", "rm"], ["button", "send"],
-    ["firmware", "upload"], ["firmware", "list"], ["firmware", "edit"], ["firmware", "target"], ["firmware", "rm"],
-    ["ota"], ["telemetry"], ["watch"], ["tags"], ["tag", "add"], ["tag", "rm"], ["groups"], ["group", "add"],
-    ["group", "show"], ["group", "edit"], ["group", "rm"], ["group", "devices"], ["group", "add-devices"],
-    ["group", "rm-device"], ["bulk", "reboot"], ["bulk", "wifi-reset"], ["bulk", "cmd"], ["bulk", "button"],
-    ["bulk", "show"],
-])
+def _client_commands(parser, prefix=()):
+    """Every client command of `mpfleet` (its run function in tools/client/), as the words that name it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                run = sub.get_default("run")
+                if run is not None and run.__module__.startswith("mpfleet.tools.client."):
+                    yield [*prefix, name]
+                yield from _client_commands(sub, (*prefix, name))
+
+
+CLIENT_COMMANDS = list(_client_commands(cli.build_parser()))
+
+
+def test_the_client_commands_are_all_found():
+    for command in (["login"], ["device", "show"], ["campaign", "start"], ["rule", "add"], ["alarm", "resolve"],
+                    ["stats"], ["watch"]):
+        assert command in CLIENT_COMMANDS
+
+
+@pytest.mark.parametrize("command", CLIENT_COMMANDS, ids=" ".join)
 def test_every_client_command_explains_itself_and_where_its_server_comes_from(command, capsys):
     with pytest.raises(SystemExit) as exit:
         cli.build_parser().parse_args([*command, "--help"])
