@@ -94,7 +94,9 @@ def dashboard(server, user):
 
 @pytest.fixture(scope="session")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
 
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium", pytrace=False)
@@ -145,21 +147,28 @@ def screenshot():
 
 @pytest.fixture
 def emulated_board(server, tmp_path):
-    """emulated_board(user, name="board"): a board provisioned for `user` through `mpfleet provision`, run by
-    `mpfleet emulate` (the MicroPython unix port, the real firmware), online; returns its uid. `.stop(uid)` stops
-    it (the backend sees it go offline); every board is stopped after the test."""
-    running = {}
+    """emulated_board(user, name="board"): a board provisioned for `user` through `mpfleet provision` and run by
+    `mpfleet emulate` (the MicroPython unix port, the real firmware), online; returns its uid.
+    `.provision(user, name)` only registers it (pending) and `.run(uid)` starts it later; `.stop(uid)` stops it
+    (the backend sees it go offline). Every board is stopped after the test."""
+    flashes = {}  # uid -> (user, flash dir)
+    running = {}  # uid -> the `mpfleet emulate` process
 
-    def start(user, name="board", wait_online=True):
-        flash = tmp_path / f"flash-{len(running)}"
+    def provision(user, name="board"):
+        flash = tmp_path / f"flash-{len(flashes)}"
         provisioned = subprocess.run(
             [MPFLEET, "provision", "--server", server.url, "--token", user.token, "--board", "unix", "--out",
              str(flash), "--name", name, "--mqtt-host", "127.0.0.1", "--period", "5"],
             capture_output=True, text=True, timeout=60)
         assert provisioned.returncode == 0, provisioned.stderr
         uid = json.loads((flash / "config.json").read_text())["mqtt"]["uid"]
+        flashes[uid] = (user, flash)
+        return uid
+
+    def run(uid, wait_online=True):
+        user, flash = flashes[uid]
         log = flash.with_name(flash.name + "-emulate.log")  # a file: a pipe nobody drains would stall the board
-        with open(log, "w") as out:
+        with open(log, "a") as out:
             running[uid] = subprocess.Popen(
                 [MPFLEET, "emulate", str(flash)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 env={**os.environ, firmware_build.CACHE_ENV: str(firmware_build.default_cache_dir())})
@@ -177,7 +186,10 @@ def emulated_board(server, tmp_path):
             os.killpg(emulator.pid, signal.SIGKILL)
             emulator.wait()
 
-    start.stop = stop
+    def start(user, name="board", wait_online=True):
+        return run(provision(user, name), wait_online)
+
+    start.provision, start.run, start.stop = provision, run, stop
     yield start
     for uid in list(running):
         stop(uid)

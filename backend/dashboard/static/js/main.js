@@ -70,6 +70,8 @@ signout.addEventListener("click", () => {
   navigate("#/signin");
 });
 
+// Before the router's own listener: a #token=... typed into an open page is taken too.
+window.addEventListener("hashchange", takeTokenFromAddress);
 takeTokenFromAddress();
 start(document.getElementById("main"), "#/devices");
 export { refresh };
