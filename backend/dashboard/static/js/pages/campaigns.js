@@ -6,6 +6,8 @@ import { onEvent } from "../events.js";
 import { el, showError, clearError, formatTime, confirmDialog, badge } from "../ui.js";
 
 const STATES = ["running", "paused", "halted", "cancelled", "completed"];
+const DEVICE_STATES = ["pending", "waiting", "sent", "downloading", "verified", "applying", "updated", "failed",
+  "rolled_back", "expired", "up_to_date", "no_firmware", "not_applicable", "skipped"]; // a device's in a campaign
 const DEVICE_PAGE = 100;
 
 /** #/campaigns: renders the list and the form into container; returns the cleanup (events). */
@@ -42,9 +44,8 @@ export function renderCampaign(container, params) {
   const message = el("div", { class: "campaign-message", role: "status", "aria-live": "polite" });
   const waves = el("div", { class: "campaign-waves" });
   const devices = el("div", { class: "campaign-devices" });
-  const stateFilter = el("select", { id: "campaign-device-state", name: "state" }, el("option", { value: "" }, "Every state"),
-    ...["pending", "waiting", "sent", "downloading", "verified", "applying", "updated", "failed", "rolled_back",
-        "expired", "up_to_date", "no_firmware", "not_applicable", "skipped"].map((s) => el("option", { value: s }, s)));
+  const stateFilter = el("select", { id: "campaign-device-state", name: "state" },
+    el("option", { value: "" }, "Every state"), ...DEVICE_STATES.map((s) => el("option", { value: s }, s)));
   let offset = 0;
 
   const load = async () => {
@@ -60,10 +61,10 @@ export function renderCampaign(container, params) {
     }
   };
   const show = (campaign) => {
-    head.replaceChildren(...campaignSummary(campaign));
+    head.replaceChildren(...campaignSummary(campaign).filter(Boolean));
     actions.replaceChildren(...controls(campaign, async (verb) => {
-      if (verb === "cancel" && !await confirmDialog(
-        `Cancel the campaign ${campaign.name}? Devices that have not had their OTA get none (an OTA already sent goes on).`)) {
+      if (verb === "cancel" && !await confirmDialog(`Cancel the campaign ${campaign.name}? Devices that have not had `
+        + "their OTA get none (an OTA already sent goes on).")) {
         return;
       }
       try {
@@ -118,7 +119,7 @@ function onEvents(load, mine = () => true) {
 function campaignTable(campaigns, meta) {
   if (!campaigns.length) return el("p", {}, "No campaign yet.");
   return el("table", { class: "campaign-table" },
-    el("caption", {}, `${meta?.total ?? campaigns.length} campaigns, newest first`),
+    el("caption", {}, `${plural(meta?.total ?? campaigns.length, "campaign")}, newest first`),
     el("thead", {}, el("tr", {}, ...["Name", "State", "Wave", "Devices", "Counts", "Started"].map(
       (h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, ...campaigns.map((c) => el("tr", { "data-id": c.id },
@@ -134,7 +135,7 @@ function campaignSummary(c) {
   const target = c.target ?? {};
   const aim = target.type === "tag" ? `tag ${target.tag}` : target.type === "group" ? `group ${target.group}`
     : target.type === "uids" ? `${(target.uids ?? []).length} devices` : target.type ?? "—";
-  const waves = c.wave_size != null ? `${c.wave_size} devices a wave` : `${c.wave_percent} % a wave`;
+  const waves = c.wave_size != null ? `${plural(c.wave_size, "device")} a wave` : `${c.wave_percent} % a wave`;
   return [
     el("h2", {}, c.name, " ", badge(c.state)),
     c.reason ? el("p", { class: "campaign-reason", role: "alert" }, c.reason) : null,
@@ -203,7 +204,7 @@ function createForm() {
                                                  "aria-describedby": "campaign-target-help" });
   const tags = el("datalist", { id: "campaign-tags" });
   const groups = el("select", { id: "campaign-group", name: "group", hidden: true, "aria-label": "Group" });
-  const help = el("small", { id: "campaign-target-help" }, "A tag");
+  const help = el("small", { id: "campaign-target-help" });
   const waveKind = el("select", { id: "campaign-wave-kind", name: "wave-kind" },
     el("option", { value: "wave_size" }, "Devices a wave"), el("option", { value: "wave_percent" }, "Percent a wave"));
   const waveValue = input("campaign-wave", { type: "number", min: "1", required: true, value: "5",
@@ -219,7 +220,8 @@ function createForm() {
     targetValue.required = kind === "tag" || kind === "uids";
     groups.hidden = kind !== "group";
     targetValue.setAttribute("list", kind === "tag" ? "campaign-tags" : "");
-    help.textContent = { tag: "A tag", group: "", uids: "Device uids, separated by commas or spaces", all: "" }[kind];
+    targetValue.setAttribute("aria-label", kind === "uids" ? "Device uids" : "Tag");
+    help.textContent = { tag: "", group: "", uids: "Separated by commas or spaces", all: "" }[kind];
   };
   targetKind.addEventListener("change", showTarget);
   waveKind.addEventListener("change", () => {
@@ -271,6 +273,10 @@ function target(kind, value, group) {
 function counts(byState) {
   const parts = Object.entries(byState ?? {}).map(([state, n]) => `${n} ${state}`);
   return parts.length ? parts.join(", ") : "—";
+}
+
+function plural(n, noun) {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 function fact(term, value) {

@@ -35,15 +35,13 @@ class FirmwareView {
   start() {
     this.errors = el("div", { class: "firmware-errors" });
     this.list = el("div", { class: "firmware-list" });
+    this.running = el("p", { class: "firmware-running" });
     this.container.replaceChildren(
-      this.errors, this.uploadSection(), el("h3", {}, "Firmwares"), this.list, this.otaSection());
+      this.errors, this.running, el("h3", {}, "Firmwares"), this.list, this.otaSection(), this.uploadSection());
     const mine = (fn) => (event) => { if (event.uid === this.uid) fn(event); };
     this.cleanups.push(
       onEvent("ota_progress", mine((event) => this.progressEvent(event))),
-      onEvent("device_status_update", mine((event) => {
-        this.device = { ...this.device, status: event.new_status, is_online: event.new_status === "online" };
-        this.refresh();
-      })),
+      onEvent("device_status_update", mine(() => this.refresh())), // back online: maybe on the new md5
       onEvent("connection", (event) => { if (event.state === "open") this.refresh(); })); // missed events
     this.refresh();
   }
@@ -103,10 +101,12 @@ class FirmwareView {
 
   async refresh() {
     try {
-      const [firmwares, job] = await Promise.all([
-        api("GET", this.path + "/firmwares"), api("GET", this.path + "/ota")]);
+      const [device, firmwares, job] = await Promise.all([
+        api("GET", this.path), api("GET", this.path + "/firmwares"), api("GET", this.path + "/ota")]);
       if (this.stopped) return;
+      this.device = device.data;
       this.firmwares = firmwares.data;
+      this.showRunning();
       this.showList();
       this.showJob(job.data);
       this.errors.replaceChildren();
@@ -117,12 +117,21 @@ class FirmwareView {
     }
   }
 
+  /** What the board reports it runs (its status' `fw`), and the target. */
+  showRunning() {
+    const fw = this.device?.meta?.fw;
+    const target = this.device?.target_firmware;
+    this.running.replaceChildren(
+      fw ? `The board runs ${fw.version ?? "?"} (md5 ${fw.md5 ?? "?"}). `
+        : "The board has not reported its firmware yet. ",
+      target ? `Target: ${target.name}${target.version ? " " + target.version : ""}.` : "No target set.");
+  }
+
   showList() {
     if (!this.firmwares.length) {
       this.list.replaceChildren(el("p", {}, "No firmware uploaded to this device yet."));
       return;
     }
-    const running = this.device?.meta?.fw;
     const rows = this.firmwares.map((fw) => {
       const marks = [];
       if (fw.is_current) marks.push(el("span", { class: "badge badge-current" }, "current"));
@@ -137,7 +146,6 @@ class FirmwareView {
         el("td", {}, formatTime(fw.created_at)), el("td", {}, action));
     });
     this.list.replaceChildren(
-      running ? el("p", {}, `The board runs ${running.version ?? "?"} (md5 ${running.md5 ?? "?"}).`) : "",
       el("table", { class: "firmware-table" },
         el("thead", {}, el("tr", {}, ...["Name", "Version", "Kind", "Size", "md5", "Uploaded", ""].map(
           (h) => el("th", { scope: "col" }, h)))),
@@ -219,8 +227,8 @@ class FirmwareView {
       + (job.state === "downloading" && job.progress != null ? ` (${job.progress} %)` : "")
       + (job.updated_at ? `, ${formatTime(job.updated_at)}` : ""));
     if (job.error) this.jobState.append(el("span", { class: "ota-error", role: "alert" }, ` ${job.error}`));
-    this.history.replaceChildren(...(job.history ?? []).map((h) => el("li", {},
-      `${formatTime(h.at)}: ${h.state}${h.progress != null ? ` ${h.progress} %` : ""}${h.error ? ` (${h.error})` : ""}`)));
+    this.history.replaceChildren(...(job.history ?? []).map((h) => el("li", {}, `${formatTime(h.at)}: ${h.state}`
+      + (h.progress != null ? ` ${h.progress} %` : "") + (h.error ? ` (${h.error})` : ""))));
     if (open && !this.stopped) this.timer = setTimeout(() => this.refresh(), POLL_MS);
   }
 }

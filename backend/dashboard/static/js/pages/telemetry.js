@@ -12,6 +12,7 @@ export const RANGES = [
   { id: "week", label: "Last 7 days", seconds: 7 * 86400 },
 ];
 const POLL_MS = 5000;
+const HEIGHT = 180; // px of each plot
 const PAGE = 1000; // the API's most samples a request (GET .../telemetry?limit=)
 const MAX_PAGES = 10; // per key and range: at most 10,000 samples drawn (7 days of a 60 s period)
 
@@ -91,13 +92,13 @@ class TelemetryView {
     const samples = [];
     let to = null;
     for (let page = 0; page < MAX_PAGES; page++) {
-      const query = new URLSearchParams({ key, from: String(from), limit: String(PAGE) });
-      if (to !== null) query.set("to", String(to));
+      const query = new URLSearchParams({ key, from: iso(from), limit: String(PAGE) });
+      if (to !== null) query.set("to", iso(to));
       const answer = (await api("GET", `${this.path}?${query}`)).data;
-      const rows = answer.filter((r) => to === null || r.ts < to); // `to` is inclusive: its samples we have
+      const rows = answer.filter((r) => to === null || seconds(r.ts) < to); // `to` is inclusive: those we have
       samples.push(...rows);
       if (answer.length < PAGE || rows.length === 0) break;
-      to = rows[rows.length - 1].ts; // newest first: read on from the oldest of this page
+      to = seconds(rows[rows.length - 1].ts); // newest first: read on from the oldest of this page
     }
     return samples.reverse();
   }
@@ -113,10 +114,11 @@ class TelemetryView {
     s.figure = el("figure", { class: "telemetry-chart", "data-key": key, "aria-labelledby": title.id }, title, plot);
     this.charts.append(s.figure);
     s.chart = new uPlot({
-      width: this.width(), height: 180,
+      width: this.width(plot), height: HEIGHT,
       scales: { x: { time: true, range: () => this.window() } },
       series: [{}, { label: key, stroke: "#1d6fd8", width: 2, spanGaps: true, points: { size: 5 } }],
-      legend: { live: false },
+      axes: [{}, { size: axisSize }],
+      legend: { show: false }, // the figure's caption names the key
     }, [s.xs, s.ys], plot);
     s.chart.root.querySelector("canvas")?.setAttribute("role", "img");
   }
@@ -126,14 +128,14 @@ class TelemetryView {
     const load = this.load;
     try {
       const query = new URLSearchParams({ limit: String(PAGE) });
-      if (this.newest !== null) query.set("from", String(this.newest));
+      if (this.newest !== null) query.set("from", iso(this.newest));
       const rows = (await api("GET", `${this.path}?${query}`)).data.reverse();
       if (load !== this.load || this.stopped) return;
       const uPlot = chartLibrary();
       for (const row of rows) {
         const s = this.series.get(row.key);
         if (!s) this.addSeries(uPlot, row.key, [row]);
-        else if (s.xs.length === 0 || row.ts > s.xs[s.xs.length - 1]) push(s, row);
+        else if (s.xs.length === 0 || seconds(row.ts) > s.xs[s.xs.length - 1]) push(s, row);
       }
       this.errors.replaceChildren();
       this.draw();
@@ -164,7 +166,8 @@ class TelemetryView {
       }
     }
     this.status.textContent = this.series.size
-      ? `${this.series.size} keys, ${total} samples over the ${this.range.label.toLowerCase()}; updated every ${POLL_MS / 1000} s.`
+      ? `${this.series.size} keys, ${total} samples over the ${this.range.label.toLowerCase()}; `
+        + `updated every ${POLL_MS / 1000} s.`
       : "No telemetry from this device yet.";
     this.summary.replaceChildren(this.series.size ? summaryTable(this.series.values(), this.range) : "");
   }
@@ -174,17 +177,29 @@ class TelemetryView {
     return [now - this.range.seconds, now];
   }
 
-  width() {
-    return Math.max(240, (this.charts.clientWidth || this.container.clientWidth || 600) - 8);
+  width(plot) {
+    return Math.max(240, plot.clientWidth || this.charts.clientWidth || 600);
   }
 
   fit() {
-    for (const s of this.series.values()) s.chart?.setSize({ width: this.width(), height: 180 });
+    for (const s of this.series.values()) {
+      if (s.chart) s.chart.setSize({ width: this.width(s.chart.root.parentElement), height: HEIGHT });
+    }
   }
 }
 
+/** The y axis' width: its longest label's (uPlot's default of 50 px cuts 2,043,584 down to "0,000"). */
+function axisSize(u, values, axisIdx, cycleNum) {
+  const axis = u.axes[axisIdx];
+  if (cycleNum > 1) return axis._size; // uPlot's recommended guard: a size that settled is not measured again
+  const longest = (values ?? []).reduce((a, v) => (String(v).length > a.length ? String(v) : a), "");
+  u.ctx.font = axis.font[0];
+  return Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(longest).width / devicePixelRatio);
+}
+
+/** Adds a sample (its `ts` an ISO 8601 time) to the series: times in unix seconds, as uPlot's time scale has them. */
 function push(s, sample) {
-  s.xs.push(sample.ts);
+  s.xs.push(seconds(sample.ts));
   s.values.push(sample.value);
   s.ys.push(plottable(sample.value));
 }
@@ -227,8 +242,12 @@ function show(value) {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-function iso(seconds) {
-  return new Date(seconds * 1000).toISOString();
+function iso(unixSeconds) {
+  return new Date(unixSeconds * 1000).toISOString();
+}
+
+function seconds(isoTime) {
+  return Date.parse(isoTime) / 1000;
 }
 
 function cssId(key) {
