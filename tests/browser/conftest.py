@@ -150,7 +150,8 @@ def emulated_board(server, tmp_path):
     """emulated_board(user, name="board"): a board provisioned for `user` through `mpfleet provision` and run by
     `mpfleet emulate` (the MicroPython unix port, the real firmware), online; returns its uid.
     `.provision(user, name)` only registers it (pending) and `.run(uid)` starts it later; `.stop(uid)` stops it
-    (the backend sees it go offline). Every board is stopped after the test."""
+    (the backend sees it go offline); `.pause(uid)` and `.resume(uid)` hold and release the board (SIGSTOP and
+    SIGCONT: a command sent meanwhile stays `sent`). Every board is stopped after the test."""
     flashes = {}  # uid -> (user, flash dir)
     running = {}  # uid -> the `mpfleet emulate` process
 
@@ -186,10 +187,17 @@ def emulated_board(server, tmp_path):
             os.killpg(emulator.pid, signal.SIGKILL)
             emulator.wait()
 
+    def pause(uid):
+        os.killpg(running[uid].pid, signal.SIGSTOP)  # the emulator and its micropython (a session of their own)
+
+    def resume(uid):
+        os.killpg(running[uid].pid, signal.SIGCONT)
+
     def start(user, name="board", wait_online=True):
         return run(provision(user, name), wait_online)
 
-    start.provision, start.run, start.stop = provision, run, stop
+    start.provision, start.run, start.stop, start.pause, start.resume = provision, run, stop, pause, resume
     yield start
     for uid in list(running):
+        resume(uid)
         stop(uid)

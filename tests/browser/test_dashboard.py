@@ -199,6 +199,17 @@ def test_a_saved_button_is_confirmed_in_a_dialog_and_its_command_done(dashboard,
     expect(history.first.locator("td.result")).to_contain_text("uptime")
     expect(page.get_by_role("status").filter(has_text="Command sent.")).to_be_visible()
 
+    # The states come from the events stream into the row as it is shown: a board held still keeps its command
+    # `sent`; released, it runs it and the same row says `done` (the history is not read again meanwhile).
+    emulated_board.pause(uid)
+    button.click()
+    dialog.get_by_role("button", name="Ping it").click()
+    expect(history).to_have_count(2)
+    expect(history.first.locator("td.state")).to_have_text("sent")
+    history.first.evaluate("row => row.dataset.marked = 'before the ack'")
+    emulated_board.resume(uid)
+    expect(page.locator('tr[data-marked="before the ack"] td.state')).to_have_text("done")
+
     # A custom command from the box; a payload that is no JSON object is refused before anything is sent.
     box = page.get_by_label("Payload (a JSON object)")
     box.fill("[1, 2]")
@@ -206,13 +217,13 @@ def test_a_saved_button_is_confirmed_in_a_dialog_and_its_command_done(dashboard,
     expect(page.get_by_role("alert")).to_have_text('The payload must be a JSON object, e.g. {"cmd": "ping"}.')
     box.fill('{"cmd": "no_such_command"}')
     page.get_by_role("button", name="Send command").click()
-    expect(history).to_have_count(2)
+    expect(history).to_have_count(3)
     expect(history.first.locator("td.state")).to_have_text("failed")
     expect(history.first.locator("td.error-text")).not_to_have_text("—")
     screenshot(page, "device-commands")
     commands = dashboard.call("GET", f"/v1/user/devices/{uid}/commands")[1]["data"]
     assert [(c["payload"], c["state"]) for c in commands] == [({"cmd": "no_such_command"}, "failed"),
-                                                             ({"cmd": "ping"}, "done")]
+                                                             ({"cmd": "ping"}, "done"), ({"cmd": "ping"}, "done")]
 
 
 def test_reboot_is_sent_only_when_confirmed(dashboard, page, emulated_board):
@@ -287,11 +298,23 @@ def test_the_pages_fit_a_phone_screen(dashboard, phone_page, screenshot):
     expect(page.locator("#devices-summary")).to_have_text("Devices 1–3 of 3")
     wait_until(lambda: page.evaluate("document.fonts.status") == "loaded", what="fonts")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling of the page
+    # nor of the table: its rows are cards, each value under its column's name
+    assert page.evaluate("[...document.querySelectorAll('.table-wrap')].every(w => w.scrollWidth <= w.clientWidth)")
+    expect(page.locator(f'tr[data-uid="{uids[0]}"] td.tags')).to_have_attribute("data-label", "Tags")
+    for name in ("Devices", "Alarms", "Campaigns", "Sign out"):
+        box = page.get_by_role("banner").get_by_role("link" if name != "Sign out" else "button", name=name).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, name
     for name in ("Search", "Status", "Tag"):
         box = page.get_by_label(name).bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390, name
     screenshot(page, "phone-devices")
     page.get_by_role("link", name="Phone sensor 0").click()
     expect(page.get_by_label("Details")).to_contain_text("balcony")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.get_by_role("link", name="Commands").click()
+    expect(page.locator("tbody")).to_have_text("No command yet.")
+    page.get_by_role("button", name="Reboot").click()  # the board is not running: the API's 409, in full
+    page.get_by_role("dialog").get_by_role("button", name="Reboot").click()
+    expect(page.get_by_role("alert")).to_have_text("Device is offline.")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "phone-device")

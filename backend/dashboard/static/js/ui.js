@@ -103,3 +103,15 @@ export function formatJson(value) {
 export function badge(status) {
   return el("span", { class: `badge badge-${String(status).replace(/[^a-z_]/gi, "")}` }, status);
 }
+
+/** Give each cell of `table`'s body the text of its column's header as data-label: a `table.cards` shows its
+ * rows as cards on a phone's screen, each value under its label (app.css). Returns the table. */
+export function labelCells(table) {
+  const headers = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+  for (const tr of table.querySelectorAll("tbody tr")) {
+    [...tr.children].forEach((cell, i) => {
+      if (headers[i] && !cell.hasAttribute("colspan")) cell.dataset.label = headers[i];
+    });
+  }
+  return table;
+}

@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { onEvent } from "../events.js";
-import { badge, clearError, el, formatTime, showError } from "../ui.js";
+import { badge, clearError, el, formatTime, labelCells, showError } from "../ui.js";
 
 const STATUSES = [["open", "Open (active or acknowledged)"], ["active", "Active"], ["acknowledged", "Acknowledged"],
   ["resolved", "Resolved"], ["", "All"]];
@@ -36,7 +36,7 @@ export function renderAlarms(container, params, query) {
     el("form", { class: "filters", "aria-label": "Filter alarms", onsubmit: (e) => e.preventDefault() },
       choose("a-status", "status", "Status", STATUSES), choose("a-severity", "severity", "Severity", SEVERITIES)),
     summary,
-    el("div", { class: "table-wrap" }, el("table", { "aria-labelledby": "alarms-title" },
+    el("div", { class: "table-wrap" }, el("table", { class: "cards", "aria-labelledby": "alarms-title" },
       el("thead", {}, el("tr", {}, ["Severity", "Device", "Rule", "Message", "Status", "Opened", "Actions"]
         .map((h) => el("th", { scope: "col" }, h)))), body)), pager);
   load();
@@ -55,6 +55,7 @@ export function renderAlarms(container, params, query) {
     }
     if (mine !== loading) return;
     body.replaceChildren(...answer.data.map(alarmRow));
+    labelCells(body.closest("table"));
     if (answer.data.length === 0) body.append(el("tr", {}, el("td", { colspan: "7" }, "No alarm.")));
     const { total, offset } = answer.meta;
     summary.textContent = total === 0 ? "0 alarms" : `Alarms ${offset + 1}–${offset + answer.data.length} of ${total}`;

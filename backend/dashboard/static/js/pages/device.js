@@ -5,7 +5,7 @@
 
 import { api } from "../api.js";
 import { onEvent } from "../events.js";
-import { badge, clearError, confirmDialog, el, formatJson, formatTime, showError } from "../ui.js";
+import { badge, clearError, confirmDialog, el, formatJson, formatTime, labelCells, showError } from "../ui.js";
 import { renderFirmware } from "./firmware.js";
 import { renderTelemetry } from "./telemetry.js";
 
@@ -13,7 +13,9 @@ const TABS = [["overview", "Overview"], ["commands", "Commands"], ["telemetry", 
 const FINAL = new Set(["done", "failed", "expired"]);
 const HISTORY_LIMIT = 50;
 const PRESENCE_LIMIT = 50;
-const PENDING_POLL_MS = 10000; // commands that expire are not on the live events: the history is read again
+// Commands that expire (60 s without an ack, by default) are not on the live events: while one is pending the
+// history is read again at this pace; every ack comes from the events at once.
+const PENDING_POLL_MS = 30000;
 const RELOAD_DELAY_MS = 500;
 
 export async function renderDevice(container, params) {
@@ -188,7 +190,7 @@ function commandsTab(panel, path, device) {
   const actions = el("div", { class: "buttons" });
   const saved = el("div", { class: "buttons", "aria-label": "Saved command buttons", role: "group" });
   const body = el("tbody");
-  const history = el("div", { class: "table-wrap" }, el("table", { "aria-labelledby": "history-title" },
+  const history = el("div", { class: "table-wrap" }, el("table", { class: "cards", "aria-labelledby": "history-title" },
     el("thead", {}, el("tr", {}, ["Sent", "Type", "Payload", "State", "Result", "Error"]
       .map((h) => el("th", { scope: "col" }, h)))), body));
   const rows = new Map(); // command id -> {state, result, error cells}
@@ -280,6 +282,7 @@ function commandsTab(panel, path, device) {
     }
     rows.clear();
     body.replaceChildren(...commands.map(commandRow));
+    labelCells(history.querySelector("table"));
     if (commands.length === 0) body.append(el("tr", {}, el("td", { colspan: "6" }, "No command yet.")));
     clearTimeout(pollTimer);
     if (commands.some((c) => !FINAL.has(c.state))) pollTimer = setTimeout(loadHistory, PENDING_POLL_MS);

@@ -4,7 +4,7 @@
 
 import { api } from "../api.js";
 import { onEvent } from "../events.js";
-import { badge, clearError, el, formatTime, showError } from "../ui.js";
+import { badge, clearError, el, formatTime, labelCells, showError } from "../ui.js";
 
 const FILTERS = ["search", "status", "online", "platform", "tag", "group", "sort", "limit", "offset"];
 const STATUSES = ["pending", "online", "offline", "disabled"];
@@ -27,7 +27,7 @@ export function renderDevices(container, params, query) {
   const summary = el("p", { id: "devices-summary", role: "status", "aria-live": "polite" });
   const form = el("form", { class: "filters", role: "search", "aria-label": "Filter devices" });
   const body = el("tbody");
-  const table = el("table", { "aria-labelledby": "devices-title", "aria-describedby": "devices-summary" },
+  const table = el("table", { class: "cards", "aria-labelledby": "devices-title", "aria-describedby": "devices-summary" },
     el("thead", {}, el("tr", {}, ["Name", "Status", "Platform and board", "Tags", "Groups", "Last seen"]
       .map((name) => el("th", { scope: "col" }, name)))), body);
   const pager = el("nav", { class: "pager", "aria-label": "Pages" });
@@ -113,15 +113,16 @@ export function renderDevices(container, params, query) {
     if (mine !== loading) return;
     for (const device of answer.data) {
       const entry = rows.get(device.uid);
-      entry.tags.replaceChildren(...(tags.get(device.uid) || []).map((tag) => el("span", { class: "chip" }, tag)));
-      entry.groups.replaceChildren(...(groups.get(device.uid) || []).map((g) =>
-        el("span", { class: "chip" }, g.name)));
+      const chips = (names) => (names.length ? names.map((name) => el("span", { class: "chip" }, name)) : ["—"]);
+      entry.tags.replaceChildren(...chips(tags.get(device.uid) || []));
+      entry.groups.replaceChildren(...chips((groups.get(device.uid) || []).map((g) => g.name)));
     }
   }
 
   function showPage(devices, meta) {
     rows.clear();
     body.replaceChildren(...devices.map(deviceRow));
+    labelCells(table);
     if (devices.length === 0) {
       body.append(el("tr", {}, el("td", { colspan: "6" }, meta.total === 0 && !filtered()
         ? ["No devices yet: ", el("code", {}, "mpfleet provision"), " registers one."] : "No device matches.")));
