@@ -201,11 +201,15 @@ class FirmwareView {
     }
   }
 
+  /** A report of the board: its progress shows at once; how the job ends, the job says (GET .../ota): a board that
+   * says `updated` is updated only once it is back on the new md5 (docs/ota.md). */
   progressEvent(event) {
-    if (this.job && event.job_id === this.job.id && !OPEN_STATES.includes(this.job.state)) return; // ended
-    this.showJob({ ...(this.job ?? {}), id: event.job_id, state: event.state,
-                   progress: event.progress ?? this.job?.progress, error: event.error });
-    this.refresh(); // the job's own state may be further on (or over) than the board's report says
+    const ended = this.job && event.job_id === this.job.id && !OPEN_STATES.includes(this.job.state);
+    if (!ended && OPEN_STATES.includes(event.state)) {
+      this.showJob({ ...(this.job ?? {}), id: event.job_id, state: event.state,
+                     progress: event.progress ?? this.job?.progress, error: event.error });
+    }
+    this.refresh();
   }
 
   showJob(job) {
