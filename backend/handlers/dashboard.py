@@ -27,6 +27,14 @@ _HEADERS = {
 }
 
 
+# The types of the files the dashboard ships, stated rather than guessed from the machine's mime.types (which says
+# application/javascript on one, text/javascript on another); any other file is sent as bytes.
+_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+          ".js": "text/javascript; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml",
+          ".png": "image/png", ".ico": "image/x-icon", ".txt": "text/plain; charset=utf-8"}
+_BYTES = "application/octet-stream"
+
+
 async def index(request):
     return _file(STATIC / "index.html")
 
@@ -47,4 +55,4 @@ def _resolve(path):
 
 
 def _file(path):
-    return web.FileResponse(path, headers=_HEADERS)
+    return web.FileResponse(path, headers={**_HEADERS, "Content-Type": _TYPES.get(path.suffix.lower(), _BYTES)})

@@ -134,12 +134,13 @@ def phone_page(browser):
 
 @pytest.fixture
 def screenshot():
-    """screenshot(page, name): the whole page to artifacts/screenshots/<name>.png (docs/dashboard.md lists them)."""
+    """screenshot(page, name, full_page=True): the whole page (else the window: a modal dialog's backdrop covers
+    only that) to artifacts/screenshots/<name>.png (docs/dashboard.md lists them)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    def take(page, name):
+    def take(page, name, full_page=True):
         path = SCREENSHOTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         return path
 
     return take

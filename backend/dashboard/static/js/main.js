@@ -6,7 +6,7 @@
 
 import { clearToken, getToken } from "./api.js";
 import { disconnect, onEvent } from "./events.js";
-import { navigate, refresh, route, start } from "./router.js";
+import { navigate, route, start } from "./router.js";
 import { renderAlarms } from "./pages/alarms.js";
 import { renderDevice } from "./pages/device.js";
 import { renderDevices } from "./pages/devices.js";
@@ -42,6 +42,8 @@ let unsubscribeLive = null;
 
 // The header follows the page: sections and sign-out only when signed in, the current section marked.
 document.addEventListener("mpfleet:page", () => {
+  const heading = document.querySelector("main h1");
+  document.title = heading ? `${heading.textContent.trim()} · mpfleet` : "mpfleet";
   const signed = Boolean(getToken());
   nav.hidden = signout.hidden = live.hidden = !signed;
   for (const link of nav.querySelectorAll("a")) {
@@ -70,8 +72,13 @@ signout.addEventListener("click", () => {
   navigate("#/signin");
 });
 
+// The skip link moves the focus to the page (its #main would be taken for a route).
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  document.getElementById("main").focus();
+});
+
 // Before the router's own listener: a #token=... typed into an open page is taken too.
 window.addEventListener("hashchange", takeTokenFromAddress);
 takeTokenFromAddress();
 start(document.getElementById("main"), "#/devices");
-export { refresh };

@@ -31,14 +31,14 @@ export function match(hash) {
   return null;
 }
 
-/** Go to `hash` (e.g. "#/devices/unix_ab"). */
+let container = null;
+let fallback = "#/devices";
+
+/** Go to `hash` (e.g. "#/devices/unix_ab"); the same hash renders its page again. */
 export function navigate(hash) {
   if (location.hash === hash) show(container, fallback);
   else location.hash = hash;
 }
-
-let container = null;
-let fallback = "#/devices";
 
 /** Show the page of the current hash in `root` now and whenever the hash changes; an unknown hash goes to
  * `defaultHash`. */
@@ -67,6 +67,9 @@ async function show(root, defaultHash) {
     done();
   }
   root.replaceChildren();
+  // After a change of page the focus starts at the page (a screen reader reads it from its top); a page that
+  // wants it elsewhere (the sign-in field) moves it there.
+  if (mine > 1) root.focus({ preventScroll: true });
   let result;
   try {
     result = await found.route.render(root, found.params, found.query);
