@@ -43,6 +43,7 @@ class HomeAssistantBridge:
         self.storage, self.service, self.endpoint, self.user_name = storage, service, endpoint, user_name
         self.reads = HomeAssistantReads(storage.db)
         self._published = {}  # topic -> payload retained at the broker as far as we know
+        self._made = {}  # uid -> (FleetDevice, its config key, configs, all messages) as the last round made them
         self._due = asyncio.Event()
         self._birth = False  # Home Assistant said it is online: everything again
         self._presses = asyncio.Queue(_MAX_PRESSES)
@@ -140,9 +141,13 @@ class HomeAssistantBridge:
     async def _round(self, client, everything):
         wanted = {}
         user_id = await self._owner()
-        if user_id is not None:
-            for device in await self.reads.fleet(user_id):
-                wanted.update(ha_discovery.messages(device))
+        fleet = await self.reads.fleet(user_id) if user_id is not None else []
+        for count, device in enumerate(fleet, 1):
+            wanted.update(self._messages(device))
+            if count % _BURST == 0:
+                await asyncio.sleep(0)  # a large fleet's payloads leave room for the rest of the loop
+        for uid in self._made.keys() - {device.uid for device in fleet}:
+            del self._made[uid]
         changed = [(name, payload) for name, payload in wanted.items()
                    if everything or self._published.get(name) != payload]
         gone = [(name, b"") for name, payload in self._published.items() if name not in wanted]
@@ -154,6 +159,18 @@ class HomeAssistantBridge:
                     self._published[name] = payload
                 else:
                     self._published.pop(name, None)
+
+    def _messages(self, device):
+        """ha_discovery.messages(device), made again only where the device changed: a round over a fleet whose
+        telemetry moves rebuilds its states, and its configs only for a new key, button or firmware."""
+        made = self._made.get(device.uid)
+        if made is not None and made[0] == device:
+            return made[3]
+        key = ha_discovery.config_key(device)
+        configs = made[2] if made is not None and made[1] == key else ha_discovery.config_messages(device)
+        messages = {**configs, **ha_discovery.state_messages(device)}
+        self._made[device.uid] = (device, key, configs, messages)
+        return messages
 
     async def _owner(self):
         """The id of the user whose devices are shown, or None while there is no such user."""

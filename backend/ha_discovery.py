@@ -155,9 +155,23 @@ def states(device):
     }
 
 
+def config_key(device):
+    """What the device's configs are made of: equal keys, equal configs (a round rebuilds only what changed)."""
+    kinds = tuple(sorted((key, isinstance(value, (int, float)) and not isinstance(value, bool))
+                         for key, value in device.telemetry.items()))
+    return device.name, device.board_key, installed_version(device), tuple(device.buttons), kinds
+
+
+def config_messages(device, origin=ORIGIN):
+    """{config topic: payload bytes} of the device's components."""
+    return {name: orjson.dumps(config) for name, config in configs(device, origin).items()}
+
+
+def state_messages(device):
+    """{state topic: payload bytes} of the device."""
+    return {name: state if isinstance(state, bytes) else orjson.dumps(state) for name, state in states(device).items()}
+
+
 def messages(device, origin=ORIGIN):
     """{topic: payload bytes} of every retained message the backend keeps for the device."""
-    found = {name: orjson.dumps(config) for name, config in configs(device, origin).items()}
-    for name, state in states(device).items():
-        found[name] = state if isinstance(state, bytes) else orjson.dumps(state)
-    return found
+    return {**config_messages(device, origin), **state_messages(device)}

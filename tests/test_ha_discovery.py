@@ -83,6 +83,12 @@ async def settled(check, timeout=20.0):
     return await eventually(poll, timeout=timeout, interval=0.05)
 
 
+async def booted_again(api, uid, boots):
+    """The device's detail once it is online after more than `boots` boots, else None."""
+    detail = await online_detail(api, uid)
+    return detail if detail and detail["meta"].get("boot", {}).get("count", 0) > boots else None
+
+
 async def command_done(api, uid, type_):
     """The newest command of `type_` once it is final."""
     _, body = await api.get(f"/v1/user/devices/{uid}/commands")
@@ -123,10 +129,11 @@ async def test_home_assistant_finds_presses_updates_and_loses_an_emulated_board(
         await player.press(entities[("button", "button_ping")])
         ping = await eventually(lambda: command_done(api, uid, "custom"), timeout=20)
         assert ping["state"] == "done" and ping["payload"] == {"cmd": "ping"} and "uptime" in ping["result"]
+        boots = (await online_detail(api, uid))["meta"]["boot"]["count"]
         await player.press(entities[("button", "reboot")])
         reboot = await eventually(lambda: command_done(api, uid, "reboot"), timeout=20)
         assert reboot["state"] == "done"
-        await eventually(lambda: online_detail(api, uid), timeout=30)
+        await eventually(lambda: booted_again(api, uid, boots), timeout=30)
 
         # The update: latest = the target; install is an OTA job through to `updated`.
         update = entities[("update", "firmware")]
