@@ -43,6 +43,14 @@ def upload(page, path, name, version):
     return page.locator(".firmware-upload .progress")
 
 
+def cli_upload(dashboard, uid, bundle, version):
+    """Uploads `bundle` to the device as a maker does, with `mpfleet firmware upload`."""
+    done = subprocess.run([MPFLEET, "firmware", "upload", "--url", dashboard.url, "--token", dashboard.user.token,
+                           "--name", "release", "--version", version, uid, str(bundle)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
 def test_upload_a_bundle_set_it_as_target_and_follow_the_ota_to_updated_without_a_reload(
         dashboard, emulated_board, bundles, page, screenshot):
     uid = emulated_board(dashboard.user, name="kitchen")
@@ -111,10 +119,7 @@ def test_a_campaign_from_its_form_updates_a_board_wave_by_wave_and_can_be_paused
     away = dashboard.register("cellar")["uid"]  # never online: it waits in its wave
     bundle = bundles["0.3.0"]
     for uid in (board, away):  # a campaign takes each device's own upload of the md5
-        done = subprocess.run([MPFLEET, "firmware", "upload", "--url", dashboard.url, "--token", dashboard.user.token,
-                               "--name", "release", "--version", "0.3.0", uid, str(bundle)],
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
+        cli_upload(dashboard, uid, bundle, "0.3.0")
         assert dashboard.call("POST", f"/v1/user/devices/{uid}/tags", {"tags": ["rollout"]})[0] == 200
 
     dashboard.open(page, "#/campaigns")
@@ -158,3 +163,23 @@ def test_a_campaign_from_its_form_updates_a_board_wave_by_wave_and_can_be_paused
     expect(row.locator(".badge")).to_have_text("cancelled")
     expect(row).to_contain_text("1 updated")
     screenshot(page, "campaigns")
+
+
+def test_the_firmware_tab_and_a_campaign_fit_a_phone_screen(dashboard, bundles, phone_page, screenshot):
+    uid = dashboard.register("attic")["uid"]
+    bundle = bundles["0.2.0"]
+    cli_upload(dashboard, uid, bundle, "0.2.0")
+    assert dashboard.call("POST", f"/v1/user/devices/{uid}/firmwares/set-target", {"md5": md5(bundle)})[0] == 200
+    status, campaign = dashboard.call("POST", "/v1/user/campaigns", {
+        "name": "attic rollout", "md5": md5(bundle), "target": {"uids": [uid]}, "wave_size": 1})
+    assert status == 201, campaign
+
+    dashboard.open(phone_page, f"#/devices/{uid}/firmware")
+    expect(phone_page.locator(f"tr[data-md5='{md5(bundle)}'] .badge-target")).to_be_visible()
+    assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(phone_page, "phone-firmware")
+
+    phone_page.goto(f"{dashboard.url}/#/campaigns/{campaign['data']['id']}")
+    expect(phone_page.locator(f".campaign-device-table tr[data-uid='{uid}'] .badge")).to_have_text("waiting")
+    assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(phone_page, "phone-campaign")

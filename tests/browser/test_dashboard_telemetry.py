@@ -3,9 +3,12 @@ emulated board (the MicroPython unix port running the firmware) and a device pla
 chosen, the summary table, and a sample that arrives while the page is open added without a reload."""
 
 import asyncio
+import json
 import re
 import threading
 import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -13,6 +16,7 @@ from playwright.sync_api import expect
 from ..fake_device import FakeDevice
 from ..polling import wait_until
 
+REPO = Path(__file__).resolve().parents[2]
 LIVE_TIMEOUT_MS = 30_000  # the board samples every 5 s and the page polls every 5 s
 
 
@@ -66,6 +70,23 @@ def points(page, key):
     """The number of points the chart of `key` holds (its figure's data-points), or None before it drew."""
     value = page.locator(f"figure[data-key='{key}']").get_attribute("data-points")
     return None if value is None else int(value)
+
+
+def test_the_served_uplot_is_the_pinned_one_with_its_license(server):
+    """uPlot's files (copied from node_modules by `make vendor`) are served as the lockfile pins them."""
+    pinned = json.loads((REPO / "package-lock.json").read_text())["packages"]["node_modules/uplot"]["version"]
+    assert json.loads((REPO / "package.json").read_text())["dependencies"]["uplot"] == pinned  # exact, no range
+    script = fetch(server.url + "/ui/vendor/uPlot.iife.min.js", "text/javascript")
+    assert script.startswith(f"/*! https://github.com/leeoniya/uPlot (v{pinned}) */".encode()), (
+        "backend/dashboard/static/vendor/ is missing or stale: `make vendor` copies it from node_modules")
+    assert fetch(server.url + "/ui/vendor/uPlot.min.css", "text/css").startswith(b".uplot")
+    assert b"The MIT License" in fetch(server.url + "/ui/vendor/uPlot.LICENSE", "")
+
+
+def fetch(url, content_type):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith(content_type), url
+        return response.read()
 
 
 def test_an_emulated_boards_telemetry_is_plotted_per_key_and_a_new_sample_comes_without_a_reload(

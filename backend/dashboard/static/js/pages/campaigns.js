@@ -3,7 +3,7 @@
 // `campaign` events (sent when a campaign's state, wave or counts change) and read the campaign again on each.
 import { api } from "../api.js";
 import { onEvent } from "../events.js";
-import { el, showError, clearError, formatTime, confirmDialog, badge } from "../ui.js";
+import { el, showError, clearError, formatTime, confirmDialog, badge, labelCells } from "../ui.js";
 
 const STATES = ["running", "paused", "halted", "cancelled", "completed"];
 const DEVICE_STATES = ["pending", "waiting", "sent", "downloading", "verified", "applying", "updated", "failed",
@@ -40,7 +40,7 @@ export function renderCampaign(container, params) {
   const id = params.id;
   const path = `/v1/user/campaigns/${encodeURIComponent(id)}`;
   const head = el("div", { class: "campaign-head" });
-  const actions = el("div", { class: "campaign-actions" });
+  const actions = el("div", { class: "campaign-actions buttons" });
   const message = el("div", { class: "campaign-message", role: "status", "aria-live": "polite" });
   const waves = el("div", { class: "campaign-waves" });
   const devices = el("div", { class: "campaign-devices" });
@@ -118,7 +118,7 @@ function onEvents(load, mine = () => true) {
 
 function campaignTable(campaigns, meta) {
   if (!campaigns.length) return el("p", {}, "No campaign yet.");
-  return el("table", { class: "campaign-table" },
+  return cards(el("table", { class: "campaign-table cards" },
     el("caption", {}, `${plural(meta?.total ?? campaigns.length, "campaign")}, newest first`),
     el("thead", {}, el("tr", {}, ...["Name", "State", "Wave", "Devices", "Counts", "Started"].map(
       (h) => el("th", { scope: "col" }, h)))),
@@ -128,18 +128,16 @@ function campaignTable(campaigns, meta) {
       el("td", {}, `${c.wave} of ${c.wave_count}`),
       el("td", {}, String(c.device_count)),
       el("td", {}, counts(c.counts)),
-      el("td", {}, formatTime(c.created_at))))));
+      el("td", {}, formatTime(c.created_at)))))));
 }
 
 function campaignSummary(c) {
-  const target = c.target ?? {};
-  const aim = target.type === "tag" ? `tag ${target.tag}` : target.type === "group" ? `group ${target.group}`
-    : target.type === "uids" ? `${(target.uids ?? []).length} devices` : target.type ?? "—";
+  const aim = describeTarget(c.target ?? {});
   const waves = c.wave_size != null ? `${plural(c.wave_size, "device")} a wave` : `${c.wave_percent} % a wave`;
   return [
     el("h2", {}, c.name, " ", badge(c.state)),
     c.reason ? el("p", { class: "campaign-reason", role: "alert" }, c.reason) : null,
-    el("dl", { class: "campaign-facts" },
+    el("dl", { class: "campaign-facts detail" },
       ...fact("Firmware md5", el("code", {}, c.md5)), ...fact("Target", aim),
       ...fact("Waves", `${waves}, ${c.pause_seconds} s between them; wave ${c.wave} of ${c.wave_count}`),
       ...fact("Devices", `${c.device_count}: ${counts(c.counts)}`),
@@ -163,13 +161,13 @@ function controls(c, act) {
 
 function waveTable(waves) {
   if (!waves.length) return el("p", {}, "No wave: no device of the target needs the update.");
-  return el("table", { class: "wave-table" },
+  return cards(el("table", { class: "wave-table cards" },
     el("thead", {}, el("tr", {}, ...["Wave", "Devices", "Started", "Final", "Counts"].map(
       (h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, ...waves.map((w) => el("tr", { "data-wave": String(w.number) },
       el("th", { scope: "row" }, String(w.number)), el("td", {}, String(w.size)),
       el("td", {}, formatTime(w.started_at)), el("td", {}, formatTime(w.final_at)),
-      el("td", {}, counts(w.counts))))));
+      el("td", {}, counts(w.counts)))))));
 }
 
 function deviceTable(devices, meta, goTo) {
@@ -179,7 +177,7 @@ function deviceTable(devices, meta, goTo) {
   if (offset > 0) pager.append(pageButton("Previous", () => goTo(Math.max(0, offset - limit))));
   if (offset + devices.length < total) pager.append(pageButton("Next", () => goTo(offset + limit)));
   return el("div", {},
-    el("table", { class: "campaign-device-table" },
+    cards(el("table", { class: "campaign-device-table cards" },
       el("thead", {}, el("tr", {}, ...["Device", "Wave", "OTA state", "Job", "Error"].map(
         (h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, ...devices.map((d) => el("tr", { "data-uid": d.uid },
@@ -187,7 +185,7 @@ function deviceTable(devices, meta, goTo) {
         el("td", {}, d.wave == null ? "—" : String(d.wave)),
         el("td", {}, badge(d.state)),
         el("td", {}, d.job_id ? el("code", {}, d.job_id) : "—"),
-        el("td", {}, d.error ?? ""))))),
+        el("td", {}, d.error ?? "")))))),
     pager);
 }
 
@@ -267,12 +265,27 @@ function target(kind, value, group) {
   if (kind === "tag") return { tag: value.trim() };
   if (kind === "group") return { group: Number(group) };
   if (kind === "uids") return { uids: value.split(/[\s,]+/).filter(Boolean) };
-  return {};
+  return { filter: {} }; // the device list's filters, none: every device
+}
+
+/** A campaign's target as its answer gives it ({type, tag | group | filter}), in words. */
+function describeTarget(t) {
+  if (t.type === "tag") return `the devices with the tag ${t.tag}`;
+  if (t.type === "group") return `the devices of group ${t.group}`;
+  if (t.type === "uids") return "the devices chosen by uid";
+  const filters = Object.entries(t.filter ?? {});
+  if (!filters.length) return "every device";
+  return `the devices where ${filters.map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ")}`;
 }
 
 function counts(byState) {
   const parts = Object.entries(byState ?? {}).map(([state, n]) => `${n} ${state}`);
   return parts.length ? parts.join(", ") : "—";
+}
+
+/** A table in its scrolling box, its rows cards on a phone (app.css). */
+function cards(table) {
+  return el("div", { class: "table-wrap" }, labelCells(table));
 }
 
 function plural(n, noun) {

@@ -7,7 +7,7 @@
 // does a poll every POLL_MS while the job is open.
 import { api, upload } from "../api.js";
 import { onEvent } from "../events.js";
-import { el, showError, progressBar, formatTime, confirmDialog } from "../ui.js";
+import { el, showError, progressBar, formatTime, confirmDialog, labelCells } from "../ui.js";
 
 export const OPEN_STATES = ["sent", "downloading", "verified", "applying"];
 const POLL_MS = 2000;
@@ -146,10 +146,10 @@ class FirmwareView {
         el("td", {}, formatTime(fw.created_at)), el("td", {}, action));
     });
     this.list.replaceChildren(
-      el("table", { class: "firmware-table" },
+      el("div", { class: "table-wrap" }, labelCells(el("table", { class: "firmware-table cards" },
         el("thead", {}, el("tr", {}, ...["Name", "Version", "Kind", "Size", "md5", "Uploaded", ""].map(
           (h) => el("th", { scope: "col" }, h)))),
-        el("tbody", {}, ...rows)));
+        el("tbody", {}, ...rows)))));
   }
 
   async setTarget(fw) {

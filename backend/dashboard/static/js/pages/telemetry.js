@@ -4,7 +4,7 @@
 // Live updates come by polling GET .../telemetry?from=<the newest time shown> every POLL_MS: the events stream
 // carries no telemetry (docs/api.md, Live events), and one read every 5 s is a fraction of a token's read limit.
 import { api } from "../api.js";
-import { el, showError, formatTime } from "../ui.js";
+import { el, showError, formatTime, labelCells } from "../ui.js";
 
 export const RANGES = [
   { id: "hour", label: "Last hour", seconds: 3600 },
@@ -231,11 +231,16 @@ function summaryTable(series, range) {
       el("td", {}, numbers.length ? String(Math.max(...numbers)) : "—"),
       el("td", {}, String(n)));
   });
-  return el("table", { class: "telemetry-table" },
+  return cards(el("table", { class: "telemetry-table cards" },
     el("caption", {}, `Every key over the ${range.label.toLowerCase()}`),
     el("thead", {}, el("tr", {}, ...["Key", "Latest", "At", "Min", "Max", "Samples"].map(
       (h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, ...rows));
+    el("tbody", {}, ...rows)));
+}
+
+/** A table in its scrolling box, its rows cards on a phone (app.css). */
+function cards(table) {
+  return el("div", { class: "table-wrap" }, labelCells(table));
 }
 
 function show(value) {
