@@ -132,7 +132,7 @@ class HomeAssistantBridge:
                 log.exception("Home Assistant discovery: a round failed")
             await asyncio.sleep(_GAP)
             try:
-                await asyncio.wait_for(self._due.wait(), ROUND_SECONDS)
+                await asyncio.wait_for(self._due.wait(), ROUND_SECONDS - _GAP)
             except TimeoutError:
                 pass
             self._due.clear()

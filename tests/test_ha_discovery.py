@@ -309,6 +309,31 @@ async def test_on_mosquitto_a_device_deleted_while_the_backend_was_down_loses_it
         assert await ha_account(backend.settings.data_dir) == account  # the same password, set again
         again = await HomeAssistantPlayer.connect(account)  # which Mosquitto still takes
         again.close()
+        # An account file removed is made again, with a new password, which Mosquitto is given.
+        await backend.stop()
+        (backend.settings.data_dir / "home-assistant.json").unlink()
+        await backend.start()
+        renewed = await ha_account(backend.settings.data_dir)
+        assert renewed["password"] != account["password"]
+        (await HomeAssistantPlayer.connect(renewed)).close()
+        with pytest.raises(Refused):
+            await HomeAssistantPlayer.connect(account)
     finally:
         player.close()
         await backend.stop()
+
+
+def test_a_telemetry_key_with_a_dot_is_a_sensor_of_its_own_and_versions_read_as_versions():
+    from mpfleet.backend import ha_discovery
+    from mpfleet.backend.storage.home_assistant import FleetDevice
+
+    assert ha_discovery.sensor_object_id("temp_1") == "t_temp_1"
+    dotted = ha_discovery.sensor_object_id("temp.1")
+    assert dotted.startswith("t_temp_1_") and dotted != ha_discovery.sensor_object_id("temp_1")
+    device = FleetDevice("unix_x", "d", "unix", True, "1.0", "a" * 32, None, "1.0", "b" * 32,
+                         telemetry={"temp.1": 20.5, "state": "idle"})
+    assert ha_discovery.latest_version(device) == "1.0 (bbbbbbb)"  # the same version, another build
+    sensors = {object_id: config for (component, object_id), config in ha_discovery.components(device).items()
+               if component == "sensor"}
+    assert sensors[dotted]["value_template"] == '{{ value_json["temp.1"] }}'
+    assert sensors[dotted]["state_class"] == "measurement" and "state_class" not in sensors["t_state"]
