@@ -10,7 +10,9 @@ import subprocess
 import pytest
 from playwright.sync_api import expect
 
+from ..polling import wait_until
 from ..server_process import MPFLEET
+from .played_device import PlayedDevice
 
 OTA_TIMEOUT_MS = 90_000  # download, verify, switch, reboot and come back online, on two shared cores
 
@@ -183,3 +185,53 @@ def test_the_firmware_tab_and_a_campaign_fit_a_phone_screen(dashboard, bundles, 
     expect(phone_page.locator(f".campaign-device-table tr[data-uid='{uid}'] .badge")).to_have_text("waiting")
     assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(phone_page, "phone-campaign")
+
+
+def test_a_failed_and_a_rolled_back_ota_show_their_progress_and_the_devices_reason_live(
+        dashboard, bundles, page, screenshot):
+    registration = dashboard.register("shed")
+    device = PlayedDevice(registration, status={"fw": {"md5": "0" * 32, "version": "0.1.0"}},
+                          handler=lambda command: None if command["type"] == "ota" else ("done", None, None))
+    try:
+        uid = registration["uid"]
+        bundle = bundles["0.2.0"]
+        cli_upload(dashboard, uid, bundle, "0.2.0")
+        assert dashboard.call("POST", f"/v1/user/devices/{uid}/firmwares/set-target", {"md5": md5(bundle)})[0] == 200
+        dashboard.open(page, f"#/devices/{uid}/firmware")
+        state, bar = page.locator(".ota-state"), page.get_by_label("OTA progress")
+
+        job = start_ota(page, device)
+        device.report_ota(job, "downloading", progress=40)  # the board's report: on the events stream
+        expect(state).to_contain_text("downloading (40 %)")
+        expect(bar).to_have_attribute("value", "40")
+        device.report_ota(job, "failed", error="md5 mismatch: the image is not the one the job names")
+        device.ack(job, "failed", error="md5 mismatch: the image is not the one the job names")  # the job is over
+        expect(state).to_have_attribute("data-state", "failed")
+        expect(state.get_by_role("alert")).to_have_text("md5 mismatch: the image is not the one the job names")
+        screenshot(page, "ota-failed")
+
+        job = start_ota(page, device)  # again: this time the board switches, and comes back on its old md5
+        for report in ("verified", "applying"):
+            device.report_ota(job, report)
+            expect(state).to_have_attribute("data-state", report)
+        device.reconnect()  # on its old md5
+        expect(state).to_have_attribute("data-state", "rolled_back")
+        expect(state.get_by_role("alert")).to_have_text("the device came back on its previous firmware")
+        device.report_ota(job, "rolled_back", error="the new app did not reach the broker")  # the old app's reason
+        device.ack(job, "failed", error="the new app did not reach the broker")
+        expect(state.get_by_role("alert")).to_have_text("the new app did not reach the broker")
+        expect(page.get_by_role("button", name="Start OTA")).to_be_enabled()
+        screenshot(page, "ota-rolled-back")
+    finally:
+        device.close()
+
+
+def start_ota(page, device):
+    """Starts an OTA from the tab (confirmed); returns its job's id once the played device received its command."""
+    seen = {c["id"] for c in device.commands}
+    page.get_by_role("button", name="Start OTA").click()
+    page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
+    expect(page.locator(".ota-message")).to_have_text("OTA check triggered.")
+    command = wait_until(lambda: next((c for c in device.commands if c["type"] == "ota" and c["id"] not in seen), None),
+                         timeout=10, what="the ota command at the device")
+    return command["id"]

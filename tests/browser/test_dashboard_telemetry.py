@@ -2,10 +2,8 @@
 emulated board (the MicroPython unix port running the firmware) and a device played over MQTT sent, the range
 chosen, the summary table, and a sample that arrives while the page is open added without a reload."""
 
-import asyncio
 import json
 import re
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -13,37 +11,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from ..fake_device import FakeDevice
 from ..polling import wait_until
+from .played_device import PlayedDevice
 
 REPO = Path(__file__).resolve().parents[2]
 LIVE_TIMEOUT_MS = 30_000  # the board samples every 5 s and the page polls every 5 s
-
-
-class PlayedDevice:
-    """A device played over MQTT with TLS (tests/fake_device.py) from a thread of its own, for a sync test:
-    `publish(kind, payload)` waits until the broker took the message."""
-
-    def __init__(self, registration):
-        self.uid = registration["uid"]
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        mqtt = registration["mqtt"]
-        self.device = FakeDevice(mqtt, mqtt["port"])
-        self._run(self.device.connect())
-
-    def _run(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=20)
-
-    def publish(self, kind, payload):
-        self._run(self.device.publish(kind, payload))
-
-    def close(self):
-        self._run(self.device.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 @pytest.fixture

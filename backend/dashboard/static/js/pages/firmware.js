@@ -177,7 +177,7 @@ class FirmwareView {
   otaSection() {
     this.startButton = button("Start OTA", () => this.startOta());
     this.bar = progressBar("OTA progress");
-    this.jobState = el("p", { class: "ota-state", role: "status", "aria-live": "polite" }, "No OTA yet.");
+    this.jobState = el("div", { class: "ota-state", role: "status", "aria-live": "polite" }, "No OTA yet.");
     this.history = el("ol", { class: "ota-history" });
     this.otaMessage = el("div", { class: "ota-message" });
     return el("section", { class: "ota", "aria-labelledby": "ota-title" },
@@ -227,10 +227,10 @@ class FirmwareView {
     this.bar.set(job.state === "updated" ? 1 : (job.progress ?? 0) / 100);
     const fw = job.firmware ? ` of ${job.firmware.name}${job.firmware.version ? " " + job.firmware.version : ""}` : "";
     this.jobState.dataset.state = job.state;
-    this.jobState.replaceChildren(`OTA${fw}: ${job.state}`
+    this.jobState.replaceChildren(el("p", {}, `OTA${fw}: ${job.state}`
       + (job.state === "downloading" && job.progress != null ? ` (${job.progress} %)` : "")
-      + (job.updated_at ? `, ${formatTime(job.updated_at)}` : ""));
-    if (job.error) this.jobState.append(el("span", { class: "ota-error", role: "alert" }, ` ${job.error}`));
+      + (job.updated_at ? `, ${formatTime(job.updated_at)}` : "")));
+    if (job.error) this.jobState.append(el("p", { class: "ota-error error", role: "alert" }, job.error));
     this.history.replaceChildren(...(job.history ?? []).map((h) => el("li", {}, `${formatTime(h.at)}: ${h.state}`
       + (h.progress != null ? ` ${h.progress} %` : "") + (h.error ? ` (${h.error})` : ""))));
     if (open && !this.stopped) this.timer = setTimeout(() => this.refresh(), POLL_MS);
