@@ -8,11 +8,13 @@ import asyncio
 import io
 import json
 import os
+import ssl
 import stat
 import subprocess
 
 import pytest
 from mpfleet.backend import keys
+from mpfleet.backend.broker.endpoint import BrokerEndpoint
 from mpfleet.backend.mqtt_client import MqttClient, Refused
 from mpfleet.backend.storage import Storage
 
@@ -337,3 +339,23 @@ def test_a_telemetry_key_with_a_dot_is_a_sensor_of_its_own_and_versions_read_as_
                if component == "sensor"}
     assert sensors[dotted]["value_template"] == '{{ value_json["temp.1"] }}'
     assert sensors[dotted]["state_class"] == "measurement" and "state_class" not in sensors["t_state"]
+
+
+async def test_on_the_embedded_broker_home_assistant_cannot_take_a_devices_client_id(tmp_path):
+    backend = Backend(tmp_path / "var", **ha_settings())
+    await backend.start()
+    try:
+        api = await backend.api_for("maker")
+        registered = await api.register(name="fake", platform="unix", board="unix")
+        device = FakeDevice(registered["mqtt"], registered["mqtt"]["port"])
+        await device.connect()
+        account = await ha_account(backend.settings.data_dir)
+        context = ssl.create_default_context(cadata=account["ca_cert"])
+        endpoint = BrokerEndpoint(account["host"], account["port"], account["username"], account["password"], context)
+        with pytest.raises(Refused):  # a session under the device's client id would end the device's
+            await MqttClient.connect(endpoint, registered["uid"], lambda topic, payload: None)
+        await asyncio.sleep(0.5)
+        assert (await online_detail(api, registered["uid"])) is not None
+        await device.close()
+    finally:
+        await backend.stop()

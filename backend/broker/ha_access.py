@@ -8,11 +8,20 @@ embedded.py asks the functions below for each SUBSCRIBE, PUBLISH and delivery; m
 patterns into a dynamic security role.
 """
 
+import re
+
 from ..ha_discovery import BIRTH_TOPIC, COMMAND_FILTER, DISCOVERY_PREFIX, ROOT
 
 USERNAME = "mpfleet-home-assistant"
 READS = (f"{DISCOVERY_PREFIX}/#", f"{ROOT}/#")
 WRITES = (BIRTH_TOPIC, COMMAND_FILTER)
+# A device's client id is its uid (credentials.new_device_uid): a session under one would take the device's over.
+_DEVICE_UID = re.compile(r"[a-z0-9]+_[0-9A-Za-z]{12}")
+
+
+def may_use_client_id(client_id):
+    """Whether Home Assistant may log in under `client_id`: any id but one shaped like a device's uid."""
+    return bool(client_id) and _DEVICE_UID.fullmatch(client_id) is None
 
 
 def matches(pattern, name):
