@@ -85,6 +85,14 @@ async def settled(check, timeout=20.0):
     return await eventually(poll, timeout=timeout, interval=0.05)
 
 
+async def next_event(ws, kind, state):
+    """The next live event of `kind` in `state` (others skipped)."""
+    while True:
+        event = await ws.receive_json()
+        if event["type"] == kind and event.get("state") == state:
+            return event
+
+
 async def booted_again(api, uid, boots):
     """The device's detail once it is online after more than `boots` boots, else None."""
     detail = await online_detail(api, uid)
@@ -189,11 +197,18 @@ async def test_home_assistant_may_publish_on_its_command_topics_only(ha_backend)
         # Straight to the device's cmd topic: the broker drops it; the device never sees it.
         await player.client.publish(f"mpfleet/v1/{uid}/cmd", b'{"id": "x", "type": "reboot", "payload": {}}', qos=1)
         await player.client.publish(f"homeassistant/button/mpfleet_{uid}/fake/config", b'{"name": "fake"}', qos=1)
-        # Through its command topic: a tracked command the device gets (and shows the device does receive).
-        await player.press(player.entities(uid)[("button", "reboot")])
-        done = await eventually(lambda: command_done(api, uid, "reboot"), timeout=10)
-        assert done["state"] == "done"
-        assert [c["id"] for c in device.commands] == [done["id"]]
+        # Through its command topic: a tracked command the device gets (and shows the device does receive), on the
+        # live events as any other.
+        events = await api.client.ws_connect("/v1/user/events", headers={"Authorization": f"Bearer {api.token}"})
+        try:
+            await player.press(player.entities(uid)[("button", "reboot")])
+            done = await eventually(lambda: command_done(api, uid, "reboot"), timeout=10)
+            assert done["state"] == "done"
+            assert [c["id"] for c in device.commands] == [done["id"]]
+            update = await asyncio.wait_for(next_event(events, "command_update", "done"), 5)
+            assert (update["uid"], update["command_id"]) == (uid, done["id"])
+        finally:
+            await events.close()
         assert f"homeassistant/button/mpfleet_{uid}/fake/config" not in player.configs
         # Nor may it read a device's own topics.
         with pytest.raises(Refused):
