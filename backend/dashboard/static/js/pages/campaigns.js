@@ -9,23 +9,27 @@ const STATES = ["running", "paused", "halted", "cancelled", "completed"];
 const DEVICE_STATES = ["pending", "waiting", "sent", "downloading", "verified", "applying", "updated", "failed",
   "rolled_back", "expired", "up_to_date", "no_firmware", "not_applicable", "skipped"]; // a device's in a campaign
 const DEVICE_PAGE = 100;
+const CAMPAIGN_PAGE = 50;
 
 /** #/campaigns: renders the list and the form into container; returns the cleanup (events). */
 export function renderCampaigns(container) {
   const list = el("div", { class: "campaign-list" });
   const stateFilter = el("select", { id: "campaign-state", name: "state" },
     el("option", { value: "" }, "Every state"), ...STATES.map((s) => el("option", { value: s }, s)));
+  let offset = 0;
   const load = async () => {
     try {
-      const query = stateFilter.value ? `?state=${stateFilter.value}` : "";
-      const answer = await api("GET", `/v1/user/campaigns${query}`);
-      list.replaceChildren(campaignTable(answer.data, answer.meta));
+      const query = new URLSearchParams({ limit: String(CAMPAIGN_PAGE), offset: String(offset) });
+      if (stateFilter.value) query.set("state", stateFilter.value);
+      const answer = await api("GET", `/v1/user/campaigns?${query}`);
+      list.replaceChildren(campaignTable(answer.data, answer.meta),
+        pager(answer.meta, answer.data.length, "Campaigns", (to) => { offset = to; load(); }));
     } catch (err) {
       list.replaceChildren();
       showError(list, err);
     }
   };
-  stateFilter.addEventListener("change", load);
+  stateFilter.addEventListener("change", () => { offset = 0; load(); });
   container.replaceChildren(
     el("h2", {}, "OTA campaigns"),
     el("p", { class: "field" }, el("label", { for: "campaign-state" }, "Show "), stateFilter),
@@ -172,10 +176,6 @@ function waveTable(waves) {
 
 function deviceTable(devices, meta, goTo) {
   if (!devices.length) return el("p", {}, "No device in this state.");
-  const { total, limit, offset } = meta;
-  const pager = el("p", { class: "pager" }, `Devices ${offset + 1}–${offset + devices.length} of ${total} `);
-  if (offset > 0) pager.append(pageButton("Previous", () => goTo(Math.max(0, offset - limit))));
-  if (offset + devices.length < total) pager.append(pageButton("Next", () => goTo(offset + limit)));
   return el("div", {},
     cards(el("table", { class: "campaign-device-table cards" },
       el("thead", {}, el("tr", {}, ...["Device", "Wave", "OTA state", "Job", "Error"].map(
@@ -186,7 +186,16 @@ function deviceTable(devices, meta, goTo) {
         el("td", {}, badge(d.state)),
         el("td", {}, d.job_id ? el("code", {}, d.job_id) : "—"),
         el("td", {}, d.error ?? "")))))),
-    pager);
+    pager(meta, devices.length, "Devices", goTo));
+}
+
+/** "Devices 101–200 of 340" with Previous / Next buttons that call goTo(offset); none for an empty page. */
+function pager({ total, limit, offset }, shown, noun, goTo) {
+  if (!shown) return "";
+  const p = el("p", { class: "pager" }, `${noun} ${offset + 1}–${offset + shown} of ${total} `);
+  if (offset > 0) p.append(pageButton("Previous", () => goTo(Math.max(0, offset - limit))));
+  if (offset + shown < total) p.append(pageButton("Next", () => goTo(offset + limit)));
+  return p;
 }
 
 /** The form that starts a campaign (POST /v1/user/campaigns); a started one is opened. */

@@ -127,8 +127,7 @@ class TelemetryView {
   async poll() {
     const load = this.load;
     try {
-      const query = new URLSearchParams({ limit: String(PAGE) });
-      if (this.newest !== null) query.set("from", iso(this.newest));
+      const query = new URLSearchParams({ limit: String(PAGE), from: iso(this.newest ?? this.window()[0]) });
       const rows = (await api("GET", `${this.path}?${query}`)).data.reverse();
       if (load !== this.load || this.stopped) return;
       const uPlot = chartLibrary();
