@@ -20,7 +20,8 @@ import logging
 import secrets
 
 from . import ha_discovery
-from .ha_discovery import BIRTH_TOPIC, BUTTON, CONFIG_FILTER, INSTALL, ONLINE, REBOOT, ROOT, STATE_FILTER, WIFI_RESET
+from .ha_discovery import (BIRTH_TOPIC, BUTTON, CONFIG_FILTER, INSTALL, OFFLINE, ONLINE, REBOOT, ROOT, STATE_FILTER,
+                           WIFI_RESET)
 from .mqtt_client import MqttClient, MqttError
 from .service import ServiceError
 from .storage import StorageError
@@ -50,6 +51,8 @@ class HomeAssistantBridge:
         self._synced = None
         self._user_id = None
         self._warned_no_user = False
+        self._client = None  # while a session is up
+        self._stopping = False
 
     def nudge(self):
         """Something changed that Home Assistant shows: a round soon."""
@@ -76,6 +79,7 @@ class HomeAssistantBridge:
         client = await MqttClient.connect(self.endpoint, f"{self.endpoint.username}-ha-{secrets.token_hex(4)}",
                                           self._received, keepalive=30, with_retain=True)
         rounds = None
+        self._client = client
         try:
             self._published = {}
             self._synced = asyncio.get_running_loop().create_future()
@@ -90,10 +94,29 @@ class HomeAssistantBridge:
             log.info("Home Assistant discovery: publishing the devices of user %r", self.user_name)
             await client.wait_closed()
         finally:
+            self._client = None
             client.close()
             if rounds is not None:
                 rounds.cancel()
                 await asyncio.gather(rounds, return_exceptions=True)
+
+    async def say_offline(self, timeout=5.0):
+        """Before the backend stops: every device it showed online is shown unavailable, and no round runs after.
+        A broker that outlives the backend (Mosquitto) keeps what is retained, and nobody keeps it true meanwhile;
+        the next start's first round shows the devices as they are."""
+        self._stopping = True
+        client = self._client
+        names = [name for name, payload in self._published.items()
+                 if name.endswith("/availability") and payload == ONLINE]
+        if client is None:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                for start in range(0, len(names), _BURST):
+                    await asyncio.gather(*(client.publish(name, OFFLINE, qos=1, retain=True)
+                                           for name in names[start:start + _BURST]))
+        except (MqttError, TimeoutError) as error:
+            log.warning("Home Assistant discovery: could not show the devices unavailable at stop: %s", error)
 
     def _received(self, name, payload, retained):
         """Every message of our subscriptions (mqtt_client.py's callback: must not block)."""
@@ -139,6 +162,8 @@ class HomeAssistantBridge:
             everything, self._birth = self._birth, False
 
     async def _round(self, client, everything):
+        if self._stopping:
+            return
         wanted = {}
         user_id = await self._owner()
         fleet = await self.reads.fleet(user_id) if user_id is not None else []

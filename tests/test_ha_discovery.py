@@ -305,13 +305,18 @@ async def test_on_mosquitto_a_device_deleted_while_the_backend_was_down_loses_it
     backend = Backend(tmp_path / "var", **ha_settings(mosquitto))
     await backend.start()
     api = await backend.api_for("maker")
-    kept = (await api.register(name="kept", platform="unix", board="unix"))["uid"]
+    registered = await api.register(name="kept", platform="unix", board="unix")
+    kept = registered["uid"]
     gone = (await api.register(name="gone", platform="unix", board="unix"))["uid"]
     account = await ha_account(backend.settings.data_dir)
     player = await HomeAssistantPlayer.connect(account)
+    device = FakeDevice(registered["mqtt"], registered["mqtt"]["port"])
+    await device.connect()
     try:
         await settled(lambda: player.entities(kept) and player.entities(gone))
-        await backend.stop()
+        await player.follow(kept)
+        await settled(lambda: player.state(f"mpfleet/ha/{kept}/availability") == "online")
+        await backend.stop()  # the backend's last word: unavailable, since nobody keeps it true while it is away
         storage = Storage(backend.settings.data_dir)  # as if deleted by another backend of this data dir
         await storage.open()
         try:
@@ -320,9 +325,11 @@ async def test_on_mosquitto_a_device_deleted_while_the_backend_was_down_loses_it
         finally:
             await storage.close()
         topics = {t for t in player.configs if f"/mpfleet_{gone}/" in t}
+        assert player.state(f"mpfleet/ha/{kept}/availability") == "offline"
         await backend.start()
         await settled(lambda: topics <= player.cleared)
         assert set(player.entities(kept)) == {("button", "reboot"), ("button", "wifi_reset"), ("update", "firmware")}
+        await settled(lambda: player.state(f"mpfleet/ha/{kept}/availability") == "online")  # on Mosquitto throughout
         assert await ha_account(backend.settings.data_dir) == account  # the same password, set again
         again = await HomeAssistantPlayer.connect(account)  # which Mosquitto still takes
         again.close()
@@ -337,6 +344,7 @@ async def test_on_mosquitto_a_device_deleted_while_the_backend_was_down_loses_it
             await HomeAssistantPlayer.connect(account)
     finally:
         player.close()
+        await device.close()
         await backend.stop()
 
 
