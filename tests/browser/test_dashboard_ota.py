@@ -14,6 +14,8 @@ from ..polling import wait_until
 from ..server_process import MPFLEET
 from .played_device import PlayedDevice
 
+pytestmark = pytest.mark.network  # the bundles and the emulated boards' firmware hold umqtt.simple (package index)
+
 OTA_TIMEOUT_MS = 90_000  # download, verify, switch, reboot and come back online, on two shared cores
 
 

@@ -61,6 +61,7 @@ def fetch(url, content_type):
         return response.read()
 
 
+@pytest.mark.network  # the emulated board's firmware holds umqtt.simple (package index)
 def test_an_emulated_boards_telemetry_is_plotted_per_key_and_a_new_sample_comes_without_a_reload(
         dashboard, emulated_board, page, screenshot):
     uid = emulated_board(dashboard.user, name="greenhouse")
