@@ -201,9 +201,9 @@ function pager({ total, limit, offset }, shown, noun, goTo) {
 /** The form that starts a campaign (POST /v1/user/campaigns); a started one is opened. */
 function createForm() {
   const input = (id, attrs = {}) => el("input", { id, name: id.replace("campaign-", ""), ...attrs });
-  const name = input("campaign-name", { type: "text", required: true, maxlength: "100" });
-  const md5 = input("campaign-md5", { type: "text", required: true, pattern: "[0-9a-fA-F]{32}",
-                                      title: "The firmware's md5: 32 hexadecimal digits", autocomplete: "off" });
+  // No limits or patterns here: the API checks every field, and its message says which one is wrong.
+  const name = input("campaign-name", { type: "text", required: true });
+  const md5 = input("campaign-md5", { type: "text", required: true, autocomplete: "off" });
   const targetKind = el("select", { id: "campaign-target-kind", name: "target-kind" },
     el("option", { value: "tag" }, "Devices with a tag"), el("option", { value: "group" }, "A group"),
     el("option", { value: "uids" }, "These devices (uids)"), el("option", { value: "all" }, "Every device of mine"));
@@ -214,10 +214,9 @@ function createForm() {
   const help = el("small", { id: "campaign-target-help" });
   const waveKind = el("select", { id: "campaign-wave-kind", name: "wave-kind" },
     el("option", { value: "wave_size" }, "Devices a wave"), el("option", { value: "wave_percent" }, "Percent a wave"));
-  const waveValue = input("campaign-wave", { type: "number", min: "1", required: true, value: "5",
-                                             "aria-label": "Wave size" });
-  const pause = input("campaign-pause", { type: "number", min: "0", max: "604800", value: "0" });
-  const maxFailure = input("campaign-max-failure", { type: "number", min: "0", max: "100", value: "10" });
+  const waveValue = input("campaign-wave", { type: "number", required: true, value: "5", "aria-label": "Wave size" });
+  const pause = input("campaign-pause", { type: "number", "aria-describedby": "campaign-defaults" });
+  const maxFailure = input("campaign-max-failure", { type: "number", "aria-describedby": "campaign-defaults" });
   const result = el("div", { class: "campaign-create-result", role: "status", "aria-live": "polite" });
   const submit = el("button", { type: "submit" }, "Start the campaign");
 
@@ -232,7 +231,6 @@ function createForm() {
   };
   targetKind.addEventListener("change", showTarget);
   waveKind.addEventListener("change", () => {
-    waveValue.max = waveKind.value === "wave_percent" ? "100" : "";
     waveValue.setAttribute("aria-label", waveKind.value === "wave_percent" ? "Wave percent" : "Wave size");
   });
   Promise.all([api("GET", "/v1/user/tags"), api("GET", "/v1/user/groups")]).then(([t, g]) => {
@@ -247,14 +245,16 @@ function createForm() {
        groups, tags, help),
     el("p", { class: "field" }, el("label", { for: "campaign-wave-kind" }, "Waves"), waveKind, waveValue),
     field("Pause between waves (seconds)", pause), field("Halt past this failure percent", maxFailure),
+    el("p", { id: "campaign-defaults", class: "help" }, "Left empty, the server's defaults apply."),
     submit, result);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const body = {
       name: name.value, md5: md5.value.trim(), target: target(targetKind.value, targetValue.value, groups.value),
-      [waveKind.value]: Number(waveValue.value), pause_seconds: Number(pause.value || 0),
-      max_failure_percent: Number(maxFailure.value || 0),
+      [waveKind.value]: Number(waveValue.value),
     };
+    if (pause.value !== "") body.pause_seconds = Number(pause.value);
+    if (maxFailure.value !== "") body.max_failure_percent = Number(maxFailure.value);
     submit.disabled = true;
     try {
       const answer = await api("POST", "/v1/user/campaigns", body);

@@ -30,6 +30,7 @@ class FirmwareView {
     this.timer = null;
     this.stopped = false;
     this.cleanups = [];
+    this.reads = 0;
   }
 
   start() {
@@ -56,11 +57,12 @@ class FirmwareView {
 
   uploadSection() {
     const file = el("input", { type: "file", id: "firmware-file", name: "file", required: "" });
-    const name = el("input", { type: "text", id: "firmware-name", name: "name", required: "", maxlength: "100" });
-    const version = el("input", { type: "text", id: "firmware-version", name: "version", maxlength: "50" });
-    const notes = el("input", { type: "text", id: "firmware-notes", name: "notes", maxlength: "500" });
+    // No length limits here: the API checks them, and its message says which one a value broke.
+    const name = el("input", { type: "text", id: "firmware-name", name: "name", required: "" });
+    const version = el("input", { type: "text", id: "firmware-version", name: "version" });
+    const notes = el("input", { type: "text", id: "firmware-notes", name: "notes" });
     const bar = progressBar("Upload progress");
-    bar.element.classList?.add("firmware-upload-progress");
+    bar.element.classList.add("firmware-upload-progress");
     bar.element.hidden = true;
     const result = el("div", { class: "firmware-upload-result", role: "status", "aria-live": "polite" });
     const submit = el("button", { type: "submit" }, "Upload");
@@ -99,11 +101,13 @@ class FirmwareView {
 
   // --- the firmware list --------------------------------------------------------------------------------------
 
+  /** Reads the device, its firmwares and its newest job again; only the newest read started is shown. */
   async refresh() {
+    const read = ++this.reads;
     try {
       const [device, firmwares, job] = await Promise.all([
         api("GET", this.path), api("GET", this.path + "/firmwares"), api("GET", this.path + "/ota")]);
-      if (this.stopped) return;
+      if (this.stopped || read !== this.reads) return;
       this.device = device.data;
       this.firmwares = firmwares.data;
       this.showRunning();
@@ -111,7 +115,7 @@ class FirmwareView {
       this.showJob(job.data);
       this.errors.replaceChildren();
     } catch (err) {
-      if (this.stopped) return;
+      if (this.stopped || read !== this.reads) return;
       this.errors.replaceChildren();
       showError(this.errors, err);
     }

@@ -154,7 +154,8 @@ class TelemetryView {
     const [start] = this.window();
     let total = 0;
     for (const s of this.series.values()) {
-      const old = s.xs.findIndex((x) => x >= start);
+      const first = s.xs.findIndex((x) => x >= start); // -1: every sample left the window
+      const old = first < 0 ? s.xs.length : first;
       if (old > 0) for (const list of [s.xs, s.ys, s.values]) list.splice(0, old);
       if (s.xs.length) this.newest = Math.max(this.newest ?? 0, s.xs[s.xs.length - 1]);
       total += s.xs.length;
@@ -165,7 +166,7 @@ class TelemetryView {
       }
     }
     this.status.textContent = this.series.size
-      ? `${this.series.size} keys, ${total} samples over the ${this.range.label.toLowerCase()}; `
+      ? `${plural(this.series.size, "key")}, ${plural(total, "sample")} over the ${this.range.label.toLowerCase()}; `
         + `updated every ${POLL_MS / 1000} s.`
       : "No telemetry from this device yet.";
     this.summary.replaceChildren(this.series.size ? summaryTable(this.series.values(), this.range) : "");
@@ -240,6 +241,10 @@ function summaryTable(series, range) {
 /** A table in its scrolling box, its rows cards on a phone (app.css). */
 function cards(table) {
   return el("div", { class: "table-wrap" }, labelCells(table));
+}
+
+function plural(n, noun) {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 function show(value) {
