@@ -11,14 +11,13 @@ import secrets
 import aiomqtt
 import pytest
 from mpfleet.backend import keys
-from mpfleet.backend.broker.tls import ensure_certificates
 from mpfleet.backend.config_schemas import KEY_RULE, PERIOD_MAX, PERIOD_MIN
 from mpfleet.backend.mqtt_client import MqttClient
 
 from .conftest import Backend
 from .fake_device import tls_context
-from .mosquitto_broker import MosquittoBroker
 from .polling import eventually
+from .test_online import mosquitto  # noqa: F401  (a fixture: one Mosquitto for the module)
 
 NONE = {"desired": {}, "own": {}, "version": 0, "reported": None, "in_sync": True}
 
@@ -254,15 +253,6 @@ class Board:
             except aiomqtt.MqttError:
                 pass  # cut by the broker already
         self._client = self._task = None
-
-
-@pytest.fixture(scope="module")
-def mosquitto(tmp_path_factory):
-    work = tmp_path_factory.mktemp("mosquitto")
-    broker = MosquittoBroker(work, ensure_certificates(work / "tls", []))
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 @pytest.fixture(params=["embedded", "mosquitto"])

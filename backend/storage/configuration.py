@@ -117,8 +117,8 @@ class ConfigurationStore:
     async def recompute(self, tx, device_ids, *, merge, check):
         """Inside the transaction `tx`: the effective settings of `device_ids` again, from their groups' (ascending
         group id) and their own, by `merge(groups' settings in order, own)`; `check(uid, effective)` may raise to
-        refuse the change. Raises the version of each device whose effective settings changed; returns their
-        uids."""
+        refuse the change (it rolls the transaction back). Each device whose effective settings changed gets them
+        with its version one higher; returns their uids."""
         if not device_ids:
             return []
         ids = orjson.dumps(list(device_ids)).decode()
