@@ -90,7 +90,8 @@ function parseAnswer(status, statusText, text) {
     }
   }
   if (status < 200 || status > 299) {
-    const message = body && typeof body.message === "string" ? body.message : `The server answered ${status} ${statusText}.`;
+    const message = body && typeof body.message === "string" ? body.message
+      : `The server answered ${status} ${statusText}.`;
     throw new ApiError(message, status, body);
   }
   return body;

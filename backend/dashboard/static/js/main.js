@@ -47,8 +47,9 @@ document.addEventListener("mpfleet:page", () => {
   const signed = Boolean(getToken());
   nav.hidden = signout.hidden = live.hidden = !signed;
   for (const link of nav.querySelectorAll("a")) {
-    const current = location.hash === link.getAttribute("href") || location.hash.startsWith(`${link.getAttribute("href")}/`)
-      || location.hash.startsWith(`${link.getAttribute("href")}?`);
+    const href = link.getAttribute("href");
+    const here = location.hash;
+    const current = here === href || here.startsWith(`${href}/`) || here.startsWith(`${href}?`);
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }

@@ -26,7 +26,8 @@ export function renderAlarms(container, params, query) {
     node.addEventListener("change", () => {
       state[name] = node.value;
       state.offset = 0;
-      const kept = new URLSearchParams({ status: state.status, ...(state.severity ? { severity: state.severity } : {}) });
+      const kept = new URLSearchParams({ status: state.status });
+      if (state.severity) kept.set("severity", state.severity);
       history.replaceState(null, "", `#/alarms?${kept}`);
       load();
     });
@@ -58,7 +59,8 @@ export function renderAlarms(container, params, query) {
     labelCells(body.closest("table"));
     if (answer.data.length === 0) body.append(el("tr", {}, el("td", { colspan: "7" }, "No alarm.")));
     const { total, offset } = answer.meta;
-    summary.textContent = total === 0 ? "0 alarms" : `Alarms ${offset + 1}–${offset + answer.data.length} of ${total}`;
+    summary.textContent = total === 0 ? "0 alarms"
+      : `Alarms ${offset + 1}–${offset + answer.data.length} of ${total}`;
     const previous = el("button", { type: "button", disabled: offset === 0 }, "Previous page");
     const next = el("button", { type: "button", disabled: offset + answer.data.length >= total }, "Next page");
     previous.addEventListener("click", () => { state.offset = Math.max(0, offset - LIMIT); load(); });
@@ -67,7 +69,8 @@ export function renderAlarms(container, params, query) {
   }
 
   function alarmRow(alarm) {
-    const note = el("input", { id: `note-${alarm.id}`, type: "text", maxlength: "1000", placeholder: "Note (optional)" });
+    const note = el("input",
+      { id: `note-${alarm.id}`, type: "text", maxlength: "1000", placeholder: "Note (optional)" });
     const act = (verb, label) => el("button", { type: "button", onclick: () => change(alarm, verb, note.value.trim()) },
       label);
     const buttons = [];
@@ -77,7 +80,8 @@ export function renderAlarms(container, params, query) {
       el("td", {}, badge(alarm.severity)),
       el("td", {}, el("a", { href: `#/devices/${encodeURIComponent(alarm.device_uid)}` }, alarm.device_uid)),
       el("td", {}, alarm.rule_name),
-      el("td", {}, alarm.message, alarm.condition_holds ? null : el("div", { class: "help" }, "(the condition cleared)")),
+      el("td", {}, alarm.message,
+        alarm.condition_holds ? null : el("div", { class: "help" }, "(the condition cleared)")),
       el("td", { class: "status" }, badge(alarm.status)),
       el("td", {}, formatTime(alarm.opened_at)),
       el("td", {}, buttons.length ? el("div", { class: "row" },

@@ -148,7 +148,8 @@ async function loadHealth(path, target) {
     showError(target, error);
     return;
   }
-  const score = el("p", { class: "score" }, "Score: ", el("strong", {}, health.score === null ? "none" : `${health.score} / 100`),
+  const score = el("p", { class: "score" }, "Score: ",
+    el("strong", {}, health.score === null ? "none" : `${health.score} / 100`),
     " · ", badge(health.status));
   if (!health.components) {
     target.replaceChildren(score, el("p", { class: "help" }, "A device never seen, or disabled, has no score."));
@@ -157,7 +158,8 @@ async function loadHealth(path, target) {
   const rows = Object.entries(health.components).map(([name, component]) => {
     const { score: part, ...facts } = component;
     return el("tr", {}, el("th", { scope: "row" }, name), el("td", {}, part === null ? "—" : String(part)),
-      el("td", {}, Object.entries(facts).map(([key, value]) => el("span", { class: "chip" }, `${key}: ${formatJson(value)}`))));
+      el("td", {}, Object.entries(facts).map(([key, value]) =>
+        el("span", { class: "chip" }, `${key}: ${formatJson(value)}`))));
   });
   target.replaceChildren(score, el("div", { class: "table-wrap" }, el("table", { "aria-label": "Health components" },
     el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Component"), el("th", { scope: "col" }, "Score"),
@@ -177,7 +179,8 @@ async function loadPresence(path, target) {
     return;
   }
   target.replaceChildren(el("div", { class: "table-wrap" }, el("table", { "aria-label": "Presence history" },
-    el("thead", {}, el("tr", {}, ["When", "Status", "Before", "Boot", "Reason"].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ["When", "Status", "Before", "Boot", "Reason"]
+      .map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, changes.map((c) => el("tr", {}, el("td", {}, formatTime(c.at)), el("td", {}, badge(c.status)),
       el("td", {}, c.previous ? badge(c.previous) : "—"), el("td", {}, formatJson(c.boot)),
       el("td", {}, c.reason)))))));
@@ -290,7 +293,9 @@ function commandsTab(panel, path, device) {
 
   function commandRow(command) {
     const ack = acks.get(command.id);
-    if (ack && !FINAL.has(command.state)) Object.assign(command, { state: ack.state, result: ack.result, error: ack.error });
+    if (ack && !FINAL.has(command.state)) {
+      Object.assign(command, { state: ack.state, result: ack.result, error: ack.error });
+    }
     const cells = {
       state: el("td", { class: "state" }, badge(command.state)),
       result: el("td", { class: "result" }, el("code", {}, formatJson(command.result))),

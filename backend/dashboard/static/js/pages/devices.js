@@ -27,7 +27,8 @@ export function renderDevices(container, params, query) {
   const summary = el("p", { id: "devices-summary", role: "status", "aria-live": "polite" });
   const form = el("form", { class: "filters", role: "search", "aria-label": "Filter devices" });
   const body = el("tbody");
-  const table = el("table", { class: "cards", "aria-labelledby": "devices-title", "aria-describedby": "devices-summary" },
+  const table = el("table",
+    { class: "cards", "aria-labelledby": "devices-title", "aria-describedby": "devices-summary" },
     el("thead", {}, el("tr", {}, ["Name", "Status", "Platform and board", "Tags", "Groups", "Last seen"]
       .map((name) => el("th", { scope: "col" }, name)))), body);
   const pager = el("nav", { class: "pager", "aria-label": "Pages" });
@@ -216,7 +217,8 @@ async function groupsOf(devices) {
   } catch {
     return found;
   }
-  await Promise.all(groups.filter((g) => g.device_count > 0 && g.device_count <= GROUP_SCAN_LIMIT).map(async (group) => {
+  const scanned = groups.filter((g) => g.device_count > 0 && g.device_count <= GROUP_SCAN_LIMIT);
+  await Promise.all(scanned.map(async (group) => {
     for (let offset = 0; offset < group.device_count; offset += 100) {
       let page;
       try {

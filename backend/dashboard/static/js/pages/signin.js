@@ -24,7 +24,8 @@ export function renderSignin(container, params, query) {
     el("label", { for: "token" }, "API token"),
     input,
     el("p", { id: "token-help", class: "help" },
-      "A token of yours: ", el("code", {}, "mpfleet user add NAME"), " or ", el("code", {}, "mpfleet token create NAME"),
+      "A token of yours: ", el("code", {}, "mpfleet user add NAME"), " or ",
+      el("code", {}, "mpfleet token create NAME"),
       " prints one. It is kept in this tab only, until you sign out or close it."),
     submit);
   form.addEventListener("submit", async (event) => {
