@@ -109,20 +109,17 @@ def browser():
 @pytest.fixture
 def page(browser):
     """A page in a new browser context at desktop size; an uncaught script error on it fails the test."""
-    context = browser.new_context(viewport=DESKTOP)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, f"script errors on the page: {errors}"
+    yield from _page(browser, viewport=DESKTOP)
 
 
 @pytest.fixture
 def phone_page(browser):
     """A page at a phone's size (390x844, touch), as `page`."""
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    yield from _page(browser, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+
+
+def _page(browser, **context_options):
+    context = browser.new_context(**context_options)  # an empty profile: no other test's session storage
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     errors = []

@@ -29,7 +29,10 @@ function append(node, children) {
  * `container` already shows is replaced, else it comes first. Returns the element. */
 export function showError(container, err) {
   const message = err && err.message ? err.message : String(err);
-  const alert = el("p", { class: "error", role: "alert" }, message);
+  // A token that stopped working (revoked, another server's) on a page: the way back to the sign-in form.
+  const again = err && err.status === 401 && !location.hash.startsWith("#/signin")
+    ? [" ", el("a", { href: "#/signin" }, "Sign in again")] : [];
+  const alert = el("p", { class: "error", role: "alert" }, message, again);
   const old = container.querySelector(":scope > .error[role=alert]");
   if (old) old.replaceWith(alert);
   else container.prepend(alert);
