@@ -444,3 +444,16 @@ async def test_after_a_restart_of_the_embedded_broker_a_board_still_gets_its_set
         if board:
             await board.close()
         await backend.stop()
+
+
+async def test_a_change_made_while_the_bridge_is_away_reaches_the_board_once_it_is_back(backend, api, caplog):
+    registered = await registered_device(api)
+    backend.bridge._client.close()  # its session ends; the bridge connects again within a second
+    settings = (await put(api, device_path(registered["uid"]), {"greeting": "late"}))["data"]
+    assert settings["desired"] == {"greeting": "late"}  # kept, though not published
+    assert "could not publish the config of 1 devices now" in caplog.text
+    board = await Board(registered, backend.client.app[keys.MQTT_PUBLIC].port).connect()
+    try:
+        assert await board.next_config(timeout=10) == {"v": 1, "settings": {"greeting": "late"}}
+    finally:
+        await board.close()
