@@ -223,8 +223,9 @@ async def test_a_deleted_devices_entities_are_removed(ha_backend):
     uid = (await api.register(name="gone soon", platform="unix", board="unix"))["uid"]
     player = await HomeAssistantPlayer.connect(await ha_account(ha_backend.settings.data_dir))
     try:
-        topics = set(await settled(lambda: {t for t in player.configs if f"/mpfleet_{uid}/" in t}))
-        assert len(topics) == 3  # reboot, Wi-Fi reset, firmware: no buttons, no telemetry yet
+        # Reboot, Wi-Fi reset, firmware: no buttons, no telemetry yet.
+        topics = await settled(lambda: len(mine := {t for t in player.configs if f"/mpfleet_{uid}/" in t}) == 3
+                               and mine)
         assert (await api.delete(f"/v1/user/devices/{uid}"))[0] == 200
         await settled(lambda: topics <= player.cleared)
     finally:
@@ -290,8 +291,8 @@ async def test_serve_ha_discovery_makes_the_account_once_and_home_assistant_sees
         assert account == first and account["username"] == "mpfleet-home-assistant"  # made once, kept
         player = await HomeAssistantPlayer.connect(account)
         try:
-            entities = await settled(lambda: player.entities(uid))
-            assert set(entities) == {("button", "reboot"), ("button", "wifi_reset"), ("update", "firmware")}
+            await settled(lambda: set(player.entities(uid)) == {("button", "reboot"), ("button", "wifi_reset"),
+                                                                ("update", "firmware")})
         finally:
             player.close()
         with pytest.raises(Refused):  # the password is the account's
