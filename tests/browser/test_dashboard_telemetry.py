@@ -40,7 +40,7 @@ def stored(dashboard, uid, count):
 
 def points(page, key):
     """The number of points the chart of `key` holds (its figure's data-points), or None before it drew."""
-    value = page.locator(f"figure[data-key='{key}']").get_attribute("data-points")
+    value = page.locator(f".telemetry-chart[data-key='{key}']").get_attribute("data-points")
     return None if value is None else int(value)
 
 
@@ -73,8 +73,8 @@ def test_an_emulated_boards_telemetry_is_plotted_per_key_and_a_new_sample_comes_
     page.evaluate("window.notReloaded = true")
 
     for key in numeric:  # one uPlot chart each, its caption the key's name
-        figure = page.locator(f"figure[data-key='{key}']")
-        expect(figure.locator("figcaption")).to_have_text(key)
+        figure = page.get_by_role("figure", name=key, exact=True)
+        expect(figure).to_have_attribute("data-key", key)
         expect(figure.locator(".uplot canvas")).to_be_visible()
         expect(figure.locator("canvas")).to_have_attribute("aria-label", re.compile(f"^{key} over the last hour: "))
     table = page.get_by_role("table", name="Every key over the last hour")
@@ -83,7 +83,7 @@ def test_an_emulated_boards_telemetry_is_plotted_per_key_and_a_new_sample_comes_
 
     before = points(page, "uptime")
     assert before >= 1
-    expect(page.locator("figure[data-key='uptime']")).not_to_have_attribute("data-points", str(before),
+    expect(page.locator(".telemetry-chart[data-key='uptime']")).not_to_have_attribute("data-points", str(before),
                                                                             timeout=LIVE_TIMEOUT_MS)
     assert points(page, "uptime") > before
     assert page.evaluate("window.notReloaded") is True
@@ -98,32 +98,40 @@ def test_the_range_chooses_the_samples_and_a_string_key_is_in_the_table_only(das
     stored(dashboard, device.uid, 6)
     dashboard.open(page, f"#/devices/{device.uid}/telemetry")
 
-    expect(page.locator("figure[data-key='temp'] canvas")).to_be_visible()
-    expect(page.locator("figure[data-key='temp']")).to_have_attribute("data-points", "1")
-    expect(page.locator("figure[data-key='mode']")).to_have_count(0)  # a string: no plot
+    expect(page.locator(".telemetry-chart[data-key='temp'] canvas")).to_be_visible()
+    expect(page.locator(".telemetry-chart[data-key='temp']")).to_have_attribute("data-points", "1")
+    expect(page.locator(".telemetry-chart[data-key='mode']")).to_have_count(0)  # a string: no plot
     table = page.get_by_role("table", name="Every key over the last hour")
     expect(table.locator("tr[data-key='mode'] td").first).to_have_text("eco")
     expect(table.locator("tr[data-key='temp'] td").first).to_have_text("17.25")
 
     page.get_by_label("Range").select_option(label="Last 24 h")
-    expect(page.locator("figure[data-key='temp']")).to_have_attribute("data-points", "2")
+    expect(page.locator(".telemetry-chart[data-key='temp']")).to_have_attribute("data-points", "2")
     page.get_by_label("Range").select_option(label="Last 7 days")
-    expect(page.locator("figure[data-key='temp']")).to_have_attribute("data-points", "3")
+    expect(page.locator(".telemetry-chart[data-key='temp']")).to_have_attribute("data-points", "3")
     table = page.get_by_role("table", name="Every key over the last 7 days")
     expect(table.locator("tr[data-key='temp'] td").nth(2)).to_have_text("11.5")  # min
     expect(table.locator("tr[data-key='temp'] td").nth(3)).to_have_text("17.25")  # max
-    expect(page.locator("figure[data-key='temp'] canvas")).to_have_attribute(
+    expect(page.locator(".telemetry-chart[data-key='temp'] canvas")).to_have_attribute(
         "aria-label", re.compile(r"^temp over the last 7 days: 3 samples, from 11.5 to 17.25, latest 17.25 at "))
 
     device.publish("telemetry", {"ts": None, "values": {"temp": 21, "humidity": 40}})  # now; a key not seen yet
-    expect(page.locator("figure[data-key='temp']")).to_have_attribute("data-points", "4", timeout=LIVE_TIMEOUT_MS)
-    expect(page.locator("figure[data-key='humidity'] canvas")).to_be_visible()
+    expect(page.locator(".telemetry-chart[data-key='temp']")).to_have_attribute("data-points", "4", timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator(".telemetry-chart[data-key='humidity'] canvas")).to_be_visible()
     screenshot(page, "telemetry-range")
 
 
-def test_a_device_without_telemetry_says_so_and_the_tab_fits_a_phone(dashboard, phone_page, screenshot):
-    uid = dashboard.register("quiet")["uid"]
-    dashboard.open(phone_page, f"#/devices/{uid}/telemetry")
+def test_a_device_without_telemetry_says_so_and_its_first_sample_plots_on_a_phone(
+        dashboard, played, phone_page, screenshot):
+    device = played("balcony")
+    dashboard.open(phone_page, f"#/devices/{device.uid}/telemetry")
     expect(phone_page.get_by_role("status").filter(has_text="No telemetry")).to_have_text(
         "No telemetry from this device yet.")
+
+    device.publish("telemetry", {"ts": None, "values": {"lux": 1200, "door": "open"}})
+    plot = phone_page.locator(".telemetry-chart[data-key='lux'] canvas")
+    expect(plot).to_be_visible(timeout=LIVE_TIMEOUT_MS)  # live: the tab was open before the first sample
+    expect(phone_page.locator("tr[data-key='door']")).to_contain_text("open")
     assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert plot.bounding_box()["width"] >= 300  # the plot takes the phone's width
+    screenshot(phone_page, "phone-telemetry")

@@ -122,8 +122,9 @@ function onEvents(load, mine = () => true) {
 
 function campaignTable(campaigns, meta) {
   if (!campaigns.length) return el("p", {}, "No campaign yet.");
-  return cards(el("table", { class: "campaign-table cards" },
-    el("caption", {}, `${plural(meta?.total ?? campaigns.length, "campaign")}, newest first`),
+  const title = el("p", { id: "campaign-table-title" },
+    `${plural(meta?.total ?? campaigns.length, "campaign")}, newest first`); // (a <caption> squeezes on a phone)
+  return el("div", {}, title, cards(el("table", { class: "campaign-table cards", "aria-labelledby": title.id },
     el("thead", {}, el("tr", {}, ...["Name", "State", "Wave", "Devices", "Counts", "Started"].map(
       (h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, ...campaigns.map((c) => el("tr", { "data-id": c.id },
@@ -132,7 +133,7 @@ function campaignTable(campaigns, meta) {
       el("td", {}, `${c.wave} of ${c.wave_count}`),
       el("td", {}, String(c.device_count)),
       el("td", {}, counts(c.counts)),
-      el("td", {}, formatTime(c.created_at)))))));
+      el("td", {}, formatTime(c.created_at))))))));
 }
 
 function campaignSummary(c) {

@@ -109,9 +109,11 @@ class TelemetryView {
     s.numeric = s.ys.some((y) => y !== null);
     this.series.set(key, s);
     if (!s.numeric) return; // strings: in the summary table only
-    const title = el("figcaption", { id: `plot-${cssId(key)}-title` }, key);
+    // A figure by its role: a <figure>'s default side margins would take 80 px of a phone's width from the plot.
+    const title = el("p", { id: `plot-${cssId(key)}-title`, class: "telemetry-key" }, key);
     const plot = el("div", { class: "telemetry-plot" });
-    s.figure = el("figure", { class: "telemetry-chart", "data-key": key, "aria-labelledby": title.id }, title, plot);
+    s.figure = el("div", { class: "telemetry-chart", role: "figure", "data-key": key, "aria-labelledby": title.id },
+      title, plot);
     this.charts.append(s.figure);
     s.chart = new uPlot({
       width: this.width(plot), height: HEIGHT,
@@ -169,7 +171,7 @@ class TelemetryView {
       ? `${plural(this.series.size, "key")}, ${plural(total, "sample")} over the ${this.range.label.toLowerCase()}; `
         + `updated every ${POLL_MS / 1000} s.`
       : "No telemetry from this device yet.";
-    this.summary.replaceChildren(this.series.size ? summaryTable(this.series.values(), this.range) : "");
+    this.summary.replaceChildren(...(this.series.size ? summaryTable(this.series.values(), this.range) : []));
   }
 
   window() {
@@ -231,11 +233,12 @@ function summaryTable(series, range) {
       el("td", {}, numbers.length ? String(Math.max(...numbers)) : "—"),
       el("td", {}, String(n)));
   });
-  return cards(el("table", { class: "telemetry-table cards" },
-    el("caption", {}, `Every key over the ${range.label.toLowerCase()}`),
+  // Its title is a heading, not a <caption>: a table of cards on a phone squeezes its caption into one column.
+  const title = el("h3", { id: "telemetry-table-title" }, `Every key over the ${range.label.toLowerCase()}`);
+  return [title, cards(el("table", { class: "telemetry-table cards", "aria-labelledby": title.id },
     el("thead", {}, el("tr", {}, ...["Key", "Latest", "At", "Min", "Max", "Samples"].map(
       (h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, ...rows)));
+    el("tbody", {}, ...rows)))];
 }
 
 /** A table in its scrolling box, its rows cards on a phone (app.css). */
