@@ -73,6 +73,7 @@ def test_upload_a_bundle_set_it_as_target_and_follow_the_ota_to_updated_without_
 
     row.get_by_role("button", name="Set release as the target").click()
     expect(row.locator(".badge-target")).to_have_text("target")
+    expect(page.locator(".firmware-message")).to_have_text("Firmware assigned to device.")
     page.get_by_role("button", name="Start OTA").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("over the air")

@@ -9,7 +9,7 @@ import { api, upload } from "../api.js";
 import { onEvent } from "../events.js";
 import { el, showError, progressBar, formatTime, confirmDialog, labelCells } from "../ui.js";
 
-export const OPEN_STATES = ["sent", "downloading", "verified", "applying"];
+const OPEN_STATES = ["sent", "downloading", "verified", "applying"];
 const POLL_MS = 2000;
 
 /** Renders the device's firmware and OTA controls into container; returns the cleanup (events, timers). */
@@ -37,8 +37,9 @@ class FirmwareView {
     this.errors = el("div", { class: "firmware-errors" });
     this.list = el("div", { class: "firmware-list" });
     this.running = el("p", { class: "firmware-running" });
-    this.container.replaceChildren(
-      this.errors, this.running, el("h3", {}, "Firmwares"), this.list, this.otaSection(), this.uploadSection());
+    this.listMessage = el("div", { class: "firmware-message", role: "status", "aria-live": "polite" });
+    this.container.replaceChildren(this.errors, this.running, el("h3", {}, "Firmwares"), this.list, this.listMessage,
+      this.otaSection(), this.uploadSection());
     const mine = (fn) => (event) => { if (event.uid === this.uid) fn(event); };
     this.cleanups.push(
       onEvent("ota_progress", mine((event) => this.progressEvent(event))),
@@ -164,15 +165,15 @@ class FirmwareView {
     await this.act(() => api("DELETE", this.path + "/firmwares/target"));
   }
 
-  /** Runs an API call; its message (or error) is shown and the tab read again. */
+  /** Runs an API call on the list; its message (or error) is shown under the list and the tab read again. */
   async act(call) {
     try {
       const answer = await call();
-      this.otaMessage.replaceChildren(answer.message ?? "");
+      this.listMessage.replaceChildren(answer.message ?? "");
       await this.refresh();
     } catch (err) {
-      this.otaMessage.replaceChildren();
-      showError(this.otaMessage, err);
+      this.listMessage.replaceChildren();
+      showError(this.listMessage, err);
     }
   }
 

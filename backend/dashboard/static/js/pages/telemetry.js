@@ -6,7 +6,7 @@
 import { api } from "../api.js";
 import { el, showError, formatTime, labelCells } from "../ui.js";
 
-export const RANGES = [
+const RANGES = [
   { id: "hour", label: "Last hour", seconds: 3600 },
   { id: "day", label: "Last 24 h", seconds: 86400 },
   { id: "week", label: "Last 7 days", seconds: 7 * 86400 },
