@@ -12,6 +12,8 @@ from playwright.sync_api import expect
 
 from ..polling import wait_until
 
+# The tests with an emulated board: its firmware build fetches umqtt.simple from the package index, once a run.
+NETWORK = pytest.mark.network
 BOARD_ONLINE_MS = 60_000  # provisioned to online: the firmware build (once a worker) and the board's TLS connect
 
 
@@ -88,6 +90,7 @@ def test_a_wrong_token_shows_the_apis_message_and_is_not_kept(dashboard, page, s
 # -- the device list
 
 
+@NETWORK
 def test_an_emulated_board_goes_online_in_the_list_without_a_reload(dashboard, page, emulated_board, screenshot):
     uid = emulated_board.provision(dashboard.user, "Kitchen board")
     assert dashboard.call("POST", f"/v1/user/devices/{uid}/tags", {"tags": ["kitchen", "floor-2"]})[0] == 200
@@ -152,6 +155,7 @@ def test_a_list_error_is_shown_as_the_apis_message(dashboard, page):
 # -- the device page
 
 
+@NETWORK
 def test_the_device_page_shows_the_detail_health_and_presence(dashboard, page, emulated_board, screenshot):
     uid = emulated_board(dashboard.user, "Boiler")
     assert dashboard.call("PATCH", f"/v1/user/devices/{uid}", {"meta": {"location": "cellar"},
@@ -174,6 +178,7 @@ def test_the_device_page_shows_the_detail_health_and_presence(dashboard, page, e
     expect(page.get_by_role("alert")).to_have_text("Device not found.")
 
 
+@NETWORK
 def test_a_saved_button_is_confirmed_in_a_dialog_and_its_command_done(dashboard, page, emulated_board, screenshot):
     uid = emulated_board(dashboard.user, "Relay board")
     status, _ = dashboard.call("POST", f"/v1/user/devices/{uid}/command-buttons",
@@ -227,6 +232,7 @@ def test_a_saved_button_is_confirmed_in_a_dialog_and_its_command_done(dashboard,
                                                              ({"cmd": "ping"}, "done"), ({"cmd": "ping"}, "done")]
 
 
+@NETWORK
 def test_reboot_is_sent_only_when_confirmed(dashboard, page, emulated_board):
     uid = emulated_board(dashboard.user, "Gate")
     dashboard.open(page, f"#/devices/{uid}/commands")
@@ -252,6 +258,7 @@ def test_reboot_is_sent_only_when_confirmed(dashboard, page, emulated_board):
 # -- the alarms page
 
 
+@NETWORK
 def test_the_alarms_page_acknowledges_and_resolves_an_alarm(dashboard, page, emulated_board, screenshot):
     uid = emulated_board(dashboard.user, "Freezer")
     status, rule = dashboard.call("POST", "/v1/user/rules", {
