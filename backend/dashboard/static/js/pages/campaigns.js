@@ -14,13 +14,11 @@ const CAMPAIGN_PAGE = 50;
 /** #/campaigns: renders the list and the form into container; returns the cleanup (events). */
 export function renderCampaigns(container) {
   const list = el("div", { class: "campaign-list" });
-  const stateFilter = el("select", { id: "campaign-state", name: "state" },
-    el("option", { value: "" }, "Every state"), ...STATES.map((s) => el("option", { value: s }, s)));
+  const stateFilter = stateSelect("campaign-state", STATES);
   let offset = 0;
   const load = async () => {
     try {
-      const query = new URLSearchParams({ limit: String(CAMPAIGN_PAGE), offset: String(offset) });
-      if (stateFilter.value) query.set("state", stateFilter.value);
+      const query = pageQuery(CAMPAIGN_PAGE, offset, stateFilter.value);
       const answer = await api("GET", `/v1/user/campaigns?${query}`);
       list.replaceChildren(campaignTable(answer.data, answer.meta),
         pager(answer.meta, answer.data.length, "Campaigns", (to) => { offset = to; load(); }));
@@ -48,14 +46,12 @@ export function renderCampaign(container, params) {
   const message = el("div", { class: "campaign-message", role: "status", "aria-live": "polite" });
   const waves = el("div", { class: "campaign-waves" });
   const devices = el("div", { class: "campaign-devices" });
-  const stateFilter = el("select", { id: "campaign-device-state", name: "state" },
-    el("option", { value: "" }, "Every state"), ...DEVICE_STATES.map((s) => el("option", { value: s }, s)));
+  const stateFilter = stateSelect("campaign-device-state", DEVICE_STATES);
   let offset = 0;
 
   const load = async () => {
     try {
-      const query = new URLSearchParams({ limit: String(DEVICE_PAGE), offset: String(offset) });
-      if (stateFilter.value) query.set("state", stateFilter.value);
+      const query = pageQuery(DEVICE_PAGE, offset, stateFilter.value);
       const [campaign, members] = await Promise.all([api("GET", path), api("GET", `${path}/devices?${query}`)]);
       show(campaign.data);
       devices.replaceChildren(deviceTable(members.data, members.meta, (to) => { offset = to; load(); }));
@@ -188,6 +184,19 @@ function deviceTable(devices, meta, goTo) {
         el("td", {}, d.job_id ? el("code", {}, d.job_id) : "—"),
         el("td", {}, d.error ?? "")))))),
     pager(meta, devices.length, "Devices", goTo));
+}
+
+/** A <select> of "Every state" and `states`, the filter of a list. */
+function stateSelect(id, states) {
+  return el("select", { id, name: "state" },
+    el("option", { value: "" }, "Every state"), ...states.map((s) => el("option", { value: s }, s)));
+}
+
+/** The query of one page of a list, of one state when `state` is given. */
+function pageQuery(limit, offset, state) {
+  const query = new URLSearchParams({ limit: String(limit), offset: String(offset) });
+  if (state) query.set("state", state);
+  return query;
 }
 
 /** "Devices 101–200 of 340" with Previous / Next buttons that call goTo(offset); none for an empty page. */
