@@ -113,6 +113,32 @@ def test_an_emulated_board_goes_online_in_the_list_without_a_reload(dashboard, p
     screenshot(page, "devices")
 
 
+@NETWORK
+def test_the_list_reads_what_it_missed_while_the_events_stream_was_down(dashboard, page, emulated_board):
+    uid = emulated_board.provision(dashboard.user, "Cellar board")
+    stream = {"up": True, "routes": []}
+
+    def events_stream(route):  # (Playwright's routing of the page's WebSocket: the real server, or none)
+        if stream["up"]:
+            stream["routes"] += [route, route.connect_to_server()]
+        else:
+            route.close(code=1011, reason="down")
+
+    page.route_web_socket(re.compile(r"/v1/user/events\?"), events_stream)
+    dashboard.open(page, "#/devices")
+    status = row(page, uid).locator("td.status")
+    expect(status).to_have_text("pending")
+    expect(page.locator("#live")).to_have_text("Live")
+    stream["up"] = False
+    for route in stream["routes"]:
+        route.close()
+    expect(page.locator("#live")).to_have_text("Reconnecting…")
+    emulated_board.run(uid)  # online, and no event of it reaches the page
+    stream["up"] = True
+    expect(status).to_have_text("online", timeout=40_000)  # the next connect (after 1, 2, 4 ... s) reads the list
+    expect(page.locator("#live")).to_have_text("Live")
+
+
 def test_the_list_filters_searches_sorts_and_pages_with_the_total(dashboard, page):
     for i in range(23):
         device = dashboard.register(f"Sensor {i:02d}")

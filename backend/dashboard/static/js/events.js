@@ -2,7 +2,7 @@
 //
 // It opens with the first subscriber and closes with the last; a dropped connection is opened again after 1, 2,
 // 4 ... at most 30 s. Events that happened while it was down are lost (the server does not keep them): a page
-// that shows state subscribes to "connection" too and reads it again over REST when `state` is "open".
+// that shows state reads it again over REST each time the stream opens (onOpen).
 
 import { getToken } from "./api.js";
 
@@ -14,17 +14,27 @@ let retryTimer = null;
 let connected = false;
 
 /** Call fn(event) for each event of `type` ("device_status_update", "command_update", "ota_progress", "alarm",
- * "campaign", ...; "*" for all; "connection" for {type: "connection", state: "open" | "closed"}). Returns the
- * function that unsubscribes it. */
+ * "campaign", ...; "*" for all; "connection" for {type: "connection", state: "open" | "closed"}, and at once
+ * {state: "open", already: true} when it is open already). Returns the function that unsubscribes it. */
 export function onEvent(type, fn) {
   if (!listeners.has(type)) listeners.set(type, new Set());
   listeners.get(type).add(fn);
   connect();
-  if (type === "connection" && connected) queueMicrotask(() => fn({ type: "connection", state: "open" }));
+  if (type === "connection" && connected) {
+    queueMicrotask(() => fn({ type: "connection", state: "open", already: true }));
+  }
   return () => {
     listeners.get(type)?.delete(fn);
     if (subscriberCount() === 0) disconnect();
   };
+}
+
+/** Call fn() each time the stream opens from now on (not at once when it is open already): a page reads again
+ * what it shows, as events may have been missed before (or while the stream was down). Returns the unsubscribe. */
+export function onOpen(fn) {
+  return onEvent("connection", (event) => {
+    if (event.state === "open" && !event.already) fn();
+  });
 }
 
 /** Whether the stream is open now. */

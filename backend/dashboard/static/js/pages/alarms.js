@@ -2,7 +2,7 @@
 // acknowledged or resolved from here (with an optional note); read again on each "alarm" live event.
 
 import { api } from "../api.js";
-import { onEvent } from "../events.js";
+import { onEvent, onOpen } from "../events.js";
 import { badge, clearError, el, formatTime, labelCells, showError } from "../ui.js";
 
 const STATUSES = [["open", "Open (active or acknowledged)"], ["active", "Active"], ["acknowledged", "Acknowledged"],
@@ -106,9 +106,7 @@ export function renderAlarms(container, params, query) {
     reloadTimer = setTimeout(load, RELOAD_DELAY_MS);
   };
   const offAlarm = onEvent("alarm", reload);
-  const offConnection = onEvent("connection", (event) => {
-    if (event.state === "open") reload();
-  });
+  const offConnection = onOpen(reload);
   return () => {
     clearTimeout(reloadTimer);
     loading++;

@@ -4,7 +4,7 @@
 // states and results), Telemetry (pages/telemetry.js) and Firmware (pages/firmware.js).
 
 import { api } from "../api.js";
-import { onEvent } from "../events.js";
+import { onEvent, onOpen } from "../events.js";
 import { badge, clearError, confirmDialog, el, formatJson, formatTime, labelCells, showError } from "../ui.js";
 import { renderFirmware } from "./firmware.js";
 import { renderTelemetry } from "./telemetry.js";
@@ -319,9 +319,7 @@ function commandsTab(panel, path, device) {
     cells.result.replaceChildren(el("code", {}, formatJson(event.result)));
     cells.error.textContent = event.error || "—";
   });
-  const offConnection = onEvent("connection", (event) => {
-    if (event.state === "open") loadHistory();
-  });
+  const offConnection = onOpen(loadHistory);
   return () => {
     clearTimeout(pollTimer);
     offCommands();

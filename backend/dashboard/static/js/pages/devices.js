@@ -3,7 +3,7 @@
 // live events without reading the list again.
 
 import { api } from "../api.js";
-import { onEvent } from "../events.js";
+import { onEvent, onOpen } from "../events.js";
 import { badge, clearError, el, formatTime, labelCells, showError } from "../ui.js";
 
 const FILTERS = ["search", "status", "online", "platform", "tag", "group", "sort", "limit", "offset"];
@@ -173,13 +173,8 @@ export function renderDevices(container, params, query) {
     }
     if (!entry || state.status || state.online || state.sort.includes("last_seen_at")) scheduleReload();
   });
-  // Events missed while the stream was down (or before it opened) are read as the list.
-  let opened = false;
-  const offConnection = onEvent("connection", (event) => {
-    if (event.state !== "open") return;
-    if (opened) scheduleReload();
-    opened = true;
-  });
+  // Events missed while the stream was down (or before it opened: after the list was read) are read as the list.
+  const offConnection = onOpen(scheduleReload);
   return () => {
     clearTimeout(timer);
     clearTimeout(reloadTimer);
