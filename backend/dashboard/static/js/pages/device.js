@@ -264,7 +264,8 @@ function commandsTab(panel, path, device) {
       return;
     }
     if (buttons.length === 0) {
-      saved.replaceChildren(el("p", { class: "help" }, "No saved buttons: POST .../command-buttons makes one."));
+      saved.replaceChildren(el("p", { class: "help" }, "No saved buttons: ",
+        el("code", {}, "mpfleet button add DEVICE ID --label LABEL --payload JSON"), " makes one."));
       return;
     }
     saved.replaceChildren(...buttons.map((b) => {
