@@ -19,8 +19,9 @@ export function renderSignin(container, params, query) {
   const input = el("input", { id: "token", name: "token", type: "password", autocomplete: "off", spellcheck: "false",
     required: true, "aria-describedby": "token-help" });
   const submit = el("button", { type: "submit", class: "primary" }, "Sign in");
+  const messages = el("div", { class: "messages" });
   const form = el("form", { class: "signin", "aria-labelledby": "signin-title" },
-    el("h1", { id: "signin-title" }, "Sign in"),
+    el("h1", { id: "signin-title" }, "Sign in"), messages,
     el("label", { for: "token" }, "API token"),
     input,
     el("p", { id: "token-help", class: "help" },
@@ -30,21 +31,21 @@ export function renderSignin(container, params, query) {
     submit);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    await signIn(form, submit, input.value.trim(), query.get("next"));
+    await signIn({ messages, submit, input }, input.value.trim(), query.get("next"));
   });
   container.append(form);
   if (fromAddress !== null) {
     const token = fromAddress;
     fromAddress = null;
-    signIn(form, submit, token, query.get("next"));
+    signIn({ messages, submit, input }, token, query.get("next"));
   } else {
     input.focus();
   }
 }
 
-async function signIn(form, submit, token, next) {
+async function signIn({ messages, submit, input }, token, next) {
   if (!token) {
-    showError(form, new Error("Enter an API token."));
+    showError(messages, new Error("Enter an API token."));
     return;
   }
   submit.disabled = true;
@@ -54,7 +55,8 @@ async function signIn(form, submit, token, next) {
   } catch (error) {
     clearToken();
     submit.disabled = false;
-    showError(form, error).focus();
+    showError(messages, error);
+    input.focus(); // to correct it; the alert is read out
     return;
   }
   location.hash = next && next.startsWith("#/") && !next.startsWith("#/signin") ? next : "#/devices";
