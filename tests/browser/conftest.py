@@ -92,8 +92,10 @@ def dashboard(server, user):
     return Dashboard(server, user)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module. Not longer: Playwright's sync API keeps an event loop set as running in the
+    thread while it is started, and a pytest-asyncio test of another module in the same worker then cannot run."""
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=TIMEOUT_MS)
@@ -186,10 +188,12 @@ def emulated_board(server, tmp_path):
             emulator.wait()
 
     def pause(uid):
-        os.killpg(running[uid].pid, signal.SIGSTOP)  # the emulator and its micropython (a session of their own)
+        for pid in _boards_of(running[uid].pid):  # (each board is a process group of its own, under the emulator)
+            os.kill(pid, signal.SIGSTOP)
 
     def resume(uid):
-        os.killpg(running[uid].pid, signal.SIGCONT)
+        for pid in _boards_of(running[uid].pid):
+            os.kill(pid, signal.SIGCONT)
 
     def start(user, name="board", wait_online=True):
         return run(provision(user, name), wait_online)
@@ -199,3 +203,11 @@ def emulated_board(server, tmp_path):
     for uid in list(running):
         resume(uid)
         stop(uid)
+
+
+def _boards_of(emulator_pid):
+    """The pids of the micropython processes an `mpfleet emulate` runs (its children, from /proc); fails if none."""
+    children = Path(f"/proc/{emulator_pid}/task/{emulator_pid}/children").read_text().split()
+    boards = [int(pid) for pid in children if b"micropython" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert boards, f"no board runs under the emulator {emulator_pid}"
+    return boards
