@@ -93,7 +93,9 @@ class App:
         self.ota = None
         self.after_ota = None
         self.link.on_up = self._on_up
-        self._queue = []  # commands (bytes) waiting for the loop, and the starts (bytearray) of refused ones
+        # Commands (bytes) waiting for the loop, the starts (bytearray) of refused ones, and the desired
+        # configuration's messages and steps (desired.py).
+        self._queue = []
         self._custom = {}  # custom command name -> the maker's handler(payload)
         self.tele = Telemetry(self.link, self.sample, settings["period"], log)
         self.user = None
@@ -105,7 +107,9 @@ class App:
                 self.user = user
             except Exception as e:  # a broken user module must not take the link down
                 log("app: user module failed: %s" % e)
-        self.link.subscribe("cmd", self._cmd)
+        h = self._cmd  # (one handler for both: `config` messages share the queue, desired.py)
+        self.link.subscribe("cmd", h)
+        self.link.subscribe("config", h)
         gc.collect()
 
     def status(self):
@@ -165,8 +169,8 @@ class App:
         self._custom[name] = handler
 
     def _cmd(self, msg):
-        """The link's handler for `cmd`: the message kept for the loop, or, the queue full, its start for a `failed`
-        ack (both bounded)."""
+        """The link's handler for `cmd` and `config`: the message kept for the loop, or, the queue full, its start
+        for a `failed` ack (both bounded)."""
         q = self._queue
         n = len(q)
         if n < _QUEUE:
@@ -207,11 +211,13 @@ class App:
 
     def _builtin(self, cmd_id, kind, payload):
         """A built-in command: function `kind` of settings.py, ota.py or admin.py, the module loaded for this command
-        only (the OTA job keeps what it needs of ota.py while it runs)."""
+        only (the OTA job keeps what it needs of ota.py while it runs); or a step of a desired configuration, function
+        `kind` of desired.py or desired_w.py (cmd_id None: it acks nothing)."""
         if kind == "ping":  # the health check: answered without loading anything, even on a full heap
             self.ack(cmd_id, "done", result={"uptime": self._uptime_ms // 1000})
             return
-        name = "settings" if kind == "set_telemetry_period" else "ota" if kind == "ota" else "admin"
+        # (desired, desired_w: a configuration's steps; a tuple of the names would be heap for good)
+        name = "settings" if kind == "set_telemetry_period" else kind if kind == "ota" or kind[0] == "d" else "admin"
         error = result = None
         try:
             result = getattr(__import__(name), kind)(self, cmd_id, payload)

@@ -2,12 +2,16 @@
 bytes when it can be, and the command acked `failed`; when even the id cannot be read nothing can be acked, and the
 command is only logged.
 
-    malformed(app, msg)   msg (bytes) is not valid JSON
+    malformed(app, msg)   msg (bytes) is not valid JSON; an empty one (the retained `config` cleared) is nothing
     busy(app, head)       head (a bytearray) is the start of a command that found the queue full (app.py)
+    other(app, x)         busy() for a bytearray; for a tuple, a desired configuration's next step (desired.py)
+                          -> (None, x[0], x) for app.py to run as a built-in
 """
 
 
 def malformed(app, msg):
+    if not msg:
+        return
     cmd_id = _find_id(msg)
     print("cmd: malformed JSON (%d bytes)" % len(msg))
     if cmd_id:
@@ -20,6 +24,13 @@ def busy(app, head):
         app.ack(cmd_id, "failed", error="busy: command queue full")
     else:
         print("cmd: queue full, dropped a command without a readable id")
+
+
+def other(app, x):
+    """A bytearray: busy(); a tuple: a desired configuration's next step, (the built-in, ...) (desired.py)."""
+    if type(x) is bytearray:
+        return busy(app, x)
+    return None, x[0], x
 
 
 def _find_id(msg):

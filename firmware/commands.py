@@ -7,7 +7,10 @@ msg is the command (bytes), or the start of one refused for a full queue (a byte
 
 The commands it cannot read (malformed JSON; the start of one refused for a full queue) are cmd_refused.py's,
 loaded for them alone: this module is in the heap beside every command, the OTA's among them, on a board with
-~4 KB free (32 KB heap).
+~4 KB free (32 KB heap). The `config` topic's messages come here too (they share the queue): one (the desired
+configuration, {"v", "settings"}: no id) is handed back as the built-in `desired` with the cmd_id None (nothing is
+acked; desired.py), and so is each step of applying one (a tuple, cmd_refused.py); an empty message (the retained
+`config` cleared: a deleted device) is nothing (cmd_refused.py).
 
 A command the board can run is acked `accepted` first. A `custom` command runs its maker's handler (app.custom(),
 user.py) here; its return value is acked `done` with it as `result`, an exception `failed` with its text (app.ack).
@@ -26,13 +29,15 @@ _BUILTIN = ("reboot", "wifi_reset", "ping", "set_telemetry_period", "ota")
 
 
 def run(app, msg):
-    if isinstance(msg, bytearray):
-        return _refused().busy(app, msg)
+    if type(msg) is not bytes:
+        return _refused().other(app, msg)
     try:
         cmd = json.loads(msg)
     except ValueError:
         return _refused().malformed(app, msg)
     if not isinstance(cmd, dict) or not isinstance(cmd.get("id"), str):
+        if isinstance(cmd, dict) and "settings" in cmd:  # a `config` message (desired.py)
+            return None, "desired", cmd
         print("cmd: no id, ignored")
         return None
     cmd_id = cmd["id"]

@@ -233,6 +233,8 @@ class Link:
     def read(self, n):
         """n bytes of the session; None when not waiting and nothing has come."""
         got = b""
+        if not n:  # (an empty message: the TLS socket's read(0) gives b"", which is no closed connection)
+            return got
         deadline = time.ticks_add(time.ticks_ms(), _IO_TIMEOUT_MS)
         while True:
             chunk = self._sock.read(n - len(got))

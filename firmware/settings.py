@@ -2,15 +2,19 @@
 CA's PEM text, the board), so that a command reads and writes this small file whole and never config.json (parsing
 it, CA included, takes more heap than a board online has to spare).
 
-    {"period": 60}
+    {"period": 60, "user": {"greeting": "hi"}, "config_v": 7}
 
 period: whole seconds between telemetry samples, 5 to 86400 (_PERIOD_MIN, _PERIOD_MAX), default 60 (_PERIOD).
-Keys not listed here are kept as they are: `ota_trial_s` and `ota_trial_boots` (a new app's trial after an OTA)
-are read by ota_boot.py, which states them, and not here, which every boot loads.
+user, config_v: the maker's own keys of the desired configuration (an object: user.py's configure() gets them) and
+the version of it last applied (desired_w.py writes them). Keys not listed here are kept as they are:
+`ota_trial_s` and `ota_trial_boots` (a new app's trial after an OTA) are read by ota_boot.py, which states them, and
+not here, which every boot loads.
 
     load()                                       the settings with defaults: start.py, once per boot
     set_telemetry_period(app, cmd_id, payload)   the built-in command -> {"period": n}; app.py loads this module
                                                  for it and unloads it afterwards
+    period(value), save(s)                       for desired_w.py: a period checked (period(): the default),
+                                                 the file written whole
 
 A missing, unreadable or invalid file, or an invalid value, gives the default. The file is written atomically:
 settings.json.tmp, then renamed over settings.json; load() reads the .tmp when settings.json is missing (FAT renames
@@ -58,13 +62,23 @@ def _period_ok(period):
 
 
 def set_telemetry_period(app, cmd_id, payload):
-    period = payload.get("period")
-    if not _period_ok(period):
-        raise ValueError("period must be a whole number of seconds from %d to %d" % (_PERIOD_MIN, _PERIOD_MAX))
+    p = period(payload.get("period"))
     s = load()
-    s["period"] = period
+    s["period"] = p
+    save(s)
+    app.tele.set_period(p)
+    return {"period": p}
+
+
+def period(value=_PERIOD):
+    """value when it is a period, else ValueError saying what one is; period() is the default."""
+    if not _period_ok(value):
+        raise ValueError("period must be a whole number of seconds from %d to %d" % (_PERIOD_MIN, _PERIOD_MAX))
+    return value
+
+
+def save(s):
+    """The settings `s` (a dict) as settings.json, whole: the temporary file, then renamed over it."""
     with open(_TMP, "w") as f:
         json.dump(s, f)
     os.rename(_TMP, _FILE)
-    app.tele.set_period(period)
-    return {"period": period}

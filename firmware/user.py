@@ -5,6 +5,15 @@ register(commands, board) is called once at boot (never in safe mode):
                                    is name; the result (any JSON value) is acked `done`, an exception
                                    `failed` with its text
 telemetry() is called at every sample: a dict of extra values (numbers, short strings, bools).
+configure(keys), if this module defines one, gets the maker's own keys of the desired configuration (`PUT
+  /v1/user/devices/{uid}/configuration` and its groups': everything but telemetry_period), a dict of bools, numbers
+  and strings ({} when none is desired any more), after each configuration message, also when the same one comes
+  again at a connect (the backend's retained message: so after a boot too, once online). Keep what you use of
+  them, not the dict (heap is short on a small board); what it raises is logged. For example:
+      _greeting = "hello"
+      def configure(keys):
+          global _greeting
+          _greeting = keys.get("greeting", "hello")
 """
 
 _board = None

@@ -31,6 +31,7 @@ FIRMWARE_MODULES = [
     "ota_run.mpy", "ota_switch.mpy", "ota_verify.mpy",
     "ota_partition.mpy", "ports/unix_partition.mpy",  # the partition method's (firmware/ota_partition.py)
     "ports/unix_setup.mpy",  # the unix board's setup listener, loaded in setup mode only
+    "desired.mpy", "desired_w.mpy",  # the desired configuration, loaded for its messages only
 ]
 UMQTT = "lib/umqtt/simple.mpy"
 
