@@ -28,6 +28,11 @@ the job logged (after gc.collect(), at each report), their difference (the job's
 <= 8 KB while the session is kept), and the bytes the backend served (an incremental OTA: the manifest and the one
 changed module).
 
+Then the configuration check (`--no-config` skips it), at CONFIG_SIZES (or --config-sizes): a board online, a desired
+configuration (telemetry period and two of the maker's keys) PUT over REST; it passes when the API shows it in sync
+(the board applied and reported it: firmware/desired.py) within TIMEOUT and the board's settings.json holds it.
+Printed per size: the result and the seconds from the PUT to in sync.
+
 Caveats printed with the figures:
 - the unix port's mbedTLS allocates with the C library, not from the MicroPython heap: the TLS
   session's buffers (~40 KB with 16 KB records) are *not* part of the figure;
@@ -35,7 +40,8 @@ Caveats printed with the figures:
   32-bit ESP8266/ESP32, and the figure overstates what those boards need for the same code.
 
 Run: `.venv/bin/python bench/firmware_memory.py` (options: --sizes 64,48,40 for a fixed list, --ota-sizes 36,34
-for the OTA check's, --timeout S, --keep to leave the work dir). Exit code 0 whatever the figures.
+for the OTA check's, --config-sizes 34,32 for the configuration check's, --timeout S, --keep to leave the work
+dir). Exit code 0 whatever the figures.
 """
 
 import argparse
@@ -59,6 +65,8 @@ FLOOR_KB = 8
 TIMEOUT = 20.0  # seconds for one board run to pass all five checks
 OTA_TIMEOUT = 60.0
 OTA_TARGET_KB = 8
+CONFIG_SIZES = (36, 34, 33, 32)
+CONFIG = {"telemetry_period": 20, "greeting": "hi", "threshold": 21.5}
 POLL = 0.1
 
 
@@ -294,6 +302,42 @@ def ota_check(server, built, work, kb, bundle_data, timeout):
     return out
 
 
+def config_check(server, built, work, kb, timeout):
+    """One desired configuration at heap `kb`: (passed, seconds from the PUT to in sync or None, problem)."""
+    uid, flash, log_path = new_board(server, built, work / f"config-{kb}k", f"config-{kb}k", period=60)
+    process = _start_board(flash, kb, log_path)
+    started = time.monotonic()
+    put_at = None
+    problem = f"timeout ({timeout:.0f} s)"
+    try:
+        while time.monotonic() - started < timeout:
+            if process.poll() is not None:
+                problem = f"exit {process.returncode}"
+                break
+            if put_at is None:
+                _, body = server.call("GET", f"/v1/user/devices/{uid}")
+                if body["data"]["status"] == "online" and "after connect" in log_path.read_text(errors="replace"):
+                    status, body = server.call("PUT", f"/v1/user/devices/{uid}/configuration", {"settings": CONFIG})
+                    if status != 200:
+                        raise RuntimeError(f"PUT configuration: HTTP {status} {body}")
+                    put_at = time.monotonic()
+            else:
+                _, body = server.call("GET", f"/v1/user/devices/{uid}/configuration")
+                if body["data"]["in_sync"]:
+                    kept = json.loads((flash / "settings.json").read_text())
+                    if kept.get("period") == CONFIG["telemetry_period"] and kept.get("user") == {
+                            k: v for k, v in CONFIG.items() if k != "telemetry_period"}:
+                        return True, time.monotonic() - put_at, ""
+                    problem = f"in sync, but settings.json holds {kept}"
+                    break
+            time.sleep(POLL)
+    finally:
+        stop_board(process)
+        server.call("DELETE", f"/v1/user/devices/{uid}")
+    match = re.search(r".*MemoryError.*", log_path.read_text(errors="replace"))
+    return False, None, match.group(0).strip() if match else problem
+
+
 def ota_row(r):
     above = (r["steady"] - r["lowest"]) if r["steady"] is not None and r["lowest"] is not None else None
     cells = [f"{r['kb']:>4} KB", f"{r['state'] or '-':<11}", f"{r['where']:<14}",
@@ -332,6 +376,8 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs of every run)")
     parser.add_argument("--no-ota", action="store_true", help="skip the OTA check")
     parser.add_argument("--ota-sizes", help="comma-separated heap sizes in KB for the OTA check, e.g. 36,32")
+    parser.add_argument("--no-config", action="store_true", help="skip the configuration check")
+    parser.add_argument("--config-sizes", help="comma-separated heap sizes in KB for the configuration check")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="mpfleet-fwmem-"))
@@ -383,6 +429,20 @@ def main(argv=None):
             for kb in [k for k in sizes if k >= passing[0]]:
                 print("  " + ota_row(ota_check(server, built, work, kb, bundle_data, OTA_TIMEOUT)), flush=True)
             print(f"(above: steady minus lowest free heap while the job ran; target <= {OTA_TARGET_KB} KB)")
+        if not args.no_config:
+            sizes = CONFIG_SIZES if not args.config_sizes else [int(s) for s in args.config_sizes.split(",")]
+            print(f"\nconfiguration check: PUT .../configuration {json.dumps(CONFIG)} to a board online, until in sync")
+            print("  heap    result  in sync    problem")
+            applied = []
+            for kb in sorted(sizes, reverse=True):
+                passed, seconds, problem = config_check(server, built, work, kb, args.timeout)
+                if passed:
+                    applied.append(kb)
+                cells = [f"{kb:>4} KB", "PASS" if passed else "fail", f"{seconds:6.2f} s" if seconds else "   -    ",
+                         problem[:60]]
+                print("  " + "  ".join(cells), flush=True)
+            print(f"smallest heap that applies a configuration: {min(applied)} KB" if applied else
+                  "no heap size tried applied the configuration")
         if args.keep:
             print(f"work dir kept: {work}")
     finally:
