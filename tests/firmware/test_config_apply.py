@@ -177,7 +177,8 @@ async def test_a_new_config_while_online_changes_the_telemetry_period_at_once(ap
 
         # A key no longer desired is forgotten; telemetry_period no longer desired is the default period.
         await publish_config(client, uid, {"v": 2, "settings": {"mode": "eco"}})
-        assert await next_message(client, "config_report", board=board) == {"v": 2, "applied": {"mode": "eco"}, "errors": {}}
+        report = await next_message(client, "config_report", board=board)
+        assert report == {"v": 2, "applied": {"mode": "eco"}, "errors": {}}
         assert settings_of(board) == {"period": 60, "config_v": 2, "user": {"mode": "eco"}}
         assert board.exits == [] and "session lost" not in board.log()
 
