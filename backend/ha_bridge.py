@@ -8,8 +8,9 @@ One MQTT session of its own, as the backend's account, that keeps Home Assistant
   message, which removes the entity. A round runs every ROUND_SECONDS (new buttons, targets, telemetry keys and
   deletions show within that), soon after a nudge (a device's status, ack or OTA report: NudgingEvents; a press),
   and with everything published again after Home Assistant's birth message (`homeassistant/status` = online);
-- what the broker kept retained from before (a restart) is read back at the session's start, so that entities of
-  devices deleted meanwhile are removed too;
+- what the broker kept retained from before (a restart) is read back at the session's start, on a short session of
+  its own (the main one subscribes to nothing it publishes), so that entities of devices deleted meanwhile are
+  removed too;
 - presses: Home Assistant publishes on `mpfleet/ha/<uid>/command`; each becomes a tracked command through the
   service (send_command, trigger_ota), paced, in the history and on the live events as any other. Never the
   device's own `cmd` topic: Home Assistant's account may not publish there (broker/ha_access.py).
@@ -20,8 +21,8 @@ import logging
 import secrets
 
 from . import ha_discovery
-from .ha_discovery import (BIRTH_TOPIC, BUTTON, CONFIG_FILTER, INSTALL, OFFLINE, ONLINE, REBOOT, ROOT, STATE_FILTER,
-                           WIFI_RESET)
+from .ha_discovery import (BIRTH_TOPIC, BUTTON, COMMAND_FILTER, CONFIG_FILTER, INSTALL, OFFLINE, ONLINE, REBOOT, ROOT,
+                           STATE_FILTER, WIFI_RESET)
 from .mqtt_client import MqttClient, MqttError
 from .service import ServiceError
 from .storage import StorageError
@@ -33,7 +34,7 @@ ROUND_SECONDS = 2.0  # a round at least this often
 _GAP = 0.5  # between two rounds at least: a burst of nudges (a fleet's statuses, an OTA's reports) is one round
 _MAX_PRESSES = 100  # presses waiting for their turn; past it a press is dropped and logged
 _BURST = 100  # retained messages published at once (their PUBACKs awaited together)
-_SYNC_TOPIC = f"{ROOT}/_backend/sync"  # comes back after what the broker replays to our subscriptions (no uid has _)
+_SYNC_TOPIC = f"{ROOT}/_backend/sync"  # comes back after what the broker replays to a subscription (no uid has _)
 _SYNC_SECONDS = 5.0
 _RECONNECT_MIN, _RECONNECT_MAX = 0.5, 10.0
 
@@ -48,7 +49,6 @@ class HomeAssistantBridge:
         self._due = asyncio.Event()
         self._birth = False  # Home Assistant said it is online: everything again
         self._presses = asyncio.Queue(_MAX_PRESSES)
-        self._synced = None
         self._user_id = None
         self._warned_no_user = False
         self._client = None  # while a session is up
@@ -81,15 +81,8 @@ class HomeAssistantBridge:
         rounds = None
         self._client = client
         try:
-            self._published = {}
-            self._synced = asyncio.get_running_loop().create_future()
-            await client.subscribe([(CONFIG_FILTER, 0), (STATE_FILTER, 1), (BIRTH_TOPIC, 0)])
-            await client.publish(_SYNC_TOPIC, b"", qos=1)
-            try:
-                await asyncio.wait_for(asyncio.shield(self._synced), _SYNC_SECONDS)
-            except TimeoutError:  # what comes later is still taken into account (_received)
-                log.warning("Home Assistant discovery: the broker's retained messages did not come within %g s",
-                            _SYNC_SECONDS)
+            await client.subscribe([(COMMAND_FILTER, 1), (BIRTH_TOPIC, 0)])  # nothing it publishes comes back
+            self._published = await self._retained()
             rounds = asyncio.create_task(self._rounds(client))
             log.info("Home Assistant discovery: publishing the devices of user %r", self.user_name)
             await client.wait_closed()
@@ -99,6 +92,34 @@ class HomeAssistantBridge:
             if rounds is not None:
                 rounds.cancel()
                 await asyncio.gather(rounds, return_exceptions=True)
+
+    async def _retained(self):
+        """{topic: payload} of ours the broker keeps retained (from before a restart), read on a short session of
+        its own: it subscribes to the discovery configs and our state topics, takes what the broker replays, and
+        ends once a marker it publishes itself comes back after the replay. Raises MqttError."""
+        found, synced = {}, asyncio.get_running_loop().create_future()
+
+        def received(name, payload, retained):
+            if name == _SYNC_TOPIC:
+                if not synced.done():
+                    synced.set_result(None)
+            elif retained and payload and ha_discovery.command_of(name) is None and \
+                    (name.startswith(ROOT + "/") or ha_discovery.is_ours(name)):
+                found[name] = payload
+
+        client = await MqttClient.connect(self.endpoint, f"{self.endpoint.username}-ha-{secrets.token_hex(4)}",
+                                          received, keepalive=30, with_retain=True)
+        try:
+            await client.subscribe([(CONFIG_FILTER, 0), (STATE_FILTER, 1)])
+            await client.publish(_SYNC_TOPIC, b"", qos=1)
+            try:
+                await asyncio.wait_for(synced, _SYNC_SECONDS)
+            except TimeoutError:
+                log.warning("Home Assistant discovery: the broker's retained messages did not all come within %g s;"
+                            " entities of devices deleted meanwhile may stay", _SYNC_SECONDS)
+        finally:
+            client.close()
+        return found
 
     async def say_offline(self, timeout=5.0):
         """Before the backend stops: every device it showed online is shown unavailable, and no round runs after.
@@ -124,14 +145,9 @@ class HomeAssistantBridge:
             if payload == ONLINE:
                 self._birth = True
                 self.nudge()
-        elif name == _SYNC_TOPIC:
-            if self._synced is not None and not self._synced.done():
-                self._synced.set_result(None)
         elif (uid := ha_discovery.command_of(name)) is not None:
             if not retained:  # a press kept retained would press again at every restart
                 self._take_press(uid, payload)
-        elif retained and payload and (name.startswith(ROOT + "/") or ha_discovery.is_ours(name)):
-            self._published[name] = payload  # from before: the next round clears it unless still wanted
         return None
 
     def _take_press(self, uid, payload):
