@@ -26,6 +26,7 @@ def init_app(settings=None):
         lifecycle.alarms_ctx,
         lifecycle.maintenance_ctx,
         lifecycle.campaigns_ctx,
+        lifecycle.home_assistant_ctx,
     ])
     setup_routes(app)
     return app

@@ -1,9 +1,11 @@
 """The MQTT bridge: the backend's client of the broker (docs/protocol.md).
 
 Inbound, it turns device messages into storage writes: `status` → presence, `telemetry` →
-batched rows (telemetry_batches.py), `ack` → command states, `ota` → OTA job states (through
-`events`). Outbound, it publishes commands and clears the retained status of revoked devices. A
-malformed message is counted in `stats` and dropped; nothing a device sends can stop the loop.
+batched rows (telemetry_batches.py), `ack` → command states, `ota` → OTA job states, `config_report`
+→ the board's applied configuration (through `events`). Outbound, it publishes commands, each device's
+retained `config` (again for every device whenever it connects: the embedded broker keeps no retained
+message across a restart), and clears the retained status of revoked devices. A malformed message is
+counted in `stats` and dropped; nothing a device sends can stop the loop.
 
 Messages arrive through mqtt_client.py's callback, which must not block. Telemetry rows go to the
 current batch there; status and acks wait in an inbox for `_inbox_loop`, which hands them to
@@ -27,7 +29,7 @@ import secrets
 
 import orjson
 
-from . import schemas
+from . import config_schemas, schemas
 from .broker import connection_log
 from .broker.accounts import OFFLINE_STATUS
 from .broker.endpoint import BrokerEndpoint
@@ -38,15 +40,16 @@ __all__ = ["Bridge", "BridgeUnavailable", "BrokerEndpoint", "StorageEvents", "to
 log = logging.getLogger(__name__)
 
 TOPIC_ROOT = "mpfleet/v1"
-# Presence, acks and OTA progress are rare and must not be lost: QoS 1. Telemetry is QoS 1 on
+# Presence, acks, OTA progress and configuration reports are rare and must not be lost: QoS 1. Telemetry is QoS 1 on
 # Mosquitto (see above); the embedded broker does not deliver it to the bridge.
-INBOUND = {"status": 1, "ack": 1, "ota": 1}
+INBOUND = {"status": 1, "ack": 1, "ota": 1, "config_report": 1}
 # Status and ack messages waiting for their turn. Each waits for its turn before it is acknowledged,
 # so a broker that holds to its in-flight window bounds them (Mosquitto 2.0.11 does not quite:
 # docs/protocol.md); past this bound a message is not taken (see _queue).
 _MAX_INBOX = 100_000
 _RECONNECT_MIN, _RECONNECT_MAX = 0.5, 10.0
 _CLIENT_ID_FILE = "mqtt-client-id"
+_CONFIG_PAGE = 500  # devices' configs read and published at once (a bounded read, a bounded burst of PUBACKs)
 
 
 class BridgeUnavailable(Exception):
@@ -74,6 +77,10 @@ class StorageEvents:
     async def ota_report(self, uid, job_id, state, progress, error):
         """An `ota` message (schemas.ota_progress): only the service layer moves jobs; until it runs, the
         device's status and final ack still decide how the job ends."""
+
+    async def config_report(self, uid, version, applied, errors):
+        """A `config_report` message (config_schemas.config_report)."""
+        return await self.storage.configuration.report(uid, version, applied, errors)
 
 
 def topic(uid, kind):
@@ -104,6 +111,7 @@ class Bridge:
         self._resuming = None  # the task that resumes reading once the batches have room
         self._connected = asyncio.Event()
         self._inbox = asyncio.Queue()  # (uid, kind, payload, retained, done) in arrival order
+        self._configs = asyncio.Lock()  # one publishing of configs at a time: the newest read is published last
 
     @staticmethod
     def installation_client_id(data_dir, username):
@@ -163,6 +171,7 @@ class Bridge:
         client_id = self._client_id or f"{endpoint.username}-{secrets.token_hex(4)}"
         client = await MqttClient.connect(endpoint, client_id, self._received, keepalive=30,
                                           clean_session=not persistent, with_retain=True)
+        republish = None
         try:
             if self._goodbyes is not None:
                 self._goodbyes.clear()
@@ -170,10 +179,13 @@ class Bridge:
             self._client = client
             await client.subscribe(self._subscriptions)
             self._connected.set()
+            republish = asyncio.create_task(self._republish_configs())
             log.info("MQTT bridge connected to %s:%s%s", endpoint.host, endpoint.port,
                      f" (session {client_id}, {'resumed' if client.session_present else 'new'})" if persistent else "")
             await client.wait_closed()
         finally:
+            if republish is not None:
+                republish.cancel()
             client.close()
             if self._resuming is not None:
                 self._resuming.cancel()
@@ -253,6 +265,8 @@ class Bridge:
                     self._goodbyes.hello(uid)
                 elif kind == "ota":
                     await self.events.ota_report(uid, *schemas.ota_progress(payload))
+                elif kind == "config_report":
+                    await self.events.config_report(uid, *config_schemas.config_report(payload))
             except BridgeUnavailable as error:  # a status we had to publish was not
                 done.set_exception(error)  # not acknowledged: the broker sends the message again
                 done.exception()  # retrieved: the connection it came on may be gone already
@@ -304,6 +318,43 @@ class Bridge:
         """Publish a command (QoS 1). Raises BridgeUnavailable when there is no broker session."""
         body = {"id": command.id, "type": command.type, "payload": command.payload}
         await self._publish(topic(uid, "cmd"), orjson.dumps(body))
+
+    async def publish_configs(self, uids=None):
+        """Publish the retained `config` of each device of `uids` (None: of every device), as storage holds it
+        now, a page at a time, each page at once. Raises BridgeUnavailable when one was not published (the next
+        session publishes them all again)."""
+        configuration = self.storage.configuration
+        async with self._configs:
+            if uids is None:
+                after = 0
+                while after is not None:
+                    page, after = await configuration.published_page(after, _CONFIG_PAGE)
+                    await self._publish_configs(page)
+                return
+            uids = list(uids)
+            for start in range(0, len(uids), _CONFIG_PAGE):
+                await self._publish_configs(await configuration.published(uids[start:start + _CONFIG_PAGE]))
+
+    async def _publish_configs(self, page):
+        results = await asyncio.gather(*(
+            self._publish(topic(p.uid, "config"), orjson.dumps({"v": p.version, "settings": p.settings}), retain=True)
+            for p in page), return_exceptions=True)
+        failed = [result for result in results if isinstance(result, BaseException)]
+        if failed:
+            raise failed[0] if isinstance(failed[0], BridgeUnavailable) else BridgeUnavailable(str(failed[0]))
+
+    async def _republish_configs(self):
+        try:
+            await self.publish_configs()
+        except BridgeUnavailable as error:
+            log.warning("MQTT bridge: could not publish every device's config again: %s", error)
+        except Exception:  # noqa: BLE001 - the session goes on; the next one tries again
+            log.exception("MQTT bridge: could not publish every device's config again")
+
+    async def clear_config(self, uid):
+        """Remove a deleted device's retained `config`."""
+        async with self._configs:
+            await self._publish(topic(uid, "config"), b"", retain=True)
 
     async def clear_status(self, uid):
         """Remove a device's retained status, so a revoked device is not shown online after a restart."""

@@ -42,6 +42,8 @@ class Settings:
     max_firmware_bytes: int = MAX_FIRMWARE_BYTES
     rate_limit_read: int = RATE_LIMIT_READ  # GET/HEAD requests a minute per token; 0 = no limit
     rate_limit_write: int = RATE_LIMIT_WRITE  # every other method
+    ha_discovery: bool = False  # Home Assistant MQTT discovery (ha_bridge.py, docs/home-assistant.md)
+    ha_user: str = "admin"  # whose devices Home Assistant sees
 
     @property
     def mqtt_public_host(self):

@@ -12,6 +12,8 @@ hands on goes to the service first, then, as an event, to the device owner's sub
                           reason as the presence history has it)
     command_update        {"type", "uid", "command_id", "state", "result", "error", "timestamp"} (the device's acks)
     ota_progress          {"type", "uid", "job_id", "state", "progress", "error", "timestamp"} (its `ota` reports)
+    device_config_update  {"type", "uid", "desired", "own", "version", "reported", "in_sync", "timestamp"} (its
+                          `config_report`s: GET .../configuration's data as it is then)
 
 Publishing puts a dict on each queue and returns: a slow WebSocket client never slows the bridge, and never holds
 more than QUEUE_LIMIT events; past that it is cut off (closed with code 1008) and reconnects when it can.
@@ -19,6 +21,8 @@ more than QUEUE_LIMIT events; past that it is cut off (closed with code 1008) an
 
 import asyncio
 from datetime import datetime, timezone
+
+from . import configuration
 
 QUEUE_LIMIT = 1000  # events waiting for one subscriber before it is cut off
 
@@ -112,6 +116,13 @@ class LiveEvents:
         await self.inner.ota_report(uid, job_id, state, progress, error)
         await self._publish(uid, {"type": "ota_progress", "uid": uid, "job_id": job_id, "state": state,
                                   "progress": progress, "error": error})
+
+    async def config_report(self, uid, version, applied, errors):
+        kept = await self.inner.config_report(uid, version, applied, errors)
+        if kept is not None and self.hub.watching(kept[0]):
+            self.hub.publish(kept[0], {"type": "device_config_update", "uid": uid, **configuration.as_json(kept[1]),
+                                       "timestamp": _now()})
+        return kept
 
     async def _publish(self, uid, event):
         if not self.hub.watching():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import credentials, device_http, keys, maintenance
+from . import credentials, device_http, ha_account, keys, maintenance
 from .alarms import AlarmService
 from .bridge import Bridge, StorageEvents
 from .campaigns import Campaigns
@@ -69,6 +69,7 @@ async def _embedded_broker(app, settings, batches):
         background.add(task)
         task.add_done_callback(background.discard)
 
+    ha_password = ha_account.password(settings.data_dir)[0] if settings.ha_discovery else None
     broker = EmbeddedBroker(
         tls=tls,
         verify_device=lambda uid, password: _verify_device(storage, uid, password),
@@ -77,12 +78,15 @@ async def _embedded_broker(app, settings, batches):
         tls_port=settings.mqtt_tls_port,
         on_device_connected=remember_peer,
         telemetry=batches,  # a board's QoS 1 telemetry is acknowledged once its rows are committed
+        home_assistant=ha_password,
     )
     # The broker starts with no sessions, whatever the database remembers.
     await storage.devices.mark_all_offline()
     await broker.start()
     app[keys.DEVICE_ACCOUNTS] = EmbeddedAccounts(broker)
     app[keys.MQTT_PUBLIC] = MqttPublic(settings.mqtt_public_host, broker.tls_port, tls.ca_cert.read_text())
+    if ha_password:
+        ha_account.save(settings.data_dir, app[keys.MQTT_PUBLIC], ha_password)
     app[keys.BROKER_ENDPOINT] = BrokerEndpoint(
         "127.0.0.1", broker.plain_port, broker.backend_username, broker.backend_password
     )
@@ -102,6 +106,10 @@ async def _external_broker(app, settings):
     ca_cert = Path(ca_file).read_text() if Path(ca_file).exists() else None
     app[keys.DEVICE_ACCOUNTS] = admin
     app[keys.MQTT_PUBLIC] = MqttPublic(settings.mqtt_public_host, settings.mqtt_tls_port, ca_cert)
+    if settings.ha_discovery:
+        ha_password, new = ha_account.password(settings.data_dir)
+        await admin.ensure_home_assistant(ha_password, new)
+        ha_account.save(settings.data_dir, app[keys.MQTT_PUBLIC], ha_password)
     app[keys.BROKER_ENDPOINT] = BrokerEndpoint.from_url(settings.broker_url, settings.broker_ca_file)
     yield
     await admin.stop()
@@ -216,3 +224,25 @@ async def campaigns_ctx(app):
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def home_assistant_ctx(app):
+    """Home Assistant discovery (ha_bridge.py), with --ha-discovery only: its session, and the bridge's events
+    nudging it (NudgingEvents) so that presence and OTA progress show at once."""
+    settings = app[keys.SETTINGS]
+    if not settings.ha_discovery:
+        yield
+        return
+    from .ha_bridge import HomeAssistantBridge, NudgingEvents
+
+    bridge = app[keys.BRIDGE]
+    home_assistant = HomeAssistantBridge(app[keys.STORAGE], app[keys.SERVICE], app[keys.BROKER_ENDPOINT],
+                                         settings.ha_user)
+    events = bridge.events
+    bridge.events = NudgingEvents(events, home_assistant)
+    task = asyncio.create_task(home_assistant.run())
+    yield
+    await home_assistant.say_offline()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    bridge.events = events

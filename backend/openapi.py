@@ -100,6 +100,9 @@ SCHEMAS = {
     "DeviceCompact": _object({
         "uid": _STRING, "name": _STRING, "status": _ref("DeviceStatus"), "last_seen_at": _TIME,
         "platform": _ref("Platform"), "board": _ref("Platform"), "board_variant": _nullable(_STRING),
+        "tags": {"type": "array", "items": _ref("Tag"), "description": "the device's tags, sorted"},
+        "groups": {"type": "array", "description": "the groups it is in, in the group list's order",
+                   "items": _object({"id": {"type": "integer"}, "name": _STRING})},
     }),
     "DeviceStatus": {"enum": ["pending", "online", "offline", "disabled"]},
     "Device": _object({
@@ -822,7 +825,7 @@ def _paths():
 
 @cache
 def document():
-    from . import openapi_alarms  # (it builds on this module's helpers)
+    from . import openapi_alarms, openapi_configuration  # (they build on this module's helpers)
 
     return {
         "openapi": "3.1.0",
@@ -839,9 +842,9 @@ def document():
             "(GET, HEAD) or writes (the rest), counted a minute at a time; past the limit, 429 with Retry-After "
             "(`mpfleet serve --rate-limit-read N --rate-limit-write N`; 0 is no limit, and no headers).",
         },
-        "paths": {**_paths(), **openapi_alarms.paths()},
+        "paths": {**_paths(), **openapi_alarms.paths(), **openapi_configuration.paths()},
         "components": {
-            "schemas": {**SCHEMAS, **openapi_alarms.SCHEMAS},
+            "schemas": {**SCHEMAS, **openapi_alarms.SCHEMAS, **openapi_configuration.SCHEMAS},
             "responses": {"MethodNotAllowed": _METHOD_NOT_ALLOWED},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },

@@ -6,8 +6,8 @@ Boards' OTA downloads are not here: the device listener has its one route of its
 
 from aiohttp import web
 
-from .handlers import (alarms, buttons, bulk, campaigns, catalog, commands, devices, events, firmwares, groups, health,
-                       notifications, ota, rules, tags, telemetry)
+from .handlers import (alarms, buttons, bulk, campaigns, catalog, commands, configuration, dashboard, devices, events,
+                       firmwares, groups, health, notifications, ota, rules, tags, telemetry)
 from .middlewares import public, token_in_query
 
 DEVICE = "/v1/user/devices/{uid}"
@@ -23,6 +23,9 @@ def setup_routes(app):
         web.get("/v1/openapi.json", public(catalog.openapi_document)),
         web.get("/v1/platforms", public(catalog.list_platforms)),
         web.get("/v1/boards", public(catalog.list_boards)),
+        # The web dashboard's files (not the API: the page signs in with a token and calls the API with it).
+        web.get("/", public(dashboard.index)),
+        web.get("/ui/{path:.+}", public(dashboard.static_file)),
 
         web.get("/v1/user/devices", devices.list_devices),
         web.post("/v1/user/devices", devices.register_device),
@@ -82,6 +85,11 @@ def setup_routes(app):
         web.delete(DEVICE + "/firmwares/target", firmwares.clear_target),
         web.patch(DEVICE + r"/firmwares/{firmware_id:\d+}", firmwares.update_firmware),
         web.delete(DEVICE + r"/firmwares/{firmware_id:\d+}", firmwares.delete_firmware),
+
+        web.get(DEVICE + "/configuration", configuration.show_device_configuration),
+        web.put(DEVICE + "/configuration", configuration.set_device_configuration),
+        web.get(GROUP + "/configuration", configuration.show_group_configuration),
+        web.put(GROUP + "/configuration", configuration.set_group_configuration),
 
         web.get(DEVICE + "/tags", tags.list_device_tags),
         web.post(DEVICE + "/tags", tags.add_device_tags),

@@ -21,7 +21,9 @@ in storage/, MQTT in bridge.py and broker/. The flows:
 - OTA jobs (storage/ota.py): trigger_ota() checks that the board can apply the target's kind, stores the
   `ota` command with its job and a download URL (ota_tokens.py); the device's reports move the job on
   (ota_report), and its status decides how it ends: `updated` only when the device comes back on the
-  target's md5, `rolled_back` when it comes back on another after applying (device_status).
+  target's md5, `rolled_back` when it comes back on another after applying (device_status);
+- desired configuration: its flow is configuration.py's (`configuration`); a board's `config_report` goes to it, and
+  a deleted device's retained config is cleared.
 
 Pacing runs under a lock per device, so publishing follows the order commands were stored in; the
 slots themselves are taken in one storage transaction (CommandStore.claim), so two requests cannot
@@ -38,6 +40,7 @@ from mpfleet.boards import catalog
 from . import credentials, esp_image, schemas
 from .bridge import BridgeUnavailable
 from .broker.accounts import apply_access_change
+from .configuration import Configurations
 from .storage import NotFound
 from .storage.commands import AT_DEVICE, DEVICE_DISABLED, DEVICE_OFFLINE, FINAL_STATES, new_command_id
 
@@ -101,6 +104,7 @@ class Service:
         self.accounts = accounts  # broker/accounts.py:DeviceAccounts
         self.timeout_for = settings.timeout_for  # seconds a command of a type may go without its final ack
         self.ota_public, self.ota_tokens = ota  # device_http.OtaPublic, ota_tokens.TokenSigner
+        self.configuration = Configurations(storage, bridge)  # desired configuration (configuration.py)
         self._locks = weakref.WeakValueDictionary()  # uid -> asyncio.Lock, alive while someone holds it
         self._waiters = {}  # command id -> futures of requests waiting for its final state
         self._pumps_due = set()  # uids with a background pump scheduled that has not started yet
@@ -153,6 +157,7 @@ class Service:
         """Delete a device with all it has, and its broker access. Raises NotFound, or BrokerUnavailable
         (as update_device)."""
         await self.storage.devices.delete(user_id, uid)
+        await self.configuration.device_deleted(uid)
         await self._change_access(uid, "remove")
 
     async def _change_access(self, uid, change):
@@ -508,6 +513,10 @@ class Service:
             expired = await self.storage.commands.expire_queued(uid, WENT_OFFLINE, keep_ttl=True)
             await self.storage.ota.close_with_commands(expired, "expired")
             self._settle(expired)
+
+    async def config_report(self, uid, version, applied, errors):
+        """A board's validated `config_report`: kept. Returns as Configurations.report."""
+        return await self.configuration.report(uid, version, applied, errors)
 
     async def command_ack(self, uid, command_id, state, result, error):
         """A device's validated ack; a final one frees a place at the device for the next command (and ends

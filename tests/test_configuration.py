@@ -414,7 +414,7 @@ async def test_a_report_is_a_live_event(brokers_backend, owner, boards):
     ws = await owner.client.ws_connect("/v1/user/events", headers={"Authorization": f"Bearer {owner.token}"})
     try:
         await board.report({"v": 1, "applied": {}, "errors": {"greeting": "not applied: no room"}})
-        event = await asyncio.wait_for(_next_of(ws, "configuration"), 5)
+        event = await asyncio.wait_for(_next_of(ws, "device_config_update"), 5)
     finally:
         await ws.close()
     assert event["uid"] == registered["uid"] and event["version"] == 1 and event["in_sync"] is False

@@ -11,8 +11,8 @@ from mpfleet.backend.storage.devices import DeviceFilter
 
 from .fake_device import FakeDevice
 from .polling import eventually
+from .test_devices import COMPACT_FIELDS
 
-COMPACT_FIELDS = ["uid", "name", "status", "last_seen_at", "platform", "board", "board_variant"]
 MD5 = "e4b7f01d6b9f3d6fdb0d53f5e8be2d34"
 
 

@@ -10,7 +10,7 @@ DETAIL_FIELDS = [
     "first_seen_at", "last_seen_at", "last_ota_at", "platform", "board", "board_variant",
     "current_firmware", "target_firmware", "meta", "tags",
 ]
-COMPACT_FIELDS = ["uid", "name", "status", "last_seen_at", "platform", "board", "board_variant"]
+COMPACT_FIELDS = ["uid", "name", "status", "last_seen_at", "platform", "board", "board_variant", "tags", "groups"]
 
 
 async def test_registration_returns_the_seed_detail_payload_and_credentials_once(api):

@@ -2,7 +2,8 @@
 installed with its `firmware` extra into a fresh virtualenv (dependencies from the configured package index), and
 only that virtualenv's `mpfleet` is used, from a directory outside the checkout: `serve`, `provision`, then
 `emulate`, which builds the firmware from the installed package data and fetches umqtt.simple into the default
-download cache ($XDG_CACHE_HOME/mpfleet, here a temporary one). The board must come online over the REST API.
+download cache ($XDG_CACHE_HOME/mpfleet, here a temporary one). The board must come online over the REST API, and
+the dashboard's files (package data) must be served.
 """
 
 import json
@@ -86,6 +87,7 @@ def test_slow_the_installed_package_brings_an_emulated_board_online(installed, t
                                         stderr=subprocess.STDOUT, start_new_session=True)
         device = wait_until(lambda: _online(url, token, uid), 60, "the board online")
         assert device["meta"]["tls_verified"] is True
+        _dashboard_is_served(url)
     finally:
         if emulator is not None:
             emulator.send_signal(signal.SIGINT)
@@ -96,6 +98,18 @@ def test_slow_the_installed_package_brings_an_emulated_board_online(installed, t
     assert emulator.returncode == 0, log
     assert (tmp_path / "cache" / "mpfleet" / "micropython-umqtt.simple-1.3.4.tar.gz").is_file(), log
     assert (cwd / "board" / "lib" / "umqtt" / "simple.mpy").is_file() and (cwd / "board" / "app.mpy").is_file()
+
+
+def _dashboard_is_served(url):
+    """The dashboard's files are in the wheel (package data) and served from it, its modules as JavaScript."""
+    with urllib.request.urlopen(url + "/", timeout=5) as response:
+        assert b'src="/ui/js/main.js"' in response.read()
+    for path in ("/ui/app.css", "/ui/js/main.js", "/ui/js/pages/devices.js", "/ui/js/pages/telemetry.js",
+                 "/ui/vendor/uPlot.iife.min.js", "/ui/vendor/uPlot.min.css"):  # (npm's, copied in by the Makefile)
+        with urllib.request.urlopen(url + path, timeout=5) as response:
+            assert response.status == 200 and response.read(), path
+            if path.endswith(".js"):  # a browser runs a module only with a JavaScript type
+                assert response.headers["Content-Type"].startswith("text/javascript"), path
 
 
 def _online(url, token, uid):

@@ -287,6 +287,24 @@ async def test_a_members_body_that_breaks_a_rule_is_422(api, device, body, field
     assert (status, answer) == (422, {"message": message, "errors": {field: [message]}})
 
 
+async def test_the_device_list_shows_each_devices_tags_and_groups(api, other_api):
+    tagged, bare = await api.register(name="tagged"), await api.register(name="bare")
+    assert (await api.post(f"/v1/user/devices/{tagged['uid']}/tags", json={"tags": ["b", "a"]}))[0] == 200
+    groups = []
+    for name in ("Upstairs", "attic"):
+        status, body = await api.post("/v1/user/groups", json={"name": name})
+        groups.append(body["data"]["id"])
+        assert (await api.post(f"/v1/user/groups/{groups[-1]}/devices", json={"uids": [tagged["uid"]]}))[0] == 200
+    await other_api.register(name="theirs")
+    for path in ("/v1/user/devices", f"/v1/user/groups/{groups[0]}/devices"):
+        _, body = await api.get(path)
+        shown = {d["name"]: (d["tags"], d["groups"]) for d in body["data"]}
+        assert shown["tagged"] == (["a", "b"], [{"id": groups[1], "name": "attic"},
+                                                {"id": groups[0], "name": "Upstairs"}])
+        if "bare" in shown:
+            assert shown["bare"] == ([], [])
+
+
 async def test_a_groups_devices_are_listed_with_the_device_lists_filters_sort_and_pages(api):
     uids = await register_fleet(api)
     group = await create_group(api, "most")

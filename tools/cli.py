@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import accounts, bundle, client, deploy, emulate, flash, provision, serve
+from . import accounts, bundle, client, deploy, emulate, flash, ha_account, provision, serve
 from .errors import CommandError
 
 
@@ -17,6 +17,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.add_parser(commands)
     accounts.add_parsers(commands)
+    ha_account.add_parser(commands)
     provision.add_parser(commands)
     emulate.add_parser(commands)
     bundle.add_parser(commands)

@@ -57,6 +57,11 @@ def add_parser(commands):
     parser.add_argument("--rate-limit-write", type=requests_a_minute, default=RATE_LIMIT_WRITE, metavar="N",
                         help=f"requests of every other method a minute for each API token (default: {RATE_LIMIT_WRITE}; "
                         "0: no limit)")
+    parser.add_argument("--ha-discovery", action="store_true",
+                        help="publish Home Assistant MQTT discovery for the devices of --ha-user, and make Home "
+                        "Assistant's broker account (`mpfleet ha-account` prints it; docs/home-assistant.md)")
+    parser.add_argument("--ha-user", default="admin", metavar="NAME",
+                        help="the user whose devices Home Assistant sees (default: admin)")
     parser.add_argument(
         "--access-log", action="store_true", help="log every HTTP request (off by default: it costs ~6%% of a request)"
     )
@@ -89,6 +94,7 @@ def run(args):
         device_http_port=args.device_port, device_cert_file=args.device_cert, device_key_file=args.device_key,
         command_timeout=default_timeout, command_timeouts=timeouts,
         rate_limit_read=args.rate_limit_read, rate_limit_write=args.rate_limit_write,
+        ha_discovery=args.ha_discovery, ha_user=args.ha_user,
     )
     token = datadir.with_storage(args.data, lambda storage: ensure_admin(storage, args.data))
     if token:
@@ -154,6 +160,9 @@ async def _serve(settings, access_log):
         print(f"mpfleet backend: http://{settings.host}:{port}/v1/  data: {settings.data_dir}", flush=True)
         ota = runner.app[keys.OTA_PUBLIC]
         print(f"OTA downloads for boards: https://{ota.host}:{ota.port}/v1/device/ota/", flush=True)
+        if settings.ha_discovery:
+            print(f"Home Assistant discovery: the devices of user {settings.ha_user!r}; `mpfleet ha-account --data "
+                  f"{settings.data_dir}` prints Home Assistant's broker account", flush=True)
         if settings.public_host is None:  # what provisioned boards get as mqtt.host: often unknown on a LAN
             print(f"boards are told to reach the broker as {settings.mqtt_public_host!r} (this machine's host "
                   "name); if they cannot resolve it, restart with --public-host NAME-OR-IP", flush=True)

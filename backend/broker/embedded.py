@@ -8,7 +8,9 @@ Who may log in:
 - a board: username = client id = its uid, with its password, as `verify_device` decides
   (the app checks the stored hash and that the device exists and is enabled);
 - the backend account (`backend_username` / `backend_password`), made fresh at each
-  construction, which may publish and subscribe anything.
+  construction, which may publish and subscribe anything;
+- with `home_assistant` (a password), Home Assistant as ha_access.USERNAME, under any client id, with
+  ha_access.py's rule (docs/home-assistant.md).
 
 A board may publish, subscribe and receive only below `mpfleet/v1/<uid>/` (docs/protocol.md).
 
@@ -37,6 +39,7 @@ import logging
 import secrets
 
 from .. import listeners
+from . import ha_access
 from .accounts import OFFLINE_STATUS
 from .amqtt_fixes import FixedBroker
 from .amqtt_plugins import ConnectedPlugin, LoginPlugin, TopicAclPlugin, plugin_path
@@ -59,12 +62,14 @@ class EmbeddedBroker:
     """
 
     def __init__(self, *, tls, verify_device, plain_host="127.0.0.1", plain_port=1883,
-                 tls_host="0.0.0.0", tls_port=8883, on_device_connected=None, telemetry=None):
+                 tls_host="0.0.0.0", tls_port=8883, on_device_connected=None, telemetry=None, home_assistant=None):
         """`verify_device(uid, password)` returns an awaitable bool; `on_device_connected(uid,
         peer_ip)` is called, if given, each time a board's login is accepted; `telemetry` (a
-        TelemetryBatches), if given, takes the boards' telemetry (else it is only routed)."""
+        TelemetryBatches), if given, takes the boards' telemetry (else it is only routed);
+        `home_assistant`, if given, is the password of the Home Assistant account."""
         self.backend_username = BACKEND_USERNAME
         self.backend_password = secrets.token_urlsafe(32)
+        self._home_assistant = home_assistant
         self.plain_port = plain_port
         self.tls_port = tls_port
         self._plain_address = (plain_host, plain_port)
@@ -132,7 +137,9 @@ class EmbeddedBroker:
             # and $SYS topics whose plugin raises a DeprecationWarning.
             "plugins": {
                 plugin_path(LoginPlugin): {"check": self._check_login},
-                plugin_path(TopicAclPlugin): {"prefix": TOPIC_PREFIX, "superuser": self.backend_username},
+                plugin_path(TopicAclPlugin): {"prefix": TOPIC_PREFIX, "superuser": self.backend_username,
+                                              "accounts": {ha_access.USERNAME: _home_assistant_may}
+                                              if self._home_assistant else {}},
                 plugin_path(ConnectedPlugin): {"on_connected": self._connected},
             },
         }
@@ -143,6 +150,9 @@ class EmbeddedBroker:
             return False
         if username == self.backend_username:
             return hmac.compare_digest(password.encode(), self.backend_password.encode())
+        if username == ha_access.USERNAME:  # never a device's uid (uids are <platform>_<12 characters>)
+            return bool(self._home_assistant) and ha_access.may_use_client_id(session.client_id) and \
+                hmac.compare_digest(password.encode(), self._home_assistant.encode())
         # A board logs in as itself only: a client id other than its uid could take over
         # another board's session.
         if session.client_id != username or not _NOT_IN_USERNAME.isdisjoint(username):
@@ -150,7 +160,7 @@ class EmbeddedBroker:
         return bool(await self._verify_device(username, password))
 
     def _is_board(self, session):
-        return bool(session.username) and session.username != self.backend_username
+        return bool(session.username) and session.username not in (self.backend_username, ha_access.USERNAME)
 
     def _published(self, session, topic, data):
         """A board's telemetry, on its own topic, goes to the batches: the PUBACK waits for their commit."""
@@ -168,12 +178,21 @@ class EmbeddedBroker:
         return None
 
     def _connected(self, username, peer_ip):
-        if username == self.backend_username or self._on_device_connected is None:
+        if username in (self.backend_username, ha_access.USERNAME) or self._on_device_connected is None:
             return
         try:
             self._on_device_connected(username, peer_ip)
         except Exception:
             log.exception("on_device_connected(%r, %r) failed", username, peer_ip)
+
+
+def _home_assistant_may(action, topic):
+    """ha_access.py's rule for one of amqtt's actions (subscribe: `topic` is the filter)."""
+    if action == "subscribe":
+        return ha_access.may_subscribe(topic)
+    if action == "receive":
+        return ha_access.may_receive(topic)
+    return ha_access.may_publish(topic)
 
 
 def _small_tls_read_buffers():

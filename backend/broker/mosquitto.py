@@ -15,6 +15,9 @@ several backend processes may share the admin account and each of them sees ever
   presence behaves as with the embedded broker. The admin account therefore needs publish access
   below `mpfleet/v1/`, as the backend does for its commands anyway: `start()` gives it a role
   (`mpfleet-backend`) allowing that.
+- With Home Assistant discovery on, `ensure_home_assistant()` makes its client (ha_access.USERNAME) with a role of
+  its own, `mpfleet-home-assistant`, holding ha_access.py's rule, and gives the admin account a role,
+  `mpfleet-ha-backend`, to publish the discovery configs and states (docs/home-assistant.md).
 """
 
 import asyncio
@@ -22,7 +25,9 @@ import functools
 import json
 import secrets
 
+from ..ha_discovery import DISCOVERY_PREFIX, ROOT
 from ..mqtt_client import MqttClient, MqttError, Refused
+from . import ha_access
 from .accounts import OFFLINE_STATUS
 from .endpoint import BrokerEndpoint
 
@@ -30,14 +35,19 @@ CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
 ROLE_PREFIX = "mpfleet-device-"
 BACKEND_ROLE = "mpfleet-backend"
+HA_ROLE = "mpfleet-home-assistant"
+HA_BACKEND_ROLE = "mpfleet-ha-backend"
 _DEFAULT_TIMEOUT = 5.0
 # The plugin's answers for "already as asked", which the idempotent calls accept.
 _CLIENT_NOT_FOUND = "Client not found"
 _ROLE_NOT_FOUND = "Role not found"
 _ROLE_EXISTS = "Role already exists"
+_CLIENT_EXISTS = "Client already exists"
 # `mosquitto_ctrl dynsec init` makes an admin that may subscribe to everything but publish only to the plugin;
 # the same account is the bridge's, which publishes commands and clears retained status.
 _BACKEND_ACLS = [{"acltype": "publishClientSend", "topic": "mpfleet/v1/#", "allow": True}]
+_HA_BACKEND_ACLS = [{"acltype": "publishClientSend", "topic": topic, "allow": True}
+                    for topic in (f"{DISCOVERY_PREFIX}/#", f"{ROOT}/#")]
 _DEVICE_ACL_TYPES = ("publishClientSend", "publishClientReceive", "subscribePattern", "unsubscribePattern")
 # Receiving and unsubscribing are harmless once subscribing is denied, so they keep the
 # operator's setting.
@@ -98,17 +108,40 @@ class MosquittoAdmin:
         """Deny by default, and give this account the right to publish below the fleet's topics."""
         self._stopped = False
         await self._request([{"command": "setDefaultACLAccess", "acls": _SAFE_DEFAULT_ACCESS}])
-        if BACKEND_ROLE in await self._roles_of(self._endpoint.username):
+        await self._add_own_role(BACKEND_ROLE, _BACKEND_ACLS)
+
+    @_retried_once_on_connection_loss
+    async def ensure_home_assistant(self, password, new):
+        """Make (or bring up to date) the Home Assistant client and its role, and give this account the right to
+        publish the discovery configs and states. An existing client is given `password` only when it is `new`
+        (DATA/home-assistant.json was made again): setting one kicks Home Assistant's session (Mosquitto 2.0.11)."""
+        await self._request([{"command": "createRole", "rolename": HA_ROLE, "acls": ha_access.dynsec_acls()}],
+                            accept={_ROLE_EXISTS})
+        (created,) = await self._request(
+            [{"command": "createClient", "username": ha_access.USERNAME, "password": password,
+              "roles": [{"rolename": HA_ROLE}]}], accept={_CLIENT_EXISTS})
+        if "error" in created:  # made at an earlier start
+            if new:
+                await self._request([{"command": "setClientPassword", "username": ha_access.USERNAME,
+                                      "password": password}])
+            if HA_ROLE not in await self._roles_of(ha_access.USERNAME):
+                await self._request([{"command": "addClientRole", "username": ha_access.USERNAME,
+                                      "rolename": HA_ROLE}])
+        await self._add_own_role(HA_BACKEND_ROLE, _HA_BACKEND_ACLS)
+
+    async def _add_own_role(self, role, acls):
+        """Give this account `role` (made with `acls` if missing), unless it has it."""
+        if role in await self._roles_of(self._endpoint.username):
             return
         try:
             await self._request(
-                [{"command": "createRole", "rolename": BACKEND_ROLE, "acls": _BACKEND_ACLS},
-                 {"command": "addClientRole", "username": self._endpoint.username, "rolename": BACKEND_ROLE}],
+                [{"command": "createRole", "rolename": role, "acls": acls},
+                 {"command": "addClientRole", "username": self._endpoint.username, "rolename": role}],
                 accept={_ROLE_EXISTS})
         except ConnectionLost:
             pass  # Mosquitto kicks a client whose roles change: this one, before it could answer
-        if BACKEND_ROLE not in await self._roles_of(self._endpoint.username):
-            raise BrokerAdminError(f"Mosquitto did not add the role {BACKEND_ROLE} to {self._endpoint.username}")
+        if role not in await self._roles_of(self._endpoint.username):
+            raise BrokerAdminError(f"Mosquitto did not add the role {role} to {self._endpoint.username}")
 
     async def _roles_of(self, username):
         (answer,) = await self._request([{"command": "getClient", "username": username}])

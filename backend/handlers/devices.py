@@ -29,9 +29,13 @@ async def device_page(request, **fixed):
             await common.storage(request).groups.check_owner(user_id, filters["group"])
         except NotFound:
             raise ValidationError({"group": ["The selected group is invalid."]}) from None
-    devices, total = await common.storage(request).devices.list(
+    storage = common.storage(request)
+    devices, total = await storage.devices.list(
         user_id, DeviceFilter(**filters, **fixed), sort=sort, descending=descending, limit=limit, offset=offset)
-    return json_response({"data": [payloads.device_compact(d) for d in devices],
+    ids = [d.id for d in devices]
+    tags, groups = await storage.tags.of_devices(ids), await storage.groups.of_devices(ids)
+    return json_response({"data": [payloads.device_compact(d, tags=tags.get(d.id, []), groups=groups.get(d.id, ()))
+                                   for d in devices],
                           "meta": {"total": total, "limit": limit, "offset": offset}})
 
 

@@ -33,22 +33,23 @@ async def update_group(request):
 
 
 async def delete_group(request):
-    await common.storage(request).groups.delete(common.user(request).id, _group_id(request))
+    await common.service(request).configuration.delete_group(common.user(request).id, _group_id(request))
     return json_response({"message": "Group deleted."})
 
 
 async def add_devices(request):
     """{uids: [...]}: all or none; uids that are no device of the caller are 404 naming them, nothing added (as
-    set-target's md5 that names no firmware is 404)."""
+    set-target's md5 that names no firmware is 404), and so is a device the group's settings would give too many
+    (422). The new members whose settings change get them (configuration.py)."""
     group_id = _group_id(request)
     uids = schemas.group_devices(await common.json_object(request))
-    group = await common.storage(request).groups.add_devices(common.user(request).id, group_id, uids)
+    group = await common.service(request).configuration.add_to_group(common.user(request).id, group_id, uids)
     return json_response({"message": "Devices added to the group.", "data": payloads.group(group)})
 
 
 async def remove_device(request):
-    group = await common.storage(request).groups.remove_device(common.user(request).id, _group_id(request),
-                                                               request.match_info["uid"])
+    group = await common.service(request).configuration.remove_from_group(common.user(request).id, _group_id(request),
+                                                                          request.match_info["uid"])
     return json_response({"message": "Device removed from the group.", "data": payloads.group(group)})
 
 

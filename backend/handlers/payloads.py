@@ -11,7 +11,8 @@ def _platform_and_board(device):
     return board.platform, board.board
 
 
-def device_compact(device):
+def device_compact(device, *, tags, groups):
+    """The seed's compact entry, and the device's `tags` (sorted) and `groups` ([(id, name)]) after its fields."""
     platform, board = _platform_and_board(device)
     return {
         "uid": device.uid,
@@ -21,6 +22,8 @@ def device_compact(device):
         "platform": platform,
         "board": board,
         "board_variant": device.board_variant,
+        "tags": tags,
+        "groups": [{"id": group_id, "name": name} for group_id, name in groups],
     }
 
 

@@ -14,6 +14,7 @@ from .buttons import Button, ButtonStore
 from .bulk import BulkStore
 from .campaigns import CampaignStore
 from .commands import Command, CommandStore
+from .configuration import ConfigurationStore
 from .database import Database
 from .devices import Device, DeviceStore
 from .errors import Conflict, NotFound, StorageError
@@ -59,6 +60,7 @@ class Storage:
         self.rules = RuleStore(self.db)  # alarm rules
         self.alarms = AlarmStore(self.db)
         self.channels = ChannelStore(self.db)  # notification channels and their delivery log
+        self.configuration = ConfigurationStore(self.db)  # desired settings and the boards' reports
 
     async def open(self):
         """Open (creating or migrating) the database and clear what a crash left behind."""

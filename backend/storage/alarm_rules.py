@@ -6,18 +6,16 @@ devices with a tag. The queries of the conditions read the device list's indexes
 membership's probes of storage/devices.py:DeviceFilter) and one index probe a device of the presence history or
 the latest telemetry, so that maintenance's round stays a few index reads a rule. They walk a rule's scope, though:
 over a fleet of 10,000 devices one takes 10-25 ms, too long for the event loop, where database.py's reader runs. So
-they, and the devices of a telemetry batch, are read on a connection of their own in its own thread (aiosqlite's;
-in WAL mode it never waits for a writer), opened at the first and closed by Storage.close().
+they, and the devices of a telemetry batch, are read on a connection of their own in its own thread
+(database.FleetReader; in WAL mode it never waits for a writer), opened at the first and closed by Storage.close().
 """
 
-import asyncio
 import json
 import sqlite3
 import time
 from dataclasses import dataclass
 
-import aiosqlite
-
+from .database import FleetReader
 from .devices import NOT_FOUND as DEVICE_NOT_FOUND
 from .devices import DeviceFilter
 from .errors import Conflict, NotFound
@@ -87,21 +85,10 @@ def _rule(row):
 class RuleStore:
     def __init__(self, db):
         self.db = db
-        self._reader = None  # the connection of the reads that walk a fleet (_read)
-        self._opening = asyncio.Lock()
-
-    async def _read(self, sql, params):
-        """The rows of a read that walks a rule's scope or a batch's devices, in the reader's thread."""
-        async with self._opening:
-            if self._reader is None:
-                self._reader = await aiosqlite.connect(self.db.path, isolation_level=None)
-                await self._reader.executescript("PRAGMA query_only=ON; PRAGMA busy_timeout=5000;")
-        return await self._reader.execute_fetchall(sql, params)
+        self._reader = FleetReader(db.path)  # the reads that walk a rule's scope or a batch's devices
 
     async def close(self):
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
+        await self._reader.close()
 
     async def list(self, user_id):
         rows = await self.db.fetch_all(_SELECT + " WHERE r.user_id = ? ORDER BY r.id", (user_id,))
@@ -170,7 +157,7 @@ class RuleStore:
         """{device id: since when it is offline (unix seconds, None: no history)} of the rule's devices offline for
         more than config.seconds."""
         where, params = rule.scope_where()
-        rows = await self._read(
+        rows = await self._reader.fetch_all(
             "SELECT id, since FROM (SELECT devices.id,"
             " (SELECT max(at) FROM presence_events WHERE device_id = devices.id) AS since"
             f" FROM devices WHERE {where} AND devices.status = 'offline') WHERE coalesce(since, 0) <= ?",
@@ -184,7 +171,7 @@ class RuleStore:
         where, params = rule.scope_where()
         key = rule.config.get("key")
         latest = "SELECT max(ts) FROM telemetry_latest WHERE device_id = devices.id" + (" AND key = ?" if key else "")
-        rows = await self._read(
+        rows = await self._reader.fetch_all(
             f"SELECT id, last FROM (SELECT devices.id, ({latest}) AS last, devices.first_seen_at FROM devices"
             f" WHERE {where} AND devices.status IN ('online', 'offline'))"
             " WHERE coalesce(last, (julianday(first_seen_at) - 2440587.5) * 86400.0) <= ?",
@@ -195,7 +182,7 @@ class RuleStore:
         """{device id: its disconnects in the last config.seconds} of the rule's devices with more than
         config.disconnects of them (the presence history's `disconnected`, read by its time index)."""
         where, params = rule.scope_where()
-        rows = await self._read(
+        rows = await self._reader.fetch_all(
             "SELECT devices.id, count(*) FROM presence_events JOIN devices ON devices.id = presence_events.device_id"
             f" WHERE presence_events.at >= ? AND presence_events.reason = 'disconnected' AND {where}"
             " GROUP BY devices.id HAVING count(*) > ?",
@@ -204,18 +191,18 @@ class RuleStore:
 
     async def devices_of(self, uids):
         """{uid: (device id, user id, {group ids}, {tags})} of the devices among `uids` (a telemetry batch's)."""
-        found = await self._read(
+        found = await self._reader.fetch_all(
             "SELECT devices.uid, devices.id, devices.user_id FROM json_each(?) JOIN devices"
             " ON devices.uid = json_each.value", (json.dumps(list(uids)),))
         if not found:
             return {}
         ids = json.dumps([row[1] for row in found])
         groups, tags = {}, {}
-        for device_id, group_id in await self._read(
+        for device_id, group_id in await self._reader.fetch_all(
                 "SELECT device_id, group_id FROM group_members WHERE device_id IN (SELECT value FROM json_each(?))",
                 (ids,)):
             groups.setdefault(device_id, set()).add(group_id)
-        for device_id, tag in await self._read(
+        for device_id, tag in await self._reader.fetch_all(
                 "SELECT device_id, tag FROM device_tags WHERE device_id IN (SELECT value FROM json_each(?))", (ids,)):
             tags.setdefault(device_id, set()).add(tag)
         return {uid: (device_id, user_id, groups.get(device_id, set()), tags.get(device_id, set()))

@@ -106,6 +106,29 @@ class Database:
         return self._reader.execute(sql, params).fetchall()
 
 
+class FleetReader:
+    """A read-only connection of its own, in its own thread (aiosqlite), for the reads that walk a fleet (a rule's
+    scope, Home Assistant's devices): they take milliseconds, which Database's reader on the event loop must never
+    spend. Opened at the first read."""
+
+    def __init__(self, path):
+        self.path = path
+        self._connection = None
+        self._opening = asyncio.Lock()
+
+    async def fetch_all(self, sql, params=()):
+        async with self._opening:
+            if self._connection is None:
+                self._connection = await aiosqlite.connect(self.path, isolation_level=None)
+                await self._connection.executescript("PRAGMA query_only=ON; PRAGMA busy_timeout=5000;")
+        return await self._connection.execute_fetchall(sql, params)
+
+    async def close(self):
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+
 def _migrations():
     folder = resources.files(__package__) / "migrations"
     found = []

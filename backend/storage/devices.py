@@ -20,7 +20,7 @@ _COLUMNS = (
     " public_ip, local_ip, last_rssi, first_seen_at, last_seen_at, last_ota_at,"
     " current_firmware_id, target_firmware_id, meta, created_at, status"
 )
-_SUMMARY_COLUMNS = "uid, name, status, last_seen_at, platform_key, board_key, board_variant"
+_SUMMARY_COLUMNS = "uid, name, status, last_seen_at, platform_key, board_key, board_variant, id"
 # The list's sort keys → the ordering they stand for; ties (and created_at itself) go by id, which grows with
 # registration, so that the index walked is the one of the list without a sort (devices_by_user).
 SORTS = {"name": "name COLLATE NOCASE", "last_seen_at": "last_seen_at", "created_at": None}
@@ -80,6 +80,7 @@ class DeviceSummary(NamedTuple):
     platform_key: str
     board_key: str
     board_variant: str | None
+    id: int  # (its tags and groups are read by it)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,17 @@ class GroupStore:
             raise NotFound(NOT_FOUND)
         return Group(*row)
 
+    async def of_devices(self, device_ids):
+        """{device id: [(group id, name)] in the group list's order} of the devices (those in no group absent)."""
+        rows = await self.db.fetch_all(
+            "SELECT m.device_id, g.id, g.name FROM group_members AS m JOIN device_groups AS g ON g.id = m.group_id"
+            " WHERE m.device_id IN (SELECT value FROM json_each(?)) ORDER BY g.name COLLATE NOCASE, g.id",
+            (json.dumps(list(device_ids)),))
+        found = {}
+        for device_id, group_id, name in rows:
+            found.setdefault(device_id, []).append((group_id, name))
+        return found
+
     async def check_owner(self, user_id, group_id):
         """Raise NotFound unless the group is the user's (without counting its devices)."""
         if await self.db.fetch_one(_OWNED, (group_id, user_id)) is None:
@@ -87,15 +98,20 @@ class GroupStore:
                         raise NotFound(NOT_FOUND)
         return await self.get(user_id, group_id)
 
-    async def delete(self, user_id, group_id):
-        """Delete the group; its devices stay. Raises NotFound."""
+    async def delete(self, user_id, group_id, *, changed=None):
+        """Delete the group; its devices stay. Raises NotFound. `changed(tx, ids of the devices it had)` runs inside
+        the transaction, after the change (their configuration follows: storage/configuration.py)."""
         async with self.db.transaction() as tx:
+            members = await tx.execute_fetchall("SELECT device_id FROM group_members WHERE group_id = ?", (group_id,))
             cursor = await tx.execute("DELETE FROM device_groups WHERE id = ? AND user_id = ?", (group_id, user_id))
             if cursor.rowcount == 0:
                 raise NotFound(NOT_FOUND)
+            if changed is not None:
+                await changed(tx, [row[0] for row in members])
 
-    async def add_devices(self, user_id, group_id, uids):
-        """Put the user's devices `uids` into the group (those in it already stay). Returns the group.
+    async def add_devices(self, user_id, group_id, uids, *, changed=None):
+        """Put the user's devices `uids` into the group (those in it already stay). Returns the group. `changed` as
+        delete()'s, with the ids of `uids`.
 
         All or none: raises UnknownDevices (a NotFound naming them) when uids are no device of the user, and nothing
         is added; NotFound for the group.
@@ -111,11 +127,13 @@ class GroupStore:
                 raise UnknownDevices(list(dict.fromkeys(unknown)))
             await tx.executemany("INSERT OR IGNORE INTO group_members (group_id, device_id) VALUES (?, ?)",
                                  [(group_id, device_id) for _, device_id in rows])
+            if changed is not None:
+                await changed(tx, list(dict.fromkeys(device_id for _, device_id in rows)))
         return await self.get(user_id, group_id)
 
-    async def remove_device(self, user_id, group_id, uid):
+    async def remove_device(self, user_id, group_id, uid, *, changed=None):
         """Take the device `uid` out of the group. Returns the group. Raises NotFound for the group, the device, or
-        a device that is not in it."""
+        a device that is not in it. `changed` as delete()'s, with the device's id."""
         async with self.db.transaction() as tx:
             await _check_owner(tx, user_id, group_id)
             device = await (await tx.execute("SELECT id FROM devices WHERE uid = ? AND user_id = ?",
@@ -126,6 +144,8 @@ class GroupStore:
                                       (group_id, device[0]))
             if cursor.rowcount == 0:
                 raise NotFound(NOT_A_MEMBER)
+            if changed is not None:
+                await changed(tx, [device[0]])
         return await self.get(user_id, group_id)
 
 

@@ -1,15 +1,13 @@
 """What Home Assistant discovery needs of one user's fleet (ha_discovery.py, home_assistant.py): each device with
 its presence, firmware (reported, current, target), saved buttons, latest telemetry and open OTA job.
 
-A round reads the whole fleet in four queries, on a connection and thread of its own (aiosqlite's, as the alarm
-rules' walks of a fleet): a fleet's rows are too many for the event loop's inline reader.
+A round reads the whole fleet in four queries, on a connection and thread of its own (database.FleetReader, as the
+alarm rules' walks of a fleet): a fleet's rows are too many for the event loop's inline reader.
 """
 
-import asyncio
 from dataclasses import dataclass, field
 
-import aiosqlite
-
+from .database import FleetReader
 from .ota import OPEN_STATES
 
 _OPEN_SQL = "(" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")"
@@ -52,8 +50,7 @@ class FleetDevice:
 class HomeAssistantReads:
     def __init__(self, db):
         self.db = db
-        self._reader = None
-        self._opening = asyncio.Lock()
+        self._reader = FleetReader(db.path)  # its fleet-wide reads, in a thread of their own
 
     async def user_id(self, name):
         """The id of user `name`, or None."""
@@ -64,29 +61,20 @@ class HomeAssistantReads:
         """The devices of `user_id` (FleetDevice), in the order they were registered."""
         devices = {}
         for uid, name, board_key, status, fw_version, fw_md5, current_version, target_version, target_md5 in \
-                await self._read(_DEVICES, (user_id,)):
+                await self._reader.fetch_all(_DEVICES, (user_id,)):
             devices[uid] = FleetDevice(uid, name, board_key, status == "online", fw_version, fw_md5, current_version,
                                        target_version, target_md5)
         # The devices were read first: a row of one registered in between has no device and is skipped.
-        for uid, button_id, label in await self._read(_BUTTONS, (user_id,)):
+        for uid, button_id, label in await self._reader.fetch_all(_BUTTONS, (user_id,)):
             if uid in devices:
                 devices[uid].buttons.append((button_id, label))
-        for uid, key, value in await self._read(_TELEMETRY, (user_id,)):
+        for uid, key, value in await self._reader.fetch_all(_TELEMETRY, (user_id,)):
             if uid in devices:
                 devices[uid].telemetry[key] = value
-        for uid, state, progress in await self._read(_OPEN_JOBS, (user_id,)):
+        for uid, state, progress in await self._reader.fetch_all(_OPEN_JOBS, (user_id,)):
             if uid in devices:
                 devices[uid].job_state, devices[uid].job_progress = state, progress
         return list(devices.values())
 
-    async def _read(self, sql, params):
-        async with self._opening:
-            if self._reader is None:
-                self._reader = await aiosqlite.connect(self.db.path, isolation_level=None)
-                await self._reader.executescript("PRAGMA query_only=ON; PRAGMA busy_timeout=5000;")
-        return await self._reader.execute_fetchall(sql, params)
-
     async def close(self):
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
+        await self._reader.close()

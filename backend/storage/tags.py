@@ -19,6 +19,16 @@ class TagStore:
         rows = await self.db.fetch_all("SELECT tag FROM device_tags WHERE device_id = ? ORDER BY tag", (device.id,))
         return [row[0] for row in rows]
 
+    async def of_devices(self, device_ids):
+        """{device id: its tags, sorted} of the devices (a page of the device list; those without tags absent)."""
+        rows = await self.db.fetch_all(
+            "SELECT device_id, tag FROM device_tags WHERE device_id IN (SELECT value FROM json_each(?))"
+            " ORDER BY device_id, tag", (json.dumps(list(device_ids)),))
+        found = {}
+        for device_id, tag in rows:
+            found.setdefault(device_id, []).append(tag)
+        return found
+
     async def add(self, device, tags, *, check):
         """Give the device `tags` (those it has already stay as they are). Returns its tags, sorted.
 

@@ -9,12 +9,12 @@
     the rest      one group of commands each
 """
 
-from . import (alarms, buttons, bulk, campaigns, commands, devices, firmware, groups, health, ota, rules, session, tags,
-               telemetry, watch)
+from . import (alarms, buttons, bulk, campaigns, commands, configuration, devices, firmware, groups, health, ota, rules,
+               session, tags, telemetry, watch)
 
 
 def add_parsers(subparsers):
     """Every client command on `subparsers` (argparse subparsers)."""
-    for group in (session, devices, tags, groups, commands, buttons, bulk, firmware, ota, campaigns, telemetry, health,
-                  rules, alarms, watch):
+    for group in (session, devices, tags, groups, configuration, commands, buttons, bulk, firmware, ota, campaigns,
+                  telemetry, health, rules, alarms, watch):
         group.add_parsers(subparsers)

@@ -14,7 +14,6 @@ const SORTS = [["created_at", "Registered, oldest first"], ["-created_at", "Regi
 const PAGE_SIZES = ["20", "50", "100"];
 const SEARCH_DELAY_MS = 300;
 const RELOAD_DELAY_MS = 500; // events that change what the page lists are read once, after a burst
-const GROUP_SCAN_LIMIT = 1000; // a group's members are read to name the groups of each row, up to this many
 
 export function renderDevices(container, params, query) {
   const state = Object.fromEntries(FILTERS.map((name) => [name, query.get(name) || ""]));
@@ -110,14 +109,6 @@ export function renderDevices(container, params, query) {
     if (mine !== loading) return;
     clearError(errors);
     showPage(answer.data, answer.meta);
-    const [tags, groups] = await Promise.all([tagsOf(answer.data), groupsOf(answer.data)]);
-    if (mine !== loading) return;
-    for (const device of answer.data) {
-      const entry = rows.get(device.uid);
-      const chips = (names) => (names.length ? names.map((name) => el("span", { class: "chip" }, name)) : ["—"]);
-      entry.tags.replaceChildren(...chips(tags.get(device.uid) || []));
-      entry.groups.replaceChildren(...chips((groups.get(device.uid) || []).map((g) => g.name)));
-    }
   }
 
   function showPage(devices, meta) {
@@ -147,8 +138,8 @@ export function renderDevices(container, params, query) {
   function deviceRow(device) {
     const status = el("td", { class: "status" }, badge(device.status));
     const seen = el("td", { class: "seen" }, formatTime(device.last_seen_at));
-    const tags = el("td", { class: "tags" });
-    const groups = el("td", { class: "groups" });
+    const tags = el("td", { class: "tags" }, ...chips(device.tags));
+    const groups = el("td", { class: "groups" }, ...chips(device.groups.map((g) => g.name)));
     const row = el("tr", { "data-uid": device.uid },
       el("td", {}, el("a", { href: `#/devices/${encodeURIComponent(device.uid)}` }, device.name),
         el("div", { class: "help" }, el("code", {}, device.uid))),
@@ -188,45 +179,7 @@ function field(id, text, control, extra = "") {
   return el("div", { class: `field ${extra}`.trim() }, el("label", { for: id }, text), control);
 }
 
-/** uid -> the device's tags, for the devices of a page (the compact list has none). */
-async function tagsOf(devices) {
-  const found = new Map();
-  await Promise.all(devices.map(async (device) => {
-    try {
-      found.set(device.uid, (await api("GET", `/v1/user/devices/${encodeURIComponent(device.uid)}/tags`)).data);
-    } catch {
-      // (gone meanwhile: the row says nothing)
-    }
-  }));
-  return found;
-}
-
-/** uid -> [group], for the devices of a page: each group's members are read (up to GROUP_SCAN_LIMIT of them). */
-async function groupsOf(devices) {
-  const wanted = new Set(devices.map((d) => d.uid));
-  const found = new Map();
-  if (wanted.size === 0) return found;
-  let groups;
-  try {
-    groups = (await api("GET", "/v1/user/groups")).data;
-  } catch {
-    return found;
-  }
-  const scanned = groups.filter((g) => g.device_count > 0 && g.device_count <= GROUP_SCAN_LIMIT);
-  await Promise.all(scanned.map(async (group) => {
-    for (let offset = 0; offset < group.device_count; offset += 100) {
-      let page;
-      try {
-        page = await api("GET", `/v1/user/groups/${group.id}/devices?limit=100&offset=${offset}`);
-      } catch {
-        return;
-      }
-      for (const device of page.data) {
-        if (wanted.has(device.uid)) found.set(device.uid, [...(found.get(device.uid) || []), group]);
-      }
-      if (offset + 100 >= page.meta.total) return;
-    }
-  }));
-  for (const list of found.values()) list.sort((a, b) => a.name.localeCompare(b.name));
-  return found;
+/** A row's tags or group names as chips ("—" for none). */
+function chips(names) {
+  return names.length ? names.map((name) => el("span", { class: "chip" }, name)) : ["—"];
 }
