@@ -31,7 +31,9 @@ changed module).
 Then the configuration check (`--no-config` skips it), at CONFIG_SIZES (or --config-sizes): a board online, a desired
 configuration (telemetry period and two of the maker's keys) PUT over REST; it passes when the API shows it in sync
 (the board applied and reported it: firmware/desired.py) within TIMEOUT and the board's settings.json holds it.
-Printed per size: the result and the seconds from the PUT to in sync.
+Printed per size: the result and the seconds from the PUT to in sync; a board that refuses it (its report names
+every key with the reason, e.g. not enough memory) fails, and the problem says the reason and what a `custom`
+relay_toggle sent next reached (`done`: the board stayed whole).
 
 Caveats printed with the figures:
 - the unix port's mbedTLS allocates with the C library, not from the MicroPython heap: the TLS
@@ -323,19 +325,41 @@ def config_check(server, built, work, kb, timeout):
                     put_at = time.monotonic()
             else:
                 _, body = server.call("GET", f"/v1/user/devices/{uid}/configuration")
-                if body["data"]["in_sync"]:
+                data = body["data"]
+                if data["in_sync"]:
                     kept = json.loads((flash / "settings.json").read_text())
                     if kept.get("period") == CONFIG["telemetry_period"] and kept.get("user") == {
                             k: v for k, v in CONFIG.items() if k != "telemetry_period"}:
                         return True, time.monotonic() - put_at, ""
                     problem = f"in sync, but settings.json holds {kept}"
                     break
+                reported = data["reported"]
+                refused = re.search(r"config: v\d+ refused.*", log_path.read_text(errors="replace"))
+                if refused or reported and reported["v"] == data["version"] and reported["errors"]:
+                    # Refused (firmware/desired.py): the board must stay whole, so a command is answered after it.
+                    problem = refused.group(0) if refused else f"errors: {sorted(set(reported['errors'].values()))}"
+                    problem += "; then a command: " + _answers(server, uid, time.monotonic() + timeout)
+                    return False, None, problem
             time.sleep(POLL)
     finally:
         stop_board(process)
         server.call("DELETE", f"/v1/user/devices/{uid}")
     match = re.search(r".*MemoryError.*", log_path.read_text(errors="replace"))
     return False, None, match.group(0).strip() if match else problem
+
+
+def _answers(server, uid, deadline):
+    """'done' when a `custom` relay_toggle sent now reaches `done` by `deadline`, else what it reached."""
+    status, body = server.call("POST", f"/v1/user/devices/{uid}/commands",
+                               {"payload": {"cmd": "relay_toggle", "state": "on"}})
+    if status != 200:
+        raise RuntimeError(f"command: HTTP {status} {body}")
+    state = "sent"
+    while time.monotonic() < deadline and state not in ("done", "failed", "expired"):
+        time.sleep(POLL)
+        _, answer = server.call("GET", f"/v1/user/devices/{uid}/commands/{body['id']}")
+        state = answer["data"]["state"]
+    return state
 
 
 def ota_row(r):
@@ -439,7 +463,7 @@ def main(argv=None):
                 if passed:
                     applied.append(kb)
                 cells = [f"{kb:>4} KB", "PASS" if passed else "fail", f"{seconds:6.2f} s" if seconds else "   -    ",
-                         problem[:60]]
+                         problem[:120]]
                 print("  " + "  ".join(cells), flush=True)
             print(f"smallest heap that applies a configuration: {min(applied)} KB" if applied else
                   "no heap size tried applied the configuration")

@@ -17,7 +17,7 @@ from mpfleet.backend import keys
 from mpfleet.tools import firmware_build
 
 from ..conftest import Backend
-from ..polling import eventually, online_detail
+from ..polling import eventually, online_detail, send_command
 from .device_harness import Board, make_flash
 
 pytestmark = pytest.mark.network
@@ -280,3 +280,31 @@ async def _reported(api, uid, version):
     _, body = await api.get(f"/v1/user/devices/{uid}/configuration")
     data = body["data"]
     return data if data["reported"] and data["reported"]["v"] == version else None
+
+
+async def test_a_board_without_the_heap_for_a_configuration_refuses_it_and_keeps_answering_commands(
+        api, backend, registered, built_flash, tmp_path):
+    """At 32 KB (the board's heap; the unix port's objects are ~2x a 32-bit board's) a configuration is refused before
+    anything of its writing loads: settings.json untouched, the backend not in sync, the board whole."""
+    uid = registered["uid"]
+    flash = make_flash(built_flash, tmp_path / "flash", registered, period=60)
+    kept = json.loads((flash / "settings.json").read_text())
+    async with Board(flash, heapsize="32k") as board:
+        await eventually(lambda: online_detail(api, uid))
+        await board.wait_for(r"after connect")
+        settings = {"telemetry_period": 20, "greeting": "hi", "threshold": 21.5}
+        status, body = await api.call("PUT", f"/v1/user/devices/{uid}/configuration", json={"settings": settings})
+        assert status == 200, body
+        refused = await board.wait_for(r"config: v\d+ refused: not enough memory|MemoryError")
+        for _ in range(3):  # (a failed attempt used to leave a 32 KB board failing its second command after it)
+            command = await send_command(api, uid, {"cmd": "relay_toggle"})
+            assert command["state"] == "done", (command, board.log())
+        command = await send_command(api, uid, {"cmd": "ping"})
+        assert command["state"] == "done", (command, board.log())
+        _, body = await api.get(f"/v1/user/devices/{uid}/configuration")
+        data = body["data"]
+        assert data["in_sync"] is False and data["desired"] == settings, data
+        reason = "not applied: not enough memory on this board"
+        assert data["reported"] is None or data["reported"]["errors"] == {k: reason for k in settings}, data
+        assert json.loads((flash / "settings.json").read_text()) == kept
+        assert "refused" in refused.string and "MemoryError" not in board.log() and board.exits == [], board.log()
