@@ -308,3 +308,13 @@ async def test_a_board_without_the_heap_for_a_configuration_refuses_it_and_keeps
         assert data["reported"] is None or data["reported"]["errors"] == {k: reason for k in settings}, data
         assert json.loads((flash / "settings.json").read_text()) == kept
         assert "refused" in refused.string and "MemoryError" not in board.log() and board.exits == [], board.log()
+
+        # The next boot gets the retained message with its connect: refused again, the board whole again.
+        mark = board.mark()
+        status, answer = await api.post(f"/v1/user/devices/{uid}/reboot")
+        assert status == 200, answer
+        await board.wait_for(r"--- exit 75", timeout=10)
+        await board.wait_for(r"config: v\d+ refused: not enough memory|MemoryError", start=mark)
+        command = await send_command(api, uid, {"cmd": "relay_toggle"})
+        assert command["state"] == "done", (command, board.log())
+        assert json.loads((flash / "settings.json").read_text()) == kept and "MemoryError" not in board.log()
