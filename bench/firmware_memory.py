@@ -32,8 +32,8 @@ Then the configuration check (`--no-config` skips it), at CONFIG_SIZES (or --con
 configuration (telemetry period and two of the maker's keys) PUT over REST; it passes when the API shows it in sync
 (the board applied and reported it: firmware/desired.py) within TIMEOUT and the board's settings.json holds it.
 Printed per size: the result and the seconds from the PUT to in sync; a board that refuses it (its report names
-every key with the reason, e.g. not enough memory) fails, and the problem says the reason and what a `custom`
-relay_toggle sent next reached (`done`: the board stayed whole).
+every key with the reason, e.g. no memory) fails, and the problem says its log line, what the API shows of its
+report, and what a `custom` relay_toggle sent next reached (`done`: the board stayed whole).
 
 Caveats printed with the figures:
 - the unix port's mbedTLS allocates with the C library, not from the MicroPython heap: the TLS
@@ -337,7 +337,7 @@ def config_check(server, built, work, kb, timeout):
                 refused = re.search(r"config: v\d+ refused.*", log_path.read_text(errors="replace"))
                 if refused or reported and reported["v"] == data["version"] and reported["errors"]:
                     # Refused (firmware/desired.py): the board must stay whole, so a command is answered after it.
-                    problem = refused.group(0) if refused else f"errors: {sorted(set(reported['errors'].values()))}"
+                    problem = (refused.group(0) if refused else "errors") + "; " + _report_of(server, uid)
                     problem += "; then a command: " + _answers(server, uid, time.monotonic() + timeout)
                     return False, None, problem
             time.sleep(POLL)
@@ -346,6 +346,20 @@ def config_check(server, built, work, kb, timeout):
         server.call("DELETE", f"/v1/user/devices/{uid}")
     match = re.search(r".*MemoryError.*", log_path.read_text(errors="replace"))
     return False, None, match.group(0).strip() if match else problem
+
+
+def _report_of(server, uid, wait=2.0):
+    """What the API shows of the board's report on its desired configuration (given `wait` s to come)."""
+    deadline = time.monotonic() + wait
+    while True:
+        _, body = server.call("GET", f"/v1/user/devices/{uid}/configuration")
+        data = body["data"]
+        reported = data["reported"]
+        if reported and reported["v"] == data["version"]:
+            return f"reported: errors {sorted(set(reported['errors'].values()))}, in_sync {data['in_sync']}"
+        if time.monotonic() > deadline:
+            return f"no report, in_sync {data['in_sync']}"
+        time.sleep(POLL)
 
 
 def _answers(server, uid, deadline):
@@ -463,7 +477,7 @@ def main(argv=None):
                 if passed:
                     applied.append(kb)
                 cells = [f"{kb:>4} KB", "PASS" if passed else "fail", f"{seconds:6.2f} s" if seconds else "   -    ",
-                         problem[:120]]
+                         problem[:160]]
                 print("  " + "  ".join(cells), flush=True)
             print(f"smallest heap that applies a configuration: {min(applied)} KB" if applied else
                   "no heap size tried applied the configuration")

@@ -23,9 +23,10 @@ user.py hears of its keys again: that is how user.py gets them after a boot (not
 the every-boot path has no heap to spare at 32 KB), once the board is online.
 
 A board without the heap for the next steps (below _ROOM free here) refuses the message before any of them loads:
-every key in `errors` ("not applied: not enough memory on this board"), nothing written, logged `config: v7
-refused: not enough memory`; when even the report finds no room it is only logged (`..., not reported`) and the
-backend shows the device not in sync. The retained message comes again at the next connect and is refused again:
+every key in `errors` ("no memory": at 32 KB a report of 3 keys with a longer reason, even "not enough memory",
+found no piece of heap for its text), nothing written, logged `config: v7 refused: not enough memory`; when even
+the report finds no room (more keys) it is only logged (`..., not reported`) and the backend shows the device not
+in sync without a report. The retained message comes again at the next connect and is refused again:
 nothing is left behind (a module that fails to load leaves its names interned, which is what the refusal avoids).
 
 The report, {"v": 7, "applied": {...}, "errors": {"<key>": "<why>"}}: each key of the message's settings in one.
@@ -58,7 +59,7 @@ def desired(app, cmd_id, cfg):
     gc.collect()
     if gc.mem_free() < _ROOM:
         for k in new:  # (the message's own dict: its values freed, no table grown)
-            new[k] = "not applied: not enough memory on this board"
+            new[k] = "no memory"
         try:
             gc.collect()
             app.link.publish("config_report", json.dumps({"v": v, "applied": {}, "errors": new}))

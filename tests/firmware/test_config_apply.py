@@ -304,7 +304,7 @@ async def test_a_board_without_the_heap_for_a_configuration_refuses_it_and_keeps
         _, body = await api.get(f"/v1/user/devices/{uid}/configuration")
         data = body["data"]
         assert data["in_sync"] is False and data["desired"] == settings, data
-        reason = "not applied: not enough memory on this board"
+        reason = "no memory"
         assert data["reported"] is None or data["reported"]["errors"] == {k: reason for k in settings}, data
         assert json.loads((flash / "settings.json").read_text()) == kept
         assert "refused" in refused.string and "MemoryError" not in board.log() and board.exits == [], board.log()
