@@ -50,6 +50,10 @@ class MosquittoBroker:
     def url(self):
         return f"mqtt://{self.admin_username}:{self.admin_password}@127.0.0.1:{self.plain_port}"
 
+    def backend_settings(self):
+        """The Settings of a backend that runs on this broker (its admin URL, its TLS port and CA for the boards)."""
+        return {"broker_url": self.url, "mqtt_tls_port": self.tls_port, "broker_ca_file": str(self.tls.ca_cert)}
+
     @property
     def config_path(self):
         return self.work_dir / "mosquitto.conf"

@@ -11,8 +11,7 @@ from .polling import eventually
 
 @pytest.fixture
 async def backend(tmp_path, mosquitto):
-    backend = Backend(tmp_path / "var", broker_url=mosquitto.url, mqtt_tls_port=mosquitto.tls_port,
-                      broker_ca_file=str(mosquitto.tls.ca_cert))
+    backend = Backend(tmp_path / "var", **mosquitto.backend_settings())
     await backend.start()
     yield backend
     await backend.stop()

@@ -260,7 +260,7 @@ async def brokers_backend(request, tmp_path):
     overrides = {}
     if request.param == "mosquitto":
         broker = request.getfixturevalue("mosquitto")
-        overrides.update(broker_url=broker.url, mqtt_tls_port=broker.tls_port, broker_ca_file=str(broker.tls.ca_cert))
+        overrides.update(broker.backend_settings())
     backend = Backend(tmp_path / "var", **overrides)
     await backend.start()
     yield backend

@@ -40,8 +40,8 @@ def ha_settings(mosquitto=None):
                 "ha_discovery": True, "ha_user": "maker"}
     if mosquitto is not None:
         tls = mosquitto.tls
-        settings.update(broker_url=mosquitto.url, mqtt_tls_port=mosquitto.tls_port, broker_ca_file=str(tls.ca_cert),
-                        device_cert_file=str(tls.server_cert), device_key_file=str(tls.server_key))
+        settings.update(mosquitto.backend_settings(), device_cert_file=str(tls.server_cert),
+                        device_key_file=str(tls.server_key))
     return settings
 
 

@@ -537,7 +537,7 @@ async def backend(request, tmp_path):
     overrides = {"command_timeout": 1.5}
     if request.param == "mosquitto":
         broker = request.getfixturevalue("mosquitto")
-        overrides.update(broker_url=broker.url, mqtt_tls_port=broker.tls_port, broker_ca_file=str(broker.tls.ca_cert))
+        overrides.update(broker.backend_settings())
     backend = Backend(tmp_path / "var", **overrides)
     backend.kind = request.param
     await backend.start()

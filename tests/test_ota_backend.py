@@ -524,8 +524,7 @@ def test_serve_refuses_a_command_timeout_that_is_not_one(value, tmp_path):
 async def start_on(mosquitto, tmp_path):
     """A backend on `mosquitto`, whose CA boards get; its device listener has a certificate that CA signed."""
     tls = mosquitto.tls
-    return await start_backend(tmp_path, broker_url=mosquitto.url, mqtt_tls_port=mosquitto.tls_port,
-                               broker_ca_file=str(tls.ca_cert), device_cert_file=str(tls.server_cert),
+    return await start_backend(tmp_path, **mosquitto.backend_settings(), device_cert_file=str(tls.server_cert),
                                device_key_file=str(tls.server_key))
 
 
@@ -581,8 +580,7 @@ async def test_on_mosquitto_the_reports_a_device_sent_while_the_backend_was_down
 
 async def test_on_mosquitto_without_a_device_certificate_boards_refuse_the_listener_and_serve_says_so(
         tmp_path, mosquitto, caplog):
-    backend = await start_backend(tmp_path, broker_url=mosquitto.url, mqtt_tls_port=mosquitto.tls_port,
-                                  broker_ca_file=str(mosquitto.tls.ca_cert))
+    backend = await start_backend(tmp_path, **mosquitto.backend_settings())
     api = await backend.api_for("alice")
     board = await Board.online(api)
     try:
